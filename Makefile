@@ -1,0 +1,46 @@
+# The README's two commands are `make run` and `make test`; everything else is for contributors.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test install lint types check bench lock clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "PixWave needs Python 3.11 or newer"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+## Start PixWave on its embedded default (SQLite under ./var, in-process everything).
+run: install
+	$(BIN)/pixwave up --port $(PORT)
+
+## Run the whole test suite (needs MariaDB and Redis on 127.0.0.1, see README).
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+
+types: install
+	$(BIN)/mypy
+
+check: lint types
+	$(BIN)/pixwave db check
+
+bench: install
+	$(BIN)/python bench/transfers.py
+
+## Re-resolve the lockfile after changing dependencies in pyproject.toml.
+lock:
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var/*.db .pytest_cache .mypy_cache .ruff_cache

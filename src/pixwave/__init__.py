@@ -1,0 +1,1 @@
+"""PixWave: a Pix digital wallet over several payment gateways."""

@@ -1,0 +1,62 @@
+"""API shapes for users and tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic_core import PydanticCustomError
+
+from pixwave.accounts.models import Role
+from pixwave.pix import PixFormatError, validate_document
+
+
+def _document(value: str) -> str:
+    try:
+        _kind, normalised = validate_document(value)
+    except PixFormatError as exc:
+        raise PydanticCustomError("invalid_document", str(exc)) from exc
+    return normalised
+
+
+Document = Annotated[
+    str,
+    Field(min_length=11, max_length=18, description="CPF or CNPJ, with or without punctuation."),
+    AfterValidator(_document),
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    document: Document
+    role: Role = Role.USER
+
+
+class UserRead(BaseModel):
+    id: str
+    name: str
+    email: str
+    document_type: str | None
+    document: str | None
+    role: Role
+    wallet_id: str | None
+    created_at: datetime
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(default="", max_length=100, description="A label for operators.")
+
+
+class TokenCreated(BaseModel):
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    token: str = Field(description="Shown once; only its hash is stored.")
+    created_at: datetime

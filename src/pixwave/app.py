@@ -1,0 +1,214 @@
+"""The FastAPI application: routers, middleware and error rendering. Wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pixwave import __doc__ as summary
+from pixwave.accounts.endpoints import router as users_router
+from pixwave.config import Settings, get_settings
+from pixwave.exceptions import PayloadTooLarge, PixWaveError, ServiceUnavailable
+from pixwave.payments.endpoints import router as payments_router
+from pixwave.resources import Resources
+from pixwave.wallet.endpoints import router as wallet_router
+
+log = structlog.get_logger("pixwave.api")
+PROBLEM = "application/problem+json"
+
+#: Error types from our own validators that deserve their own stable code.
+_CUSTOM_CODES = {"invalid_document", "invalid_pix_key"}
+
+
+def create_app(settings: Settings | None = None, resources: Resources | None = None) -> FastAPI:
+    """Build the app. Tests pass their own `resources`; production builds them at startup."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = resources is None
+        app.state.resources = resources or Resources.build(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.resources.close()
+
+    app = FastAPI(
+        title="PixWave",
+        version="0.1.0",
+        summary=summary,
+        description=(
+            "A Pix digital wallet over several payment gateways. Amounts are integer centavos. "
+            "Every POST needs an `Idempotency-Key`; errors are `application/problem+json` "
+            "with a stable `code`."
+        ),
+        lifespan=lifespan,
+    )
+    if resources is not None:
+        app.state.resources = resources
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(users_router)
+    app.include_router(wallet_router)
+    app.include_router(payments_router)
+    _install_error_handlers(app)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> dict[str, str]:
+        """Readiness: the database (and Redis, when configured) answer."""
+        res: Resources = request.app.state.resources
+        try:
+            async with res.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            if res.redis is not None:
+                await res.redis.ping()
+        except Exception as exc:
+            raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
+        return {"status": "ready"}
+
+    return app
+
+
+def _problem(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PixWaveError)
+    async def pixwave_error(request: Request, exc: PixWaveError) -> JSONResponse:
+        return _problem(exc.status_code, exc.problem(request.url.path))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "location": ".".join(str(p) for p in err.get("loc", ())),
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+            for err in exc.errors()
+        ]
+        types = {e["type"] for e in errors}
+        code = types.pop() if len(types) == 1 and types <= _CUSTOM_CODES else "validation_error"
+        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:5])
+        return _problem(
+            422,
+            {
+                "type": f"urn:pixwave:error:{code}",
+                "title": "The request body or parameters are invalid",
+                "status": 422,
+                "detail": detail,
+                "code": code,
+                "instance": request.url.path,
+                "errors": errors,
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return _problem(
+            exc.status_code,
+            {
+                "type": f"urn:pixwave:error:{code}",
+                "title": str(exc.detail),
+                "status": exc.status_code,
+                "detail": str(exc.detail),
+                "code": code,
+                "instance": request.url.path,
+            },
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("api.database_unavailable", error=str(exc.orig))
+        return _problem(
+            503, ServiceUnavailable("the database is unavailable").problem(request.url.path)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("api.unhandled_error", path=request.url.path, error=repr(exc), exc_info=exc)
+        return _problem(
+            500,
+            {
+                "type": "urn:pixwave:error:internal_error",
+                "title": "Internal error",
+                "status": 500,
+                "detail": "an unexpected error occurred; it has been logged",
+                "code": "internal_error",
+                "instance": request.url.path,
+            },
+        )
+
+
+class BodySizeLimit:
+    """Refuse bodies over `max_bytes` with 413, whether or not Content-Length is declared."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._reject(scope, send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Starlette's HTTPException passes through FastAPI's body parsing untouched
+                    # and is rendered as problem+json by the handler below.
+                    raise StarletteHTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _message(self) -> str:
+        return f"request bodies are limited to {self.max_bytes} bytes"
+
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        error = PayloadTooLarge(self._message())
+        response = _problem(413, error.problem(scope.get("path")))
+        await response(scope, _empty_receive, send)
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.disconnect"}

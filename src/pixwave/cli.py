@@ -1,0 +1,325 @@
+"""The `pixwave` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from pixwave.config import Settings, get_settings
+
+app = typer.Typer(help="PixWave: a Pix wallet over several payment gateways.", no_args_is_help=True)
+admin_app = typer.Typer(help="Users and tokens.", no_args_is_help=True)
+pix_app = typer.Typer(
+    help="BR Code (Pix copia e cola) tools; pure, no network.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Schema tools.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(pix_app, name="pix")
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Interface (default HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PORT or 8000).")] = None,
+) -> None:
+    """Run everything in one process on the embedded default (SQLite under ./var)."""
+    from pixwave.migrate import upgrade
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    token = asyncio.run(_bootstrap_admin(settings))
+    base = f"http://{'localhost' if host in {'127.0.0.1', '0.0.0.0'} else host}:{port}"  # noqa: S104
+    console.print(f"[bold green]PixWave[/] is starting on [bold]{base}[/]")
+    console.print(f"  API docs:  {base}/docs")
+    console.print(f"  Database:  {settings.sqlalchemy_url}")
+    if token:
+        console.print("  Admin token (shown once, keep it):")
+        console.print(f"    [bold yellow]{token}[/]", soft_wrap=True)
+    else:
+        console.print(
+            "  Admin token: already issued; `pixwave admin create-token --admin` makes another"
+        )
+    _serve(settings, host, port, workers=1)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface (default HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="Processes serving the API.")] = 1,
+) -> None:
+    """Serve the HTTP API only (the schema must be migrated already)."""
+    settings = get_settings()
+    _serve(settings, host or settings.host, port or settings.port, workers=workers)
+
+
+def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
+    from pixwave.observability.logging import configure_logging
+
+    configure_logging(settings.log_level, json=not sys.stderr.isatty())
+    uvicorn.run(
+        "pixwave.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from pixwave.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
+    console.print("[green]schema is up to date[/]")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree (alembic check)."""
+    from pixwave.migrate import check
+
+    check(get_settings().sqlalchemy_url)
+
+
+# --- admin -----------------------------------------------------------------------------------
+
+
+async def _with_session(fn: Any, settings: Settings | None = None) -> Any:
+    from pixwave.db import create_engine, create_sessionmaker
+
+    settings = settings or get_settings()
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await fn(session)
+    finally:
+        await engine.dispose()
+
+
+async def _bootstrap_admin(settings: Settings) -> str | None:
+    """On the very first start, make an operator and return its token; afterwards None."""
+    from pixwave.accounts import service
+    from pixwave.accounts.models import Role, User
+
+    async def run(session: Any) -> str | None:
+        exists = await session.scalar(select(User.id).where(User.role == Role.ADMIN).limit(1))
+        if exists is not None:
+            return None
+        user_id = await service.create_admin(session, name="Operator", email="admin@pixwave.local")
+        created = await service.issue_token(session, user_id=user_id, name="bootstrap")
+        return created.token
+
+    result: str | None = await _with_session(run, settings)
+    return result
+
+
+@admin_app.command("create-user")
+def create_user(
+    name: Annotated[str, typer.Option(help="Full name or company name.")],
+    email: Annotated[str, typer.Option(help="E-mail address.")],
+    document: Annotated[str, typer.Option(help="CPF or CNPJ.")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="An operator instead of a wallet user.")
+    ] = False,
+) -> None:
+    """Create a user (with a wallet unless --admin) and print it as JSON."""
+    from pydantic import ValidationError
+
+    from pixwave.accounts import service
+    from pixwave.accounts.models import Role
+    from pixwave.accounts.schemas import UserCreate
+    from pixwave.exceptions import PixWaveError
+
+    try:
+        data = UserCreate(
+            name=name, email=email, document=document, role=Role.ADMIN if admin else Role.USER
+        )
+        user = asyncio.run(_with_session(lambda s: service.create_user(s, data)))
+    except ValidationError as exc:
+        console.print(f"[red]invalid input:[/] {exc.errors()[0]['msg']}")
+        raise typer.Exit(2) from exc
+    except PixWaveError as exc:
+        console.print(f"[red]{exc.code}:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+    _print_json(user.model_dump(mode="json"))
+
+
+@admin_app.command("create-token")
+def create_token(
+    admin: Annotated[
+        bool, typer.Option("--admin", help="A token for the operator account.")
+    ] = False,
+    user_id: Annotated[str | None, typer.Option(help="The user the token is for.")] = None,
+    name: Annotated[str, typer.Option(help="A label for the token.")] = "",
+) -> None:
+    """Issue an API token and print it once (only its hash is stored)."""
+    from pixwave.accounts import service
+    from pixwave.accounts.models import Role, User
+    from pixwave.exceptions import PixWaveError
+
+    if admin == (user_id is not None):
+        console.print("[red]pass exactly one of --admin or --user-id[/]")
+        raise typer.Exit(2)
+
+    async def run(session: Any) -> Any:
+        target: str | None = user_id
+        if admin:
+            target = await session.scalar(
+                select(User.id).where(User.role == Role.ADMIN).order_by(User.id).limit(1)
+            )
+            if target is None:
+                target = await service.create_admin(
+                    session, name="Operator", email="admin@pixwave.local"
+                )
+        assert target is not None
+        return await service.issue_token(session, user_id=target, name=name or "cli")
+
+    try:
+        created = asyncio.run(_with_session(run))
+    except PixWaveError as exc:
+        console.print(f"[red]{exc.code}:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(f"token for {created.user_id} (shown once):")
+    sys.stdout.write(created.token + "\n")
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+@app.command()
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check the whole ledger balances; exit 1 with a report when anything is off."""
+    from pixwave.ledger.audit import run_audit
+
+    report = asyncio.run(_with_session(run_audit))
+    if as_json:
+        _print_json(
+            {
+                "ok": report.ok,
+                "accounts": report.accounts,
+                "entries": report.entries,
+                "ledger_transactions": report.ledger_transactions,
+                "checks": report.checks,
+                "problems": report.problems,
+            }
+        )
+    else:
+        table = Table(title="PixWave ledger audit")
+        table.add_column("check")
+        table.add_column("result")
+        for check, bad in report.checks.items():
+            table.add_row(check, "[green]ok[/]" if bad == 0 else f"[red]{bad} problem(s)[/]")
+        Console().print(table)
+        Console().print(
+            f"{report.accounts} accounts, {report.ledger_transactions} ledger transactions, "
+            f"{report.entries} entries"
+        )
+        for problem in report.problems:
+            Console().print(f"[red]✗[/] {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# --- pix -------------------------------------------------------------------------------------
+
+
+@pix_app.command("decode")
+def pix_decode(brcode: Annotated[str, typer.Argument(help="The Pix copia e cola text.")]) -> None:
+    """Parse a BR Code and print its fields as JSON (exit 1 if it is invalid)."""
+    from pixwave.pix import PixFormatError, brcode_to_dict, parse_brcode
+
+    try:
+        parsed = parse_brcode(brcode)
+    except PixFormatError as exc:
+        _print_json({"valid": False, "code": exc.code, "error": str(exc)})
+        raise typer.Exit(1) from exc
+    _print_json({"valid": True, **brcode_to_dict(parsed)})
+
+
+@pix_app.command("encode")
+def pix_encode(
+    name: Annotated[str, typer.Option(help="Receiver name (≤25, accents are stripped).")],
+    city: Annotated[str, typer.Option(help="Receiver city (≤15).")],
+    key: Annotated[str | None, typer.Option(help="Pix key: a static code.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Location URL without scheme: a dynamic code.")
+    ] = None,
+    amount: Annotated[
+        int | None, typer.Option(help="Amount in centavos (omit: payer types it).")
+    ] = None,
+    txid: Annotated[str, typer.Option(help="Reference label (static codes), ≤25.")] = "***",
+    description: Annotated[str | None, typer.Option(help="Message for the payer.")] = None,
+    qr: Annotated[Path | None, typer.Option(help="Also write the QR code PNG here.")] = None,
+) -> None:
+    """Build a BR Code and print it with its parsed fields as JSON."""
+    from pixwave.pix import (
+        PixFormatError,
+        brcode_to_dict,
+        build_dynamic_brcode,
+        build_static_brcode,
+        parse_brcode,
+        render_qr_png,
+    )
+
+    if (key is None) == (url is None):
+        console.print("[red]pass exactly one of --key (static) or --url (dynamic)[/]")
+        raise typer.Exit(2)
+    try:
+        if key is not None:
+            code = build_static_brcode(
+                key=key,
+                merchant_name=name,
+                merchant_city=city,
+                amount_centavos=amount,
+                txid=txid,
+                description=description,
+            )
+        else:
+            assert url is not None
+            code = build_dynamic_brcode(
+                location_url=url, merchant_name=name, merchant_city=city, amount_centavos=amount
+            )
+    except PixFormatError as exc:
+        _print_json({"valid": False, "code": exc.code, "error": str(exc)})
+        raise typer.Exit(1) from exc
+    if qr is not None:
+        qr.write_bytes(render_qr_png(code))
+    _print_json({"brcode": code, **brcode_to_dict(parse_brcode(code))})
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""One Settings object, read from the environment and `.env`.
+
+Operators migrating from the original deployment keep their variable names (`DB_HOST`,
+`REDIS_HOST`, `LOG_LEVEL` …); PixWave's own clearer names (`DATABASE_URL`, `REDIS_URL`) win when
+both are set. Everything has an embedded default so `pixwave up` needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_NULLISH = {"", "null", "none"}
+
+
+def _nullish(value: str | None) -> str | None:
+    """Laravel `.env` files write `null` for an absent password; treat it as absent."""
+    if value is None or value.strip().lower() in _NULLISH:
+        return None
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob PixWave reads. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- application -------------------------------------------------------------------------
+    app_env: str = Field(default="local", description="Environment name (APP_ENV).")
+    app_debug: bool = Field(default=False, description="Verbose errors and SQL echo (APP_DEBUG).")
+    app_url: str = Field(default="http://localhost:8000", description="Public base URL (APP_URL).")
+    host: str = Field(default="127.0.0.1", description="Interface the API binds to.")
+    port: int = Field(default=8000, description="Port the API listens on (PORT).")
+    log_level: str = Field(default="info", description="Log level (LOG_LEVEL).")
+    data_dir: Path = Field(
+        default=Path("var"), description="Where the embedded default keeps files."
+    )
+
+    # --- database ----------------------------------------------------------------------------
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; wins over DB_*.")
+    db_connection: str | None = Field(default=None, description="`mysql` or `sqlite` (original).")
+    db_host: str | None = None
+    db_port: int = 3306
+    db_database: str | None = None
+    db_username: str | None = None
+    db_password: str | None = None
+    db_pool_size: int = Field(default=20, description="Connections per process (MySQL).")
+    db_pool_overflow: int = Field(default=10, description="Extra connections under bursts.")
+    db_pool_timeout: float = Field(default=5.0, description="Seconds to wait for a connection.")
+    db_connect_timeout: int = Field(default=5, description="Seconds to open a connection.")
+
+    # --- redis ---------------------------------------------------------------------------------
+    redis_url: str | None = Field(default=None, description="redis:// URL; wins over REDIS_*.")
+    redis_host: str | None = None
+    redis_port: int = 6379
+    redis_password: str | None = None
+    redis_timeout: float = Field(default=2.0, description="Seconds for any Redis call.")
+
+    # --- API behaviour -------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=64 * 1024, description="Larger request bodies get 413.")
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, description="How long keys replay.")
+    idempotency_lock_seconds: int = Field(default=60, description="In-flight lock lifetime.")
+    token_cache_seconds: float = Field(default=5.0, description="Auth lookups cached this long.")
+    currency: Literal["BRL"] = "BRL"
+
+    @field_validator("redis_password", "db_password", "db_host", "redis_host", mode="before")
+    @classmethod
+    def _strip_null(cls, value: str | None) -> str | None:
+        return _nullish(value)
+
+    # --- derived -------------------------------------------------------------------------------
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, from DATABASE_URL, the original DB_* names, or the embedded file."""
+        if self.database_url:
+            return _async_driver(self.database_url)
+        kind = (self.db_connection or ("mysql" if self.db_host else "sqlite")).lower()
+        if kind in {"mysql", "mariadb"}:
+            user = quote(self.db_username or "root", safe="")
+            password = f":{quote(self.db_password, safe='')}" if self.db_password else ""
+            host = self.db_host or "127.0.0.1"
+            name = self.db_database or "pixwave"
+            return f"mysql+aiomysql://{user}{password}@{host}:{self.db_port}/{name}?charset=utf8mb4"
+        if kind == "sqlite":
+            path = Path(self.db_database) if self.db_database else self.data_dir / "pixwave.db"
+            return f"sqlite+aiosqlite:///{path}"
+        raise ValueError(f"DB_CONNECTION={self.db_connection!r} is not supported (mysql, sqlite)")
+
+    @property
+    def redis_dsn(self) -> str | None:
+        """Redis URL, or None for the embedded default (in-process locks and caches)."""
+        if self.redis_url:
+            return self.redis_url
+        if self.redis_host:
+            auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+            return f"redis://{auth}{self.redis_host}:{self.redis_port}/0"
+        return None
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+
+def _async_driver(url: str) -> str:
+    """Accept the URLs operators already have (`mysql://`, `sqlite:///`) and pick async drivers."""
+    for plain, asynchronous in (
+        ("mysql://", "mysql+aiomysql://"),
+        ("mariadb://", "mysql+aiomysql://"),
+        ("mysql+pymysql://", "mysql+aiomysql://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return asynchronous + url[len(plain) :]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

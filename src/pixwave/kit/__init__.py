@@ -1,0 +1,1 @@
+"""Cross-cutting helpers: money, identifiers, pagination, idempotency, locks."""

@@ -1,0 +1,272 @@
+"""Idempotency-Key on every POST, Stripe-style (IETF draft-ietf-httpapi-idempotency-key).
+
+* The first request with a key runs; its response (success or a domain error) is stored in the
+  **same database transaction** as its effects, so an effect without a stored response, or a
+  stored response without its effect, cannot exist.
+* A replay with the same key and the same body gets the stored response and
+  `Idempotent-Replayed: true`; a different body gets 422 `idempotency_key_reused`.
+* A replay while the first is still running gets 409 `idempotency_key_in_use` (a short lock in
+  Redis, or in memory for the embedded default). If that lock ever lapses, the record's primary
+  key still lets only one execution commit; the loser rolls back and replays the winner.
+* Keys are scoped to the caller and kept `IDEMPOTENCY_TTL_SECONDS` (24 h).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Header, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixwave.accounts.auth import CurrentPrincipal, Principal
+from pixwave.db import table, utcnow
+from pixwave.exceptions import BadRequest, Conflict, PixWaveError, ValidationFailed
+from pixwave.kit.locks import LockManager
+from pixwave.kit.models import IdempotencyRecord
+
+RECORDS = table(IdempotencyRecord)
+R = RECORDS.c
+REPLAYED_HEADER = "Idempotent-Replayed"
+PROBLEM_JSON = "application/problem+json"
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class IdempotencyKeyMissing(BadRequest):
+    code = "idempotency_key_missing"
+    title = "POST requests need an Idempotency-Key header"
+
+
+class IdempotencyKeyInvalid(BadRequest):
+    code = "idempotency_key_invalid"
+    title = "Idempotency-Key must be 1–255 printable ASCII characters"
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used with a different request"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+Work = Callable[[AsyncSession], Awaitable[BaseModel]]
+
+
+class Idempotency:
+    """Runs keyed mutations exactly once per (caller, key)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        locks: LockManager,
+        *,
+        ttl_seconds: int,
+        lock_seconds: int,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.locks = locks
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.lock_seconds = lock_seconds
+
+    async def run(
+        self,
+        *,
+        scope: str,
+        key: str,
+        method: str,
+        path: str,
+        payload: BaseModel,
+        status_code: int,
+        work: Work,
+    ) -> Response:
+        request_hash = _fingerprint(method, path, payload)
+        lock_name = f"idem:{scope}:{key}"
+        token = await self.locks.acquire(lock_name, self.lock_seconds)
+        if token is None:
+            raise IdempotencyKeyInUse("retry after the first request with this key has finished")
+        try:
+            return await self._run_locked(
+                scope=scope,
+                key=key,
+                method=method,
+                path=path,
+                request_hash=request_hash,
+                status_code=status_code,
+                work=work,
+            )
+        finally:
+            await self.locks.release(lock_name, token)
+
+    async def _run_locked(
+        self,
+        *,
+        scope: str,
+        key: str,
+        method: str,
+        path: str,
+        request_hash: str,
+        status_code: int,
+        work: Work,
+    ) -> Response:
+        record = {
+            "scope": scope,
+            "key": key,
+            "request_method": method,
+            "request_path": path[:255],
+            "request_hash": request_hash,
+        }
+        failure: PixWaveError | None = None
+        try:
+            async with self.sessionmaker() as session:
+                async with session.begin():
+                    stored = await _load(session, scope, key)
+                    if stored is not None:
+                        return _replay(stored, request_hash)
+                    try:
+                        result = await work(session)
+                    except PixWaveError as error:
+                        failure = error
+                        raise  # rolls the whole unit of work back
+                    body = result.__pydantic_serializer__.to_json(result)
+                    await _store(session, record, status_code, body, self.ttl)
+                return Response(body, status_code=status_code, media_type="application/json")
+        except IntegrityError:
+            # Our record lost a race with a twin whose lock had lapsed: answer with the twin's.
+            stored = await self._load_fresh(scope, key)
+            if stored is not None:
+                return _replay(stored, request_hash)
+            raise
+        except PixWaveError as error:
+            if error is not failure or error.status_code >= 500:
+                raise  # not the operation's outcome, or transient: a retry should run again
+            # A refusal (insufficient funds, unknown wallet) is the outcome: replay it too.
+            async with self.sessionmaker() as session:
+                try:
+                    async with session.begin():
+                        await _store(
+                            session,
+                            record,
+                            error.status_code,
+                            orjson.dumps(error.problem()),
+                            self.ttl,
+                        )
+                except IntegrityError:
+                    stored = await _load(session, scope, key)
+                    if stored is not None:
+                        return _replay(stored, request_hash)
+                    raise
+            raise
+
+    async def _load_fresh(self, scope: str, key: str) -> dict[str, Any] | None:
+        async with self.sessionmaker() as session:
+            return await _load(session, scope, key)
+
+    async def purge_expired(self) -> int:
+        async with self.sessionmaker() as session, session.begin():
+            result = await session.execute(delete(RECORDS).where(R.expires_at < utcnow()))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _fingerprint(method: str, path: str, payload: BaseModel) -> str:
+    """Hash of the *parsed* body, so key order and whitespace do not count as a change."""
+    canonical = orjson.dumps(payload.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
+
+
+async def _load(session: AsyncSession, scope: str, key: str) -> dict[str, Any] | None:
+    row = (
+        await session.execute(
+            select(R.request_hash, R.response_status, R.response_body, R.expires_at).where(
+                R.scope == scope, R.key == key
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.expires_at < utcnow():
+        await session.execute(delete(RECORDS).where(R.scope == scope, R.key == key))
+        return None
+    return dict(row._mapping)
+
+
+async def _store(
+    session: AsyncSession, record: dict[str, Any], status: int, body: bytes, ttl: timedelta
+) -> None:
+    now = utcnow()
+    await session.execute(
+        insert(RECORDS).values(
+            **record,
+            response_status=status,
+            response_body=body,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
+
+
+def _replay(stored: dict[str, Any], request_hash: str) -> Response:
+    if stored["request_hash"] != request_hash:
+        raise IdempotencyKeyReused(
+            "the first request with this key had a different method, path or body"
+        )
+    status = int(stored["response_status"])
+    return Response(
+        bytes(stored["response_body"]),
+        status_code=status,
+        media_type="application/json" if status < 400 else PROBLEM_JSON,
+        headers={REPLAYED_HEADER: "true"},
+    )
+
+
+class IdempotentRequest:
+    """What an endpoint needs to run its service call under the caller's key."""
+
+    def __init__(self, request: Request, principal: Principal, key: str) -> None:
+        self.request = request
+        self.principal = principal
+        self.key = key
+
+    async def run(self, payload: BaseModel, work: Work, *, status_code: int = 201) -> Response:
+        idempotency: Idempotency = self.request.app.state.resources.idempotency
+        return await idempotency.run(
+            scope=self.principal.user_id,
+            key=self.key,
+            method=self.request.method,
+            path=self.request.url.path,
+            payload=payload,
+            status_code=status_code,
+            work=work,
+        )
+
+
+async def idempotent_request(
+    request: Request,
+    principal: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Required on every POST: a unique value (a UUID) per intended operation. "
+            "Retrying with the same key never repeats the effect.",
+        ),
+    ] = None,
+) -> IdempotentRequest:
+    if idempotency_key is None:
+        raise IdempotencyKeyMissing("send an `Idempotency-Key` header (a UUID works)")
+    if not _KEY.match(idempotency_key):
+        raise IdempotencyKeyInvalid()
+    return IdempotentRequest(request, principal, idempotency_key)
+
+
+Idempotent = Annotated[IdempotentRequest, Depends(idempotent_request)]

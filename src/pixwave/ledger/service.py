@@ -1,0 +1,311 @@
+"""Double-entry postings and two-phase holds: the only code that writes ledger rows.
+
+Every movement is one `LedgerTransaction` whose entries sum to zero. Balances live on the
+account row and change only here, by conditional UPDATEs taken in account-id order: the debit
+guard (`posted - held + delta >= 0`) makes overdrafts impossible without a read-then-write race,
+and the fixed lock order keeps two opposite transfers from deadlocking each other.
+Nothing here commits: the caller's unit of work does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, insert, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixwave.db import table, utcnow
+from pixwave.kit.ids import new_id
+from pixwave.ledger.errors import (
+    AccountNotFound,
+    HoldAlreadyResolved,
+    HoldNotFound,
+    InsufficientFunds,
+    UnbalancedPosting,
+)
+from pixwave.ledger.models import (
+    AccountKind,
+    HoldStatus,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerHold,
+    LedgerTransaction,
+)
+
+ACCOUNTS = table(LedgerAccount)
+ENTRIES = table(LedgerEntry)
+TRANSACTIONS = table(LedgerTransaction)
+HOLDS = table(LedgerHold)
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One line of a ledger transaction: `amount` > 0 credits the account, < 0 debits it."""
+
+    account_id: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    account_id: str
+    posted: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.posted - self.held
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    account_id: str
+    posted: int
+    held: int
+
+
+_c = ACCOUNTS.c
+_GUARDED_CHANGE = (
+    update(ACCOUNTS)
+    .where(
+        _c.id == bindparam("acct"),
+        or_(
+            _c.allow_negative == true(),
+            _c.posted - _c.held + bindparam("dp") - bindparam("dh") >= 0,
+        ),
+    )
+    .values(posted=_c.posted + bindparam("dp"), held=_c.held + bindparam("dh"))
+)
+_PLAIN_CHANGE = (
+    update(ACCOUNTS)
+    .where(_c.id == bindparam("acct"))
+    .values(posted=_c.posted + bindparam("dp"), held=_c.held + bindparam("dh"))
+)
+
+
+async def _apply(session: AsyncSession, changes: Sequence[_Change]) -> None:
+    """Move balances in account-id order; a change that lowers `available` is guarded."""
+    for change in sorted(changes, key=lambda c: c.account_id):
+        if change.posted == 0 and change.held == 0:
+            continue
+        lowers_available = change.posted - change.held < 0
+        statement = _GUARDED_CHANGE if lowers_available else _PLAIN_CHANGE
+        result = await session.execute(
+            statement, {"acct": change.account_id, "dp": change.posted, "dh": change.held}
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            exists = await session.scalar(select(_c.id).where(_c.id == change.account_id))
+            if exists is None:
+                raise AccountNotFound(f"ledger account {change.account_id} does not exist")
+            raise InsufficientFunds(
+                "the available balance does not cover this amount",
+                wallet_id=change.account_id,
+            )
+
+
+def _check_balanced(entries: Sequence[Posting]) -> None:
+    if len(entries) < 2:
+        raise UnbalancedPosting("a ledger transaction needs at least two entries")
+    for entry in entries:
+        if type(entry.amount) is not int or entry.amount == 0:
+            raise UnbalancedPosting(f"entry amounts must be non-zero int centavos: {entry!r}")
+    total = sum(e.amount for e in entries)
+    if total != 0:
+        raise UnbalancedPosting(f"entries sum to {total}, not 0")
+
+
+async def _write_entries(
+    session: AsyncSession,
+    *,
+    kind: str,
+    entries: Sequence[Posting],
+    reference: str | None,
+    description: str,
+) -> str:
+    now = utcnow()
+    ledger_transaction_id = new_id("ltx")
+    await session.execute(
+        insert(TRANSACTIONS).values(
+            id=ledger_transaction_id,
+            kind=kind,
+            reference=reference,
+            description=description[:255],
+            created_at=now,
+        )
+    )
+    await session.execute(
+        insert(ENTRIES),
+        [
+            {
+                "id": new_id("len"),
+                "ledger_transaction_id": ledger_transaction_id,
+                "account_id": e.account_id,
+                "amount": e.amount,
+                "created_at": now,
+            }
+            for e in entries
+        ],
+    )
+    return ledger_transaction_id
+
+
+async def post(
+    session: AsyncSession,
+    *,
+    kind: str,
+    entries: Sequence[Posting],
+    reference: str | None = None,
+    description: str = "",
+) -> str:
+    """Write one balanced ledger transaction and move the balances; return its id."""
+    _check_balanced(entries)
+    net: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        net[entry.account_id] += entry.amount
+    await _apply(session, [_Change(acct, amount, 0) for acct, amount in net.items()])
+    return await _write_entries(
+        session, kind=kind, entries=entries, reference=reference, description=description
+    )
+
+
+async def create_hold(
+    session: AsyncSession, *, account_id: str, amount: int, reference: str | None = None
+) -> str:
+    """Reserve `amount` of the account's available balance; return the hold id."""
+    if type(amount) is not int or amount <= 0:
+        raise UnbalancedPosting(f"a hold needs a positive int amount, got {amount!r}")
+    await _apply(session, [_Change(account_id, 0, amount)])
+    hold_id = new_id("hld")
+    await session.execute(
+        insert(HOLDS).values(
+            id=hold_id,
+            account_id=account_id,
+            amount=amount,
+            status=HoldStatus.PENDING,
+            reference=reference,
+            created_at=utcnow(),
+        )
+    )
+    return hold_id
+
+
+async def _lock_pending_hold(session: AsyncSession, hold_id: str) -> tuple[str, int]:
+    """Lock a hold row and insist it is still pending; return (account, amount)."""
+    row = (
+        await session.execute(
+            select(HOLDS.c.account_id, HOLDS.c.amount, HOLDS.c.status)
+            .where(HOLDS.c.id == hold_id)
+            .with_for_update()
+        )
+    ).one_or_none()
+    if row is None:
+        raise HoldNotFound(f"hold {hold_id} does not exist")
+    if row.status != HoldStatus.PENDING:
+        raise HoldAlreadyResolved(f"hold {hold_id} is already {row.status}")
+    return row.account_id, int(row.amount)
+
+
+async def _resolve_hold(
+    session: AsyncSession, hold_id: str, status: HoldStatus, ledger_transaction_id: str | None
+) -> None:
+    """Pending → final, guarded by the status so a second resolution can never land."""
+    result = await session.execute(
+        update(HOLDS)
+        .where(and_(HOLDS.c.id == hold_id, HOLDS.c.status == HoldStatus.PENDING))
+        .values(status=status, ledger_transaction_id=ledger_transaction_id, resolved_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise HoldAlreadyResolved(f"hold {hold_id} was resolved concurrently")
+
+
+async def post_hold(
+    session: AsyncSession,
+    *,
+    hold_id: str,
+    to_account_id: str,
+    kind: str,
+    reference: str | None = None,
+    description: str = "",
+) -> str:
+    """Turn a pending hold into a posted debit to `to_account_id`; at most once per hold."""
+    account_id, amount = await _lock_pending_hold(session, hold_id)
+    # The debit was reserved when the hold was created: posted and held fall together.
+    await _apply(
+        session, [_Change(account_id, -amount, -amount), _Change(to_account_id, amount, 0)]
+    )
+    ledger_transaction_id = await _write_entries(
+        session,
+        kind=kind,
+        entries=[Posting(account_id, -amount), Posting(to_account_id, amount)],
+        reference=reference or hold_id,
+        description=description,
+    )
+    await _resolve_hold(session, hold_id, HoldStatus.POSTED, ledger_transaction_id)
+    return ledger_transaction_id
+
+
+async def void_hold(session: AsyncSession, *, hold_id: str) -> None:
+    """Release a pending hold without moving money; at most once per hold."""
+    account_id, amount = await _lock_pending_hold(session, hold_id)
+    await _apply(session, [_Change(account_id, 0, -amount)])
+    await _resolve_hold(session, hold_id, HoldStatus.VOIDED, None)
+
+
+async def get_balance(session: AsyncSession, account_id: str) -> Balance:
+    row = (
+        await session.execute(select(_c.posted, _c.held).where(_c.id == account_id))
+    ).one_or_none()
+    if row is None:
+        raise AccountNotFound(f"ledger account {account_id} does not exist")
+    return Balance(account_id, int(row.posted), int(row.held))
+
+
+async def open_account(
+    session: AsyncSession,
+    *,
+    kind: AccountKind,
+    user_id: str | None = None,
+    code: str | None = None,
+    allow_negative: bool = False,
+    currency: str = "BRL",
+) -> str:
+    prefix = "wal" if kind is AccountKind.WALLET else "sys"
+    account_id = new_id(prefix)
+    await session.execute(
+        insert(ACCOUNTS).values(
+            id=account_id,
+            kind=kind,
+            code=code,
+            user_id=user_id,
+            currency=currency,
+            posted=0,
+            held=0,
+            allow_negative=allow_negative,
+            created_at=utcnow(),
+        )
+    )
+    return account_id
+
+
+async def system_account(session: AsyncSession, code: str) -> str:
+    """The id of the system account named `code`, opened on first use.
+
+    System accounts may go negative: they mirror money that lives outside PixWave (what the
+    operator injected by adjustment, what sits at a gateway).
+    """
+    found = await session.scalar(select(_c.id).where(_c.code == code))
+    if found is not None:
+        return str(found)
+    # Opened in a savepoint so a concurrent opener's unique-code win is simply re-read.
+    try:
+        async with session.begin_nested():
+            return await open_account(
+                session, kind=AccountKind.SYSTEM, code=code, allow_negative=True
+            )
+    except IntegrityError:
+        found = await session.scalar(select(_c.id).where(_c.code == code))
+        assert found is not None
+        return str(found)

@@ -1,0 +1,45 @@
+"""Run Alembic from code, so `pixwave migrate` works from an installed package anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to `revision` (synchronous; call outside an event loop)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    """The same from inside a running event loop (tests, the embedded server)."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+
+            def _run(sync_connection: object) -> None:
+                config = alembic_config(url)
+                config.attributes["connection"] = sync_connection
+                command.upgrade(config, revision)
+
+            await connection.run_sync(_run)
+    finally:
+        await engine.dispose()
+
+
+def check(url: str) -> None:
+    """Raise if the models and the migrations disagree (`alembic check`)."""
+    command.check(alembic_config(url))

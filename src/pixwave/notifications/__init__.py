@@ -1,0 +1,1 @@
+"""Domain events: the transactional outbox (and, later, its relay to SNS and webhooks)."""

@@ -1,0 +1,1 @@
+"""Logs (ECS JSON), metrics and request ids."""

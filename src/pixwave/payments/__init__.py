@@ -1,0 +1,1 @@
+"""The payment transaction record, its status machine, and the money flows built on it."""

@@ -1,0 +1,65 @@
+"""One status vocabulary for every gateway, and the only table of allowed moves.
+
+Gateways speak their own dialects (MP `approved`, Efí `CONCLUIDA`); connectors map them onto
+`TransactionStatus` so the rest of PixWave reasons about one lifecycle.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pixwave.exceptions import Conflict
+
+
+class TransactionType(StrEnum):
+    CASH_IN = "cash_in"
+    CASH_OUT = "cash_out"
+    TRANSFER = "transfer"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+
+
+class TransactionStatus(StrEnum):
+    PENDING = "pending"  # accepted, nothing sent to a gateway yet
+    PROCESSING = "processing"  # a gateway call is in flight or its outcome is being confirmed
+    AWAITING_PAYMENT = "awaiting_payment"  # a charge exists; waiting for the payer
+    SUCCEEDED = "succeeded"  # money moved; the ledger reflects it
+    FAILED = "failed"  # definitively not done; any hold was released
+    EXPIRED = "expired"  # a charge nobody paid in time
+    CANCELLED = "cancelled"  # withdrawn before completion
+    REFUNDED = "refunded"  # the whole amount went back
+    PARTIALLY_REFUNDED = "partially_refunded"  # part went back; more refunds may follow
+
+
+S = TransactionStatus
+
+#: Allowed moves. Anything absent is illegal. `partially_refunded → partially_refunded` is a
+#: further partial refund. Terminal states have no way out.
+TRANSITIONS: dict[TransactionStatus, frozenset[TransactionStatus]] = {
+    S.PENDING: frozenset({S.PROCESSING, S.AWAITING_PAYMENT, S.SUCCEEDED, S.FAILED, S.CANCELLED}),
+    S.PROCESSING: frozenset({S.PENDING, S.AWAITING_PAYMENT, S.SUCCEEDED, S.FAILED}),
+    S.AWAITING_PAYMENT: frozenset({S.SUCCEEDED, S.EXPIRED, S.CANCELLED, S.FAILED}),
+    S.SUCCEEDED: frozenset({S.REFUNDED, S.PARTIALLY_REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.REFUNDED: frozenset(),
+}
+
+TERMINAL: frozenset[TransactionStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+    title = "The transaction cannot move to that status"
+
+
+def check_transition(current: TransactionStatus, target: TransactionStatus) -> None:
+    """Raise `IllegalTransition` unless the table allows `current → target`."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(
+            f"a {current.value} transaction cannot become {target.value}",
+            current_status=current.value,
+            requested_status=target.value,
+        )

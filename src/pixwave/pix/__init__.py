@@ -1,0 +1,97 @@
+"""Pure Pix rules: BR Code, CRC16, Pix keys, CPF/CNPJ, txid and endToEndId. No I/O.
+
+Everything raises :class:`PixFormatError` (a ``ValueError``) with a stable ``code`` on bad input,
+and amounts are always int centavos.
+"""
+
+from pixwave.pix.brcode import (
+    MAX_AMOUNT_CENTAVOS,
+    PIX_GUI,
+    AdditionalData,
+    BRCode,
+    PixMerchantAccount,
+    Template,
+    TLVField,
+    brcode_to_dict,
+    build_dynamic_brcode,
+    build_static_brcode,
+    format_brcode_amount,
+    parse_brcode,
+    parse_brcode_amount,
+    sanitize_brcode_text,
+)
+from pixwave.pix.crc import crc16, crc16_hex
+from pixwave.pix.documents import (
+    DocumentKind,
+    generate_cnpj,
+    generate_cpf,
+    is_valid_cnpj,
+    is_valid_cpf,
+    normalize_cnpj,
+    normalize_cpf,
+    validate_cnpj,
+    validate_cpf,
+    validate_document,
+)
+from pixwave.pix.errors import PixErrorCode, PixFormatError
+from pixwave.pix.ids import (
+    EndToEndId,
+    generate_end_to_end_id,
+    generate_return_id,
+    generate_txid,
+    is_valid_end_to_end_id,
+    is_valid_txid,
+    parse_end_to_end_id,
+    validate_end_to_end_id,
+    validate_return_id,
+    validate_txid,
+)
+from pixwave.pix.keys import PixKey, PixKeyType, parse_pix_key, validate_pix_key
+from pixwave.pix.qr import qr_png_base64, render_qr_png
+
+__all__ = [
+    "MAX_AMOUNT_CENTAVOS",
+    "PIX_GUI",
+    "AdditionalData",
+    "BRCode",
+    "DocumentKind",
+    "EndToEndId",
+    "PixErrorCode",
+    "PixFormatError",
+    "PixKey",
+    "PixKeyType",
+    "PixMerchantAccount",
+    "TLVField",
+    "Template",
+    "brcode_to_dict",
+    "build_dynamic_brcode",
+    "build_static_brcode",
+    "crc16",
+    "crc16_hex",
+    "format_brcode_amount",
+    "generate_cnpj",
+    "generate_cpf",
+    "generate_end_to_end_id",
+    "generate_return_id",
+    "generate_txid",
+    "is_valid_cnpj",
+    "is_valid_cpf",
+    "is_valid_end_to_end_id",
+    "is_valid_txid",
+    "normalize_cnpj",
+    "normalize_cpf",
+    "parse_brcode",
+    "parse_brcode_amount",
+    "parse_end_to_end_id",
+    "parse_pix_key",
+    "qr_png_base64",
+    "render_qr_png",
+    "sanitize_brcode_text",
+    "validate_cnpj",
+    "validate_cpf",
+    "validate_document",
+    "validate_end_to_end_id",
+    "validate_pix_key",
+    "validate_return_id",
+    "validate_txid",
+]

@@ -1,0 +1,1 @@
+"""Balances, statements, internal transfers and operator adjustments."""
