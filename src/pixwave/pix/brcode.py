@@ -223,7 +223,8 @@ def _tokenize(text: str, *, base: int, scope: str | None, top_level: bool) -> li
         if n - i < 4:
             raise PixFormatError(
                 PixErrorCode.BRCODE_LENGTH,
-                f"{where}truncated at index {at}: {n - i} character(s) left, too few for a "
+                f"{where or 'payload '}truncated at index {at}: {n - i} character(s) left, "
+                "too few for a "
                 f"2-digit ID and a 2-digit length ({text[i:]!r})",
                 field=scope,
                 position=at,

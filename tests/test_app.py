@@ -1,0 +1,157 @@
+"""Bad input never becomes a 500 or a partial write; every error is problem+json with a code."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from pixwave.ledger.models import LedgerEntry
+from pixwave.payments.models import Transaction
+from pixwave.resources import Resources
+from tests.factories import Actor, create_actor
+
+
+async def _counts(resources: Resources) -> tuple[int, int]:
+    async with resources.sessionmaker() as session:
+        entries = await session.scalar(select(func.count()).select_from(LedgerEntry))
+        txns = await session.scalar(select(func.count()).select_from(Transaction))
+    return int(entries or 0), int(txns or 0)
+
+
+@pytest.fixture
+async def pair(resources: Resources) -> tuple[Actor, Actor]:
+    return await create_actor(resources, balance=10_000), await create_actor(resources)
+
+
+BAD_AMOUNTS = [-1, 0, 10.5, 100.0, "100", "10.50", True, None, 10**13, [100], {"v": 1}]
+
+
+class TestBadTransfers:
+    @pytest.mark.parametrize("amount", BAD_AMOUNTS)
+    async def test_bad_amount_is_422_and_writes_nothing(
+        self,
+        client: httpx.AsyncClient,
+        resources: Resources,
+        pair: tuple[Actor, Actor],
+        amount: object,
+    ) -> None:
+        """Negative, zero, fractional, textual, boolean or absurd amounts are refused whole."""
+        ana, bia = pair
+        before = await _counts(resources)
+        response = await client.post(
+            "/v1/transfers",
+            json={"to_wallet_id": bia.wallet_id, "amount": amount},
+            headers=ana.headers(),
+        )
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        assert problem["errors"][0]["location"] == "body.amount"
+        assert await _counts(resources) == before
+
+    async def test_unknown_field_is_422(
+        self, client: httpx.AsyncClient, resources: Resources, pair: tuple[Actor, Actor]
+    ) -> None:
+        """Typos are not silently ignored: `ammount` is an error, not a missing field."""
+        ana, bia = pair
+        response = await client.post(
+            "/v1/transfers",
+            json={"to_wallet_id": bia.wallet_id, "amount": 1, "currency": "USD"},
+            headers=ana.headers(),
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["type"] == "extra_forbidden"
+
+    @pytest.mark.parametrize("content", [b"{", b"[]", b"null", b"\xff\xfe", b""])
+    async def test_malformed_json_is_422(
+        self,
+        client: httpx.AsyncClient,
+        resources: Resources,
+        pair: tuple[Actor, Actor],
+        content: bytes,
+    ) -> None:
+        """Broken or wrongly shaped JSON is a validation error, not a crash."""
+        ana, _ = pair
+        response = await client.post(
+            "/v1/transfers",
+            content=content,
+            headers={**ana.headers(), "content-type": "application/json"},
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "validation_error"
+
+    async def test_oversized_body_is_413(
+        self, client: httpx.AsyncClient, resources: Resources, pair: tuple[Actor, Actor]
+    ) -> None:
+        """Bodies beyond the limit are refused before parsing."""
+        ana, bia = pair
+        before = await _counts(resources)
+        response = await client.post(
+            "/v1/transfers",
+            json={"to_wallet_id": bia.wallet_id, "amount": 1, "description": "x" * 100_000},
+            headers=ana.headers(),
+        )
+        assert response.status_code == 413
+        assert response.json()["code"] == "payload_too_large"
+        assert await _counts(resources) == before
+
+    async def test_oversized_chunked_body_is_413(
+        self, client: httpx.AsyncClient, resources: Resources, pair: tuple[Actor, Actor]
+    ) -> None:
+        """A body without Content-Length is counted as it streams in."""
+        ana, _ = pair
+
+        async def chunks():  # type: ignore[no-untyped-def]
+            for _ in range(100):
+                yield b"x" * 1024
+
+        response = await client.post(
+            "/v1/transfers",
+            content=chunks(),
+            headers={**ana.headers(), "content-type": "application/json"},
+        )
+        assert response.status_code == 413
+
+    async def test_description_over_140_chars_is_422(
+        self, client: httpx.AsyncClient, resources: Resources, pair: tuple[Actor, Actor]
+    ) -> None:
+        """Pix limits payer messages to 140 characters; so do we."""
+        ana, bia = pair
+        response = await client.post(
+            "/v1/transfers",
+            json={"to_wallet_id": bia.wallet_id, "amount": 1, "description": "x" * 141},
+            headers=ana.headers(),
+        )
+        assert response.status_code == 422
+
+
+class TestErrorShape:
+    async def test_unknown_route_is_problem_json(self, client: httpx.AsyncClient) -> None:
+        """Even a 404 from the router speaks problem+json."""
+        response = await client.get("/v1/nothing-here")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "not_found"
+
+    async def test_wrong_method_is_405(self, client: httpx.AsyncClient) -> None:
+        """A known path with the wrong verb says so."""
+        response = await client.delete("/v1/wallet")
+        assert response.status_code == 405
+        assert response.json()["code"] == "method_not_allowed"
+
+
+class TestOps:
+    async def test_health_and_readiness(self, client: httpx.AsyncClient) -> None:
+        """Liveness needs nothing; readiness checks the database and Redis."""
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+    async def test_openapi_documents_the_api(self, client: httpx.AsyncClient) -> None:
+        """The schema at /openapi.json lists the v1 endpoints and the Idempotency-Key header."""
+        spec = (await client.get("/openapi.json")).json()
+        for path in ("/v1/wallet", "/v1/transfers", "/v1/transactions", "/v1/admin/adjustments"):
+            assert path in spec["paths"]
+        params = spec["paths"]["/v1/transfers"]["post"]["parameters"]
+        assert any(p["name"] == "Idempotency-Key" for p in params)
