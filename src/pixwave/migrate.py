@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -24,22 +25,34 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
-    """The same from inside a running event loop (tests, the embedded server)."""
+def check(url: str) -> None:
+    """Raise if the models and the migrations disagree (`alembic check`)."""
+    command.check(alembic_config(url))
+
+
+async def _run_on_connection(url: str, action: Callable[[Config], None]) -> None:
+    """Run an Alembic command on a connection we open, for callers inside an event loop."""
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as connection:
 
-            def _run(sync_connection: object) -> None:
+            def run(sync_connection: object) -> None:
                 config = alembic_config(url)
                 config.attributes["connection"] = sync_connection
-                command.upgrade(config, revision)
+                action(config)
 
-            await connection.run_sync(_run)
+            await connection.run_sync(run)
     finally:
         await engine.dispose()
 
 
-def check(url: str) -> None:
-    """Raise if the models and the migrations disagree (`alembic check`)."""
-    command.check(alembic_config(url))
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    await _run_on_connection(url, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade_async(url: str, revision: str) -> None:
+    await _run_on_connection(url, lambda config: command.downgrade(config, revision))
+
+
+async def check_async(url: str) -> None:
+    await _run_on_connection(url, command.check)

@@ -280,29 +280,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
-    op.drop_index(op.f("ix_gateway_attempts_transaction_id_id"), table_name="gateway_attempts")
+    # Dropping a table drops its indexes; dropping indexes first trips MySQL's foreign keys.
     op.drop_table("gateway_attempts")
-    op.drop_index(op.f("ix_transactions_wallet_id_id"), table_name="transactions")
-    op.drop_index(op.f("ix_transactions_status_updated_at"), table_name="transactions")
-    op.drop_index(op.f("ix_transactions_parent_id"), table_name="transactions")
-    op.drop_index(op.f("ix_transactions_gateway_gateway_payment_id"), table_name="transactions")
-    op.drop_index(op.f("ix_transactions_counterparty_wallet_id_id"), table_name="transactions")
     op.drop_table("transactions")
-    op.drop_index(op.f("ix_ledger_holds_reference"), table_name="ledger_holds")
-    op.drop_index(op.f("ix_ledger_holds_account_id_status"), table_name="ledger_holds")
     op.drop_table("ledger_holds")
-    op.drop_index(op.f("ix_ledger_entries_ledger_transaction_id"), table_name="ledger_entries")
-    op.drop_index(op.f("ix_ledger_entries_account_id_id"), table_name="ledger_entries")
     op.drop_table("ledger_entries")
     op.drop_table("ledger_accounts")
-    op.drop_index(op.f("ix_api_tokens_user_id"), table_name="api_tokens")
     op.drop_table("api_tokens")
     op.drop_table("users")
-    op.drop_index(op.f("ix_outbox_events_published_at_id"), table_name="outbox_events")
-    op.drop_index(op.f("ix_outbox_events_aggregate_id"), table_name="outbox_events")
     op.drop_table("outbox_events")
-    op.drop_index(op.f("ix_ledger_transactions_reference"), table_name="ledger_transactions")
     op.drop_table("ledger_transactions")
-    op.drop_index(op.f("ix_idempotency_keys_expires_at"), table_name="idempotency_keys")
     op.drop_table("idempotency_keys")

@@ -1,0 +1,112 @@
+"""The embedded default (`pixwave up`): SQLite, in-process locks, nothing else to install."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+PIXWAVE = shutil.which("pixwave", path=str(Path(sys.executable).parent)) or "pixwave"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _embedded_env() -> dict[str, str]:
+    """The caller's environment without any database or Redis setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "REDIS_"))}
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """`pixwave up` in a scratch directory: (base url, admin token, working dir)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "REDIS_"))}
+    env.update({"PORT": str(port), "LOG_LEVEL": "warning", "COLUMNS": "200"})
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [PIXWAVE, "up"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("pixwave up did not start:\n" + log.read_text())
+        match = re.search(r"pxw_[A-Za-z0-9_-]{20,}", log.read_text())
+        assert match, "the first start must print an admin token:\n" + log.read_text()
+        yield base, match.group(0), tmp_path
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_newcomer_flow_on_the_embedded_default(embedded: tuple[str, str, Path]) -> None:
+    """Start, create two users, fund one, transfer, replay, and the ledger audits clean."""
+    base, admin_token, workdir = embedded
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        assert http.get("/docs").status_code == 200
+        users = []
+        for i, document in enumerate(("52998224725", "11144477735")):
+            response = http.post(
+                "/v1/users",
+                json={"name": f"User {i}", "email": f"u{i}@example.com", "document": document},
+                headers={**admin, "Idempotency-Key": f"user-{i}"},
+            )
+            assert response.status_code == 201, response.text
+            users.append(response.json())
+        token = http.post(
+            f"/v1/users/{users[0]['id']}/tokens", json={}, headers={**admin, "Idempotency-Key": "t"}
+        ).json()["token"]
+        funded = http.post(
+            "/v1/admin/adjustments",
+            json={
+                "wallet_id": users[0]["wallet_id"],
+                "direction": "credit",
+                "amount": 10_000,
+                "reason": "seed",
+            },
+            headers={**admin, "Idempotency-Key": "seed"},
+        )
+        assert funded.status_code == 201
+        payer = {"Authorization": f"Bearer {token}", "Idempotency-Key": "pay-1"}
+        body = {"to_wallet_id": users[1]["wallet_id"], "amount": 1_234}
+        first = http.post("/v1/transfers", json=body, headers=payer)
+        replay = http.post("/v1/transfers", json=body, headers=payer)
+        assert first.status_code == replay.status_code == 201
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        wallet = http.get("/v1/wallet", headers={"Authorization": f"Bearer {token}"}).json()
+        assert wallet["available"] == 10_000 - 1_234
+    assert (workdir / "var" / "pixwave.db").exists()
+    audit = subprocess.run(
+        [PIXWAVE, "audit", "--json"],
+        cwd=workdir,
+        env=_embedded_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
