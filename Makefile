@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint types check bench lock clean
+.PHONY: run test install lint types bench lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "PixWave needs Python 3.11 or newer"'
@@ -20,19 +20,16 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/pixwave up --port $(PORT)
 
-## Run the whole test suite (needs MariaDB and Redis on 127.0.0.1, see README).
-test: install
+## Run the whole suite: lint, types, then the tests (MariaDB and Redis on 127.0.0.1).
+test: install lint types
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests bench migrations
-	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 types: install
 	$(BIN)/mypy
-
-check: lint types
-	$(BIN)/pixwave db check
 
 bench: install
 	$(BIN)/python bench/transfers.py

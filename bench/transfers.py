@@ -1,0 +1,644 @@
+"""Benchmark `POST /v1/transfers` over HTTP against MariaDB, next to its raw-SQL floor.
+
+Why two runs in one invocation: a transfer's cost over HTTP is the SQL plus everything around it
+(HTTP parsing, FastAPI, auth, Redis lock, SQLAlchemy, serialisation). The floor sends exactly the
+SQL one transfer issues straight through aiomysql, on the same machine, database and concurrency,
+so `ratio_to_floor` says how much of the database's capacity the API turns into transfers,
+independently of how fast this particular machine is.
+
+Run: `make bench` (or `.venv/bin/python bench/transfers.py --help`). Needs MariaDB and Redis on
+127.0.0.1 and `wrk` (Debian package). Prints numbers, never judges them; the last line of stdout
+is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import aiomysql
+import pymysql
+import redis
+import uvloop
+
+from pixwave.accounts import service as accounts
+from pixwave.accounts.auth import Principal
+from pixwave.accounts.models import Role
+from pixwave.accounts.schemas import UserCreate
+from pixwave.config import Settings
+from pixwave.kit.ids import new_id
+from pixwave.ledger.audit import run_audit
+from pixwave.migrate import upgrade
+from pixwave.pix import generate_cpf
+from pixwave.resources import Resources
+from pixwave.wallet import service as wallets
+from pixwave.wallet.schemas import AdjustmentCreate, AdjustmentDirection
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA_SCRIPT = ROOT / "bench" / "lua" / "transfers.lua"
+PIXWAVE = ROOT / ".venv" / "bin" / "pixwave"
+DB_HOST, DB_PORT, DB_USER = "127.0.0.1", 3306, "root"
+DATABASE = "pixwave_bench"
+DATABASE_URL = f"mysql+aiomysql://{DB_USER}@{DB_HOST}:{DB_PORT}/{DATABASE}?charset=utf8mb4"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+FUNDING = 100_000_000  # R$ 1,000,000.00 per wallet: no transfer can ever be refused
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """One wallet owner: what the generator needs to pay from (token) and to (wallet id)."""
+
+    user_id: str
+    wallet_id: str
+    token: str
+
+
+@dataclass
+class RunResult:
+    """One measured run: throughput, latency percentiles and anything that was not a 201."""
+
+    tps: float
+    p50_ms: float
+    p99_ms: float
+    completed: int
+    errors: int
+    error_detail: dict[str, int] = field(default_factory=dict)
+
+
+# --- setup -----------------------------------------------------------------------------------
+
+
+def recreate_database() -> None:
+    """Start from an empty schema so every run measures the same table sizes."""
+    connection = pymysql.connect(host=DB_HOST, port=DB_PORT, user=DB_USER, connect_timeout=3)
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+        cursor.execute(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+
+
+async def create_actors(count: int) -> list[Actor]:
+    """Users, wallets, tokens and funding through the services, as an operator would make them."""
+    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))  # type: ignore[call-arg]
+    operator = Principal(token_id="tok_bench", user_id="usr_bench", role=Role.ADMIN, wallet_id=None)
+    rng = random.Random(20261126)
+
+    async def one(n: int) -> Actor:
+        data = UserCreate(
+            name=f"Bench User {n}", email=f"bench{n}@example.com", document=generate_cpf(rng)
+        )
+        async with resources.sessionmaker() as session, session.begin():
+            user = await accounts.create_user(session, data)
+            assert user.wallet_id is not None
+            token = (await accounts.issue_token(session, user_id=user.id, name="bench")).token
+            await wallets.adjust(
+                session,
+                operator,
+                AdjustmentCreate(
+                    wallet_id=user.wallet_id,
+                    direction=AdjustmentDirection.CREDIT,
+                    amount=FUNDING,
+                    reason="benchmark funding",
+                ),
+            )
+        return Actor(user_id=user.id, wallet_id=user.wallet_id, token=token)
+
+    try:
+        # The first adjustment opens the system account; the rest may then run concurrently.
+        actors = [await one(0)]
+        for start in range(1, count, 20):
+            batch = range(start, min(start + 20, count))
+            actors += await asyncio.gather(*(one(n) for n in batch))
+        return actors
+    finally:
+        await resources.close()
+
+
+async def audit() -> tuple[bool, int, list[str]]:
+    """The ledger must balance after both runs; a fast wrong answer is no answer."""
+    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))  # type: ignore[call-arg]
+    try:
+        async with resources.sessionmaker() as session:
+            report = await run_audit(session)
+        return report.ok, report.ledger_transactions, report.problems
+    finally:
+        await resources.close()
+
+
+# --- HTTP run --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(command: list[str], cpus: str | None) -> list[str]:
+    """Prefix `taskset -c` so each process stays on the core the report says it runs on."""
+    return ["taskset", "-c", cpus, *command] if cpus else command
+
+
+@contextlib.contextmanager
+def api_server(
+    *, port: int, workers: int, pool: int, cpus: str | None, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `pixwave api` in its own process group and kill the whole group however we leave."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "REDIS_URL": REDIS_URL,
+        "LOG_LEVEL": "warning",
+        "DB_POOL_SIZE": str(pool),
+        "DB_POOL_OVERFLOW": "0",
+    }
+    command = [str(PIXWAVE), "api", "--port", str(port), "--workers", str(workers)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            pinned(command, cpus),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_healthy(port, process, log)
+        yield process
+    finally:
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group we started, then SIGKILL it if it lingers."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    url = f"http://127.0.0.1:{port}/healthz"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our localhost URL
+                if response.status == 200:
+                    return
+        time.sleep(0.1)
+    raise RuntimeError(f"the API did not answer {url} within 30 s:\n{log.read_text()}")
+
+
+def run_wrk(
+    *,
+    port: int,
+    actors_file: Path,
+    nonce: str,
+    connections: int,
+    threads: int,
+    duration: float,
+    cpus: str | None,
+) -> RunResult:
+    """One wrk run in its own process; its Lua `done()` prints the figures as JSON."""
+    command = [
+        "wrk",
+        f"--threads={threads}",
+        f"--connections={connections}",
+        f"--duration={max(1, round(duration))}s",
+        "--timeout=10s",
+        f"--script={LUA_SCRIPT}",
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(actors_file),
+        nonce,
+    ]
+    process = subprocess.Popen(
+        pinned(command, cpus), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=duration + 60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    line = next((x for x in stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if process.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({process.returncode}):\n{stdout}\n{stderr}")
+    data = json.loads(line.removeprefix("WRK_RESULT "))
+    detail = {f"http_{k}": int(v) for k, v in sorted(data["other_statuses"].items())}
+    if data["socket_errors"]:
+        detail["socket_errors"] = int(data["socket_errors"])
+    if data["timeouts"]:
+        detail["timeouts"] = int(data["timeouts"])
+    seconds = data["duration_us"] / 1e6
+    return RunResult(
+        tps=data["created"] / seconds,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        completed=int(data["created"]),
+        errors=sum(detail.values()),
+        error_detail=detail,
+    )
+
+
+# --- floor: the same SQL, no HTTP ------------------------------------------------------------
+
+SELECT_KEY = (
+    "SELECT idempotency_keys.request_hash, idempotency_keys.response_status, "
+    "idempotency_keys.response_body, idempotency_keys.expires_at FROM idempotency_keys "
+    "WHERE idempotency_keys.scope = %s AND idempotency_keys.`key` = %s"
+)
+SELECT_WALLET = (
+    "SELECT ledger_accounts.id, ledger_accounts.user_id, ledger_accounts.currency, "
+    "ledger_accounts.posted, ledger_accounts.held FROM ledger_accounts "
+    "WHERE ledger_accounts.id = %s AND ledger_accounts.kind = %s"
+)
+GUARDED_UPDATE = (
+    "UPDATE ledger_accounts SET posted=(ledger_accounts.posted + %s), "
+    "held=(ledger_accounts.held + %s) WHERE ledger_accounts.id = %s AND "
+    "(ledger_accounts.allow_negative = true OR "
+    "((ledger_accounts.posted - ledger_accounts.held) + %s) - %s >= %s)"
+)
+PLAIN_UPDATE = (
+    "UPDATE ledger_accounts SET posted=(ledger_accounts.posted + %s), "
+    "held=(ledger_accounts.held + %s) WHERE ledger_accounts.id = %s"
+)
+INSERT_LEDGER_TRANSACTION = (
+    "INSERT INTO ledger_transactions (id, kind, reference, description, created_at) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+INSERT_ENTRIES = (
+    "INSERT INTO ledger_entries (id, ledger_transaction_id, account_id, amount, created_at) "
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+INSERT_TRANSACTION = (
+    "INSERT INTO transactions (id, type, status, amount, currency, user_id, wallet_id, "
+    "counterparty_wallet_id, description, refunded_amount, ledger_transaction_id, created_at, "
+    "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox_events (id, event_type, aggregate_type, aggregate_id, payload, "
+    "created_at) VALUES (%s, %s, %s, %s, %s, %s)"
+)
+INSERT_KEY = (
+    "INSERT INTO idempotency_keys (scope, `key`, request_method, request_path, request_hash, "
+    "response_status, response_body, created_at, expires_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _now() -> datetime:
+    """Naive UTC, as the UTCDateTime column type binds it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat() + "Z"
+
+
+async def floor_transfer(
+    cursor: Any, payer: Actor, payee: Actor, amount: int, key: str
+) -> bool:
+    """The statements of one API transfer, in its order; False if the debit was refused."""
+    await cursor.execute(SELECT_KEY, (payer.user_id, key))
+    await cursor.fetchall()
+    await cursor.execute(SELECT_WALLET, (payee.wallet_id, "wallet"))
+    await cursor.fetchall()
+    transaction_id = new_id("txn")
+    # Balances move in account-id order, the debit guarded, exactly as the ledger does.
+    for wallet_id in sorted((payer.wallet_id, payee.wallet_id)):
+        if wallet_id == payer.wallet_id:
+            await cursor.execute(GUARDED_UPDATE, (-amount, 0, wallet_id, -amount, 0, 0))
+            if cursor.rowcount != 1:
+                return False
+        else:
+            await cursor.execute(PLAIN_UPDATE, (amount, 0, wallet_id))
+    now = _now()
+    ledger_id = new_id("ltx")
+    await cursor.execute(INSERT_LEDGER_TRANSACTION, (ledger_id, "transfer", transaction_id, "", now))
+    await cursor.executemany(
+        INSERT_ENTRIES,
+        [
+            (new_id("len"), ledger_id, payer.wallet_id, -amount, now),
+            (new_id("len"), ledger_id, payee.wallet_id, amount, now),
+        ],
+    )
+    now = _now()
+    await cursor.execute(
+        INSERT_TRANSACTION,
+        (
+            transaction_id, "transfer", "succeeded", amount, "BRL", payer.user_id,
+            payer.wallet_id, payee.wallet_id, None, 0, ledger_id, now, now,
+        ),
+    )  # fmt: skip
+    payload = {
+        "transaction_id": transaction_id,
+        "type": "transfer",
+        "status": "succeeded",
+        "amount": amount,
+        "currency": "BRL",
+        "wallet_id": payer.wallet_id,
+        "gateway": None,
+        "failure_code": None,
+        "actor": payer.user_id,
+    }
+    await cursor.execute(
+        INSERT_OUTBOX,
+        (
+            new_id("evt"), "transaction.succeeded", "transaction", transaction_id,
+            json.dumps(payload), _now(),
+        ),
+    )  # fmt: skip
+    body = json.dumps(
+        {
+            "id": transaction_id,
+            "object": "transaction",
+            "type": "transfer",
+            "status": "succeeded",
+            "amount": amount,
+            "currency": "BRL",
+            "wallet_id": payer.wallet_id,
+            "counterparty_wallet_id": payee.wallet_id,
+            **dict.fromkeys(
+                ("parent_id", "gateway", "txid", "end_to_end_id", "gateway_payment_id")
+            ),
+            **dict.fromkeys(("pix_key", "description", "failure_code", "failure_message")),
+            "refunded_amount": 0,
+            "ledger_transaction_id": ledger_id,
+            "created_at": _iso(now),
+            "updated_at": _iso(now),
+        },
+        separators=(",", ":"),
+    ).encode()
+    request = f'{{"to_wallet_id":"{payee.wallet_id}","amount":{amount},"description":null}}'
+    request_hash = hashlib.sha256(b"POST /v1/transfers\n" + request.encode()).hexdigest()
+    stored_at = _now()
+    await cursor.execute(
+        INSERT_KEY,
+        (
+            payer.user_id, key, "POST", "/v1/transfers", request_hash, 201, body,
+            stored_at, stored_at + IDEMPOTENCY_TTL,
+        ),
+    )  # fmt: skip
+    return True
+
+
+async def floor_run(
+    actors: Sequence[Actor], concurrency: int, warmup: float, duration: float
+) -> RunResult:
+    """`concurrency` clients, each one DB transaction per transfer, for `duration` seconds."""
+    pool = await aiomysql.create_pool(
+        host=DB_HOST,
+        port=DB_PORT,
+        user=DB_USER,
+        db=DATABASE,
+        charset="utf8mb4",
+        autocommit=False,
+        minsize=concurrency,
+        maxsize=concurrency,
+    )
+    nonce = new_id("floor")
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    completed = 0
+    measuring = False
+    stop = False
+
+    async def client(number: int) -> None:
+        nonlocal completed
+        rng = random.Random(number)
+        sent = 0
+        while not stop:
+            payer, payee = rng.sample(actors, 2)
+            sent += 1
+            started = time.perf_counter()
+            try:
+                async with pool.acquire() as connection:
+                    try:
+                        async with connection.cursor() as cursor:
+                            ok = await floor_transfer(
+                                cursor, payer, payee, rng.randint(1, 100), f"{nonce}-{number}-{sent}"
+                            )
+                        if ok:
+                            await connection.commit()
+                        else:
+                            await connection.rollback()
+                    except BaseException:
+                        await connection.rollback()
+                        raise
+            except pymysql.MySQLError as exc:
+                if measuring:
+                    name = f"mysql_{exc.args[0] if exc.args else type(exc).__name__}"
+                    failures[name] = failures.get(name, 0) + 1
+                continue
+            if not measuring:
+                continue
+            if ok:
+                completed += 1
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures["insufficient_funds"] = failures.get("insufficient_funds", 0) + 1
+
+    tasks = [asyncio.create_task(client(n)) for n in range(concurrency)]
+    try:
+        await asyncio.sleep(warmup)
+        measuring = True
+        began = time.perf_counter()
+        await asyncio.sleep(duration)
+        measuring = False
+        elapsed = time.perf_counter() - began
+        stop = True
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        pool.close()
+        await pool.wait_closed()
+    latencies.sort()
+    return RunResult(
+        tps=completed / elapsed,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        completed=completed,
+        errors=sum(failures.values()),
+        error_detail=failures,
+    )
+
+
+def floor_process(
+    actors: Sequence[Actor], concurrency: int, warmup: float, duration: float, cpus: str | None
+) -> RunResult:
+    """Entry point of the floor's own process: pinned like the API server, on uvloop."""
+    if cpus:
+        os.sched_setaffinity(0, parse_cpus(cpus))
+    return uvloop.run(floor_run(actors, concurrency, warmup, duration))
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (0 when empty)."""
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def parse_cpus(spec: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def default_layout(workers: int) -> tuple[str | None, str | None]:
+    """Where the server (and the floor client) and wrk run; MariaDB is left to the kernel."""
+    cpu_count = os.cpu_count() or 1
+    if cpu_count < 2:
+        return None, None
+    last = str(cpu_count - 1)
+    server = f"0-{cpu_count - 2}" if workers == 1 or cpu_count > 2 else f"0-{last}"
+    return server, last
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds before each run")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=1, help="API server processes")
+    parser.add_argument("--wallets", type=int, default=200, help="funded wallets (and tokens)")
+    parser.add_argument(
+        "--db-pool", type=int, default=0, help="DB connections per API worker (0: share of -c)"
+    )
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--server-cpus", help="taskset list for the API and the floor client")
+    parser.add_argument("--generator-cpus", help="taskset list for wrk")
+    parser.add_argument("--no-pin", action="store_true", help="let the kernel place everything")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    server_cpus, generator_cpus = (None, None) if args.no_pin else default_layout(args.workers)
+    server_cpus = args.server_cpus or server_cpus
+    generator_cpus = args.generator_cpus or generator_cpus
+    pool = args.db_pool or max(1, math.ceil(args.connections / args.workers))
+
+    print(f"setup: database {DATABASE}, {args.wallets} funded wallets, Redis db 14")
+    started = time.monotonic()
+    recreate_database()
+    upgrade(DATABASE_URL)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    actors = asyncio.run(create_actors(args.wallets))
+    print(f"setup: done in {time.monotonic() - started:.1f} s")
+    print(
+        f"layout: API ({args.workers} worker(s), {pool} DB connections each) and floor client "
+        f"on cpus {server_cpus or 'any'}; wrk ({args.wrk_threads} thread(s)) on cpus "
+        f"{generator_cpus or 'any'}; MariaDB and Redis unpinned"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="pixwave-bench-") as scratch:
+        actors_file = Path(scratch) / "actors.txt"
+        actors_file.write_text("".join(f"{a.token} {a.wallet_id}\n" for a in actors))
+        port = free_port()
+        with api_server(
+            port=port,
+            workers=args.workers,
+            pool=pool,
+            cpus=server_cpus,
+            log=Path(scratch) / "api.log",
+        ):
+            wrk = {
+                "port": port,
+                "actors_file": actors_file,
+                "connections": args.connections,
+                "threads": args.wrk_threads,
+                "cpus": generator_cpus,
+            }
+            run_wrk(nonce=new_id("warm"), duration=args.warmup, **wrk)  # type: ignore[arg-type]
+            http = run_wrk(nonce=new_id("run"), duration=args.duration, **wrk)  # type: ignore[arg-type]
+    report("http", http, args.connections)
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as executor:
+        floor = executor.submit(
+            floor_process, actors, args.connections, args.warmup, args.duration, server_cpus
+        ).result()
+    report("floor", floor, args.connections)
+
+    ratio = http.tps / floor.tps if floor.tps else 0.0
+    print(f"ratio: http/floor = {ratio:.2f}")
+    audit_ok, ledger_transactions, problems = asyncio.run(audit())
+    print(
+        f"audit: {'ok' if audit_ok else 'FAILED'} "
+        f"({ledger_transactions} ledger transactions balance)"
+        if audit_ok
+        else f"audit: FAILED\n  " + "\n  ".join(problems)
+    )
+    figures = {
+        "benchmark": "transfers",
+        "http_tps": round(http.tps, 1),
+        "http_p50_ms": round(http.p50_ms, 2),
+        "http_p99_ms": round(http.p99_ms, 2),
+        "http_errors": http.errors,
+        "floor_tps": round(floor.tps, 1),
+        "floor_p50_ms": round(floor.p50_ms, 2),
+        "floor_p99_ms": round(floor.p99_ms, 2),
+        "floor_errors": floor.errors,
+        "ratio_to_floor": round(ratio, 3),
+        "workers": args.workers,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "server_cpus": server_cpus,
+        "generator_cpus": generator_cpus,
+        "audit_ok": audit_ok,
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+def report(name: str, result: RunResult, connections: int) -> None:
+    detail = ", ".join(f"{k}={v}" for k, v in result.error_detail.items()) or "none"
+    print(
+        f"{name}: {result.tps:,.0f} transfers/s ({result.completed} in the run, "
+        f"{connections} clients), p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+        f"errors {result.errors} ({detail})"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
