@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,9 +39,11 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = resources is None
         app.state.resources = resources or Resources.build(settings)
+        purger = asyncio.create_task(_purge_idempotency_keys(app.state.resources))
         try:
             yield
         finally:
+            purger.cancel()
             if owned:
                 await app.state.resources.close()
 
@@ -86,6 +89,17 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         return {"status": "ready"}
 
     return app
+
+
+async def _purge_idempotency_keys(resources: Resources, every_seconds: float = 3600) -> None:
+    """Forget idempotency keys past their 24 h; expired ones are already ignored on lookup."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            purged = await resources.idempotency.purge_expired()
+            log.info("idempotency.purged", records=purged)
+        except Exception as exc:  # the next round retries; a purge is never urgent
+            log.warning("idempotency.purge_failed", error=repr(exc))
 
 
 def _problem(

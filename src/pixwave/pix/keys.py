@@ -4,8 +4,9 @@ Rules follow the DICT API (v1.8.0) with these decisions:
 
 * **Ambiguity.** Eleven bare digits are a CPF, never a phone: the DICT writes phones with ``+``.
   An 11-digit string with wrong CPF check digits is rejected with a hint to add ``+55``.
-* **Phones.** ``+55`` numbers must be Brazilian: a DDD of two non-zero digits (11–99) and an 8- or
-  9-digit subscriber number. Other country codes are accepted when they match the DICT pattern
+* **Phones.** ``+55`` numbers must be Brazilian-shaped: a two-digit area code (DDD) not starting
+  with 0 and an 8- or 9-digit subscriber number. Unassigned DDDs such as 10 are accepted, because
+  the DICT manual's own example (``+5510998765432``) uses one. Other country codes are accepted when they match the DICT pattern
   ``^\\+[1-9][0-9]\\d{1,14}$``, so the wallet never refuses a key the DICT itself may hold; the
   DICT lookup is the final word. Spaces, dashes, dots and parentheses after the ``+`` are
   formatting and are removed.
@@ -38,7 +39,7 @@ _EMAIL_RE = re.compile(
     r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
 )
 _PHONE_DICT_RE = re.compile(r"\+[1-9][0-9]\d{1,14}", re.ASCII)
-_PHONE_BR_RE = re.compile(r"\+55[1-9]{2}\d{8,9}", re.ASCII)
+_PHONE_BR_RE = re.compile(r"\+55[1-9][0-9]\d{8,9}", re.ASCII)
 _PHONE_FORMATTING = str.maketrans("", "", " -.()")
 _EVP_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DOCUMENT_RE = re.compile(r"[0-9A-Za-z./-]+")
@@ -109,7 +110,7 @@ def _as_phone(raw: str) -> PixKey:
     if value.startswith("+55") and not _PHONE_BR_RE.fullmatch(value):
         raise _invalid(
             f"{raw!r} is not a Brazilian phone number: expected +55, a 2-digit area code "
-            "(DDD) without zeros and 8 or 9 digits"
+            "(DDD) not starting with 0 and 8 or 9 digits"
         )
     return PixKey(PixKeyType.PHONE, value)
 
