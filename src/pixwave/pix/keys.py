@@ -6,7 +6,8 @@ Rules follow the DICT API (v1.8.0) with these decisions:
   An 11-digit string with wrong CPF check digits is rejected with a hint to add ``+55``.
 * **Phones.** ``+55`` numbers must be Brazilian-shaped: a two-digit area code (DDD) not starting
   with 0 and an 8- or 9-digit subscriber number. Unassigned DDDs such as 10 are accepted, because
-  the DICT manual's own example (``+5510998765432``) uses one. Other country codes are accepted when they match the DICT pattern
+  the DICT manual's own example (``+5510998765432``) uses one. Other country codes are accepted
+  when they match the DICT pattern
   ``^\\+[1-9][0-9]\\d{1,14}$``, so the wallet never refuses a key the DICT itself may hold; the
   DICT lookup is the final word. Spaces, dashes, dots and parentheses after the ``+`` are
   formatting and are removed.
