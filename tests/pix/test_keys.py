@@ -101,7 +101,6 @@ class TestPhoneKeys:
         """The DICT manual's +5510998765432 (an unassigned DDD) is a well-formed key."""
         assert parse_pix_key("+5510998765432").type is PixKeyType.PHONE
 
-
     def test_country_code_starting_with_zero_is_rejected(self) -> None:
         """E.164 country codes never start with 0."""
         parse_error("+0155552671")
