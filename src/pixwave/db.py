@@ -27,6 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from pixwave.config import Settings
+from pixwave.unit_of_work import MYSQL_CLIENT_FLAGS
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -92,7 +93,10 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=1800,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": settings.db_connect_timeout},
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            "client_flag": MYSQL_CLIENT_FLAGS,
+        },
         echo=settings.app_debug,
     )
 

@@ -15,6 +15,7 @@ from pixwave.ledger.errors import (
 )
 from pixwave.ledger.models import AccountKind, LedgerEntry, LedgerHold, LedgerTransaction
 from pixwave.resources import Resources
+from pixwave.unit_of_work import flush
 
 
 async def _wallet(session: AsyncSession, balance: int = 0) -> str:
@@ -86,10 +87,11 @@ class TestPost:
         a = await _wallet(session, 500)
         b = await _wallet(session)
         await session.commit()
+        await ledger.post(
+            session, kind="transfer", entries=[ledger.Posting(a, -501), ledger.Posting(b, 501)]
+        )
         with pytest.raises(InsufficientFunds):
-            await ledger.post(
-                session, kind="transfer", entries=[ledger.Posting(a, -501), ledger.Posting(b, 501)]
-            )
+            await flush(session)  # writes are queued; a refusal surfaces when they are sent
         await session.rollback()
         assert (await ledger.get_balance(session, a)).posted == 500
         assert (await ledger.get_balance(session, b)).posted == 0
@@ -109,12 +111,13 @@ class TestPost:
     async def test_unknown_account_is_reported(self, session: AsyncSession) -> None:
         """Posting to an account that does not exist fails as not found."""
         a = await _wallet(session, 100)
+        await ledger.post(
+            session,
+            kind="transfer",
+            entries=[ledger.Posting(a, -100), ledger.Posting("wal_missing", 100)],
+        )
         with pytest.raises(AccountNotFound):
-            await ledger.post(
-                session,
-                kind="transfer",
-                entries=[ledger.Posting(a, -100), ledger.Posting("wal_missing", 100)],
-            )
+            await flush(session)
         await session.rollback()
 
     async def test_system_account_is_opened_once(self, session: AsyncSession) -> None:
@@ -137,8 +140,9 @@ class TestHolds:
         """Two holds cannot reserve more than the wallet has."""
         a = await _wallet(session, 1_000)
         await ledger.create_hold(session, account_id=a, amount=700)
+        await ledger.create_hold(session, account_id=a, amount=301)
         with pytest.raises(InsufficientFunds):
-            await ledger.create_hold(session, account_id=a, amount=301)
+            await flush(session)
         await session.rollback()
 
     async def test_posting_a_hold_moves_the_money_once(self, session: AsyncSession) -> None:
@@ -170,6 +174,49 @@ class TestHolds:
         await session.rollback()
         statuses = (await session.execute(select(LedgerHold.status))).scalars().all()
         assert statuses == ["voided"]
+
+
+class TestDeferredWrites:
+    async def test_writes_wait_for_the_next_read(self, session: AsyncSession) -> None:
+        """Queued writes are invisible to other connections until sent, then visible to reads."""
+        a = await _wallet(session, 1_000)
+        b = await _wallet(session)
+        await session.commit()
+        await ledger.post(
+            session, kind="transfer", entries=[ledger.Posting(a, -10), ledger.Posting(b, 10)]
+        )
+        assert (await ledger.get_balance(session, a)).posted == 990  # the read flushed first
+        await session.commit()
+
+    async def test_refusal_rolls_back_every_queued_write(self, session: AsyncSession) -> None:
+        """A guarded debit that misses takes the other queued writes down with it."""
+        a = await _wallet(session, 100)
+        b = await _wallet(session)
+        await session.commit()
+        before = await _count(session, LedgerEntry)
+        await ledger.post(
+            session, kind="transfer", entries=[ledger.Posting(a, -50), ledger.Posting(b, 50)]
+        )
+        await ledger.post(
+            session, kind="transfer", entries=[ledger.Posting(a, -51), ledger.Posting(b, 51)]
+        )
+        with pytest.raises(InsufficientFunds):
+            await session.commit()
+        await session.rollback()
+        assert await _count(session, LedgerEntry) == before
+        assert (await ledger.get_balance(session, b)).posted == 0
+
+    async def test_rollback_forgets_queued_writes(self, session: AsyncSession) -> None:
+        """Nothing queued survives a rollback into the next transaction."""
+        a = await _wallet(session, 100)
+        b = await _wallet(session)
+        await session.commit()
+        await ledger.post(
+            session, kind="transfer", entries=[ledger.Posting(a, -50), ledger.Posting(b, 50)]
+        )
+        await session.rollback()
+        await session.commit()
+        assert (await ledger.get_balance(session, a)).posted == 100
 
 
 class TestAudit:

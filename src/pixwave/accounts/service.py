@@ -17,6 +17,7 @@ from pixwave.db import utcnow
 from pixwave.kit.ids import new_id
 from pixwave.ledger import service as ledger
 from pixwave.ledger.models import AccountKind
+from pixwave.unit_of_work import flush
 
 TOKEN_PREFIX = "pxw_"  # noqa: S105 - a label, not a secret
 
@@ -34,6 +35,7 @@ async def create_user(session: AsyncSession, data: UserCreate) -> UserRead:
         raise UserAlreadyExists(f"a user with e-mail {email} or this document already exists")
     user_id = new_id("usr")
     now = utcnow()
+    await flush(session)
     try:
         async with session.begin_nested():
             await repository.insert_user(

@@ -32,6 +32,7 @@ from pixwave.db import table, utcnow
 from pixwave.exceptions import BadRequest, Conflict, PixWaveError, ValidationFailed
 from pixwave.kit.locks import LockManager
 from pixwave.kit.models import IdempotencyRecord
+from pixwave.unit_of_work import defer, flush
 
 RECORDS = table(IdempotencyRecord)
 R = RECORDS.c
@@ -135,11 +136,14 @@ class Idempotency:
                         return _replay(stored, request_hash)
                     try:
                         result = await work(session)
+                        body = result.__pydantic_serializer__.to_json(result)
+                        _store(session, record, status_code, body, self.ttl)
+                        # Send the queued writes now: a guarded debit that misses is the
+                        # operation's refusal and must be told apart from a commit failure.
+                        await flush(session)
                     except PixWaveError as error:
                         failure = error
                         raise  # rolls the whole unit of work back
-                    body = result.__pydantic_serializer__.to_json(result)
-                    await _store(session, record, status_code, body, self.ttl)
                 return Response(body, status_code=status_code, media_type="application/json")
         except IntegrityError:
             # Our record lost a race with a twin whose lock had lapsed: answer with the twin's.
@@ -154,7 +158,7 @@ class Idempotency:
             async with self.sessionmaker() as session:
                 try:
                     async with session.begin():
-                        await _store(
+                        _store(
                             session,
                             record,
                             error.status_code,
@@ -200,19 +204,20 @@ async def _load(session: AsyncSession, scope: str, key: str) -> dict[str, Any] |
     return dict(row._mapping)
 
 
-async def _store(
+_INSERT = insert(RECORDS)
+
+
+def _store(
     session: AsyncSession, record: dict[str, Any], status: int, body: bytes, ttl: timedelta
 ) -> None:
+    """Queue the record with the unit of work's other writes; it commits with them."""
     now = utcnow()
-    await session.execute(
-        insert(RECORDS).values(
-            **record,
-            response_status=status,
-            response_body=body,
-            created_at=now,
-            expires_at=now + ttl,
-        )
-    )
+    defer(
+        session,
+        _INSERT,
+        {**record, "response_status": status, "response_body": body, "created_at": now,
+         "expires_at": now + ttl},
+    )  # fmt: skip
 
 
 def _replay(stored: dict[str, Any], request_hash: str) -> Response:

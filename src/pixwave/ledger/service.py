@@ -10,12 +10,14 @@ Nothing here commits: the caller's unit of work does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, insert, or_, select, true, update
+from sqlalchemy import bindparam, insert, or_, select, true, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Update
 
 from pixwave.db import table, utcnow
 from pixwave.kit.ids import new_id
@@ -34,6 +36,7 @@ from pixwave.ledger.models import (
     LedgerHold,
     LedgerTransaction,
 )
+from pixwave.unit_of_work import defer, flush
 
 ACCOUNTS = table(LedgerAccount)
 ENTRIES = table(LedgerEntry)
@@ -65,45 +68,80 @@ class _Change:
     account_id: str
     posted: int
     held: int
+    wallet_only: bool = False
 
 
 _c = ACCOUNTS.c
-_GUARDED_CHANGE = (
-    update(ACCOUNTS)
-    .where(
-        _c.id == bindparam("acct"),
-        or_(
-            _c.allow_negative == true(),
-            _c.posted - _c.held + bindparam("dp") - bindparam("dh") >= 0,
-        ),
+
+
+def _change_statement(*, guarded: bool, wallet_only: bool) -> Update:
+    """`posted += dp, held += dh`, optionally refusing to lower `available` below zero and
+    optionally matching only wallets (so a transfer cannot credit a system account)."""
+    conditions = [_c.id == bindparam("acct")]
+    if guarded:
+        conditions.append(
+            or_(
+                _c.allow_negative == true(),
+                _c.posted - _c.held + bindparam("dp") - bindparam("dh") >= 0,
+            )
+        )
+    if wallet_only:
+        conditions.append(_c.kind == AccountKind.WALLET.value)
+    return (
+        update(ACCOUNTS)
+        .where(*conditions)
+        .values(posted=_c.posted + bindparam("dp"), held=_c.held + bindparam("dh"))
     )
-    .values(posted=_c.posted + bindparam("dp"), held=_c.held + bindparam("dh"))
-)
-_PLAIN_CHANGE = (
-    update(ACCOUNTS)
-    .where(_c.id == bindparam("acct"))
-    .values(posted=_c.posted + bindparam("dp"), held=_c.held + bindparam("dh"))
+
+
+_CHANGES = {
+    (guarded, wallet_only): _change_statement(guarded=guarded, wallet_only=wallet_only)
+    for guarded in (False, True)
+    for wallet_only in (False, True)
+}
+_INSERT_TRANSACTION = insert(TRANSACTIONS)
+_INSERT_ENTRY = insert(ENTRIES)
+_INSERT_HOLD = insert(HOLDS)
+_RESOLVE_HOLD = (
+    update(HOLDS)
+    .where(HOLDS.c.id == bindparam("hold"), HOLDS.c.status == HoldStatus.PENDING)
+    .values(
+        status=bindparam("status"),
+        ledger_transaction_id=bindparam("ltx"),
+        resolved_at=bindparam("at"),
+    )
 )
 
 
-async def _apply(session: AsyncSession, changes: Sequence[_Change]) -> None:
-    """Move balances in account-id order; a change that lowers `available` is guarded."""
+def _explain_miss(account_id: str, *, wallet_only: bool) -> Callable[[Connection], Exception]:
+    """A change matched no row: either the account (or wallet) is missing or the money is."""
+
+    def explain(connection: Connection) -> Exception:
+        query = select(_c.id).where(_c.id == account_id)
+        if wallet_only:
+            query = query.where(_c.kind == AccountKind.WALLET.value)
+        if connection.execute(query).first() is None:
+            return AccountNotFound(f"ledger account {account_id} does not exist")
+        return InsufficientFunds(
+            "the available balance does not cover this amount", wallet_id=account_id
+        )
+
+    return explain
+
+
+def _apply(session: AsyncSession, changes: Sequence[_Change]) -> None:
+    """Queue balance moves in account-id order; a change that lowers `available` is guarded."""
     for change in sorted(changes, key=lambda c: c.account_id):
         if change.posted == 0 and change.held == 0:
             continue
         lowers_available = change.posted - change.held < 0
-        statement = _GUARDED_CHANGE if lowers_available else _PLAIN_CHANGE
-        result = await session.execute(
-            statement, {"acct": change.account_id, "dp": change.posted, "dh": change.held}
+        defer(
+            session,
+            _CHANGES[lowers_available, change.wallet_only],
+            {"acct": change.account_id, "dp": change.posted, "dh": change.held},
+            expect_rowcount=1,
+            on_mismatch=_explain_miss(change.account_id, wallet_only=change.wallet_only),
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            exists = await session.scalar(select(_c.id).where(_c.id == change.account_id))
-            if exists is None:
-                raise AccountNotFound(f"ledger account {change.account_id} does not exist")
-            raise InsufficientFunds(
-                "the available balance does not cover this amount",
-                wallet_id=change.account_id,
-            )
 
 
 def _check_balanced(entries: Sequence[Posting]) -> None:
@@ -117,7 +155,7 @@ def _check_balanced(entries: Sequence[Posting]) -> None:
         raise UnbalancedPosting(f"entries sum to {total}, not 0")
 
 
-async def _write_entries(
+def _write_entries(
     session: AsyncSession,
     *,
     kind: str,
@@ -127,28 +165,29 @@ async def _write_entries(
 ) -> str:
     now = utcnow()
     ledger_transaction_id = new_id("ltx")
-    await session.execute(
-        insert(TRANSACTIONS).values(
-            id=ledger_transaction_id,
-            kind=kind,
-            reference=reference,
-            description=description[:255],
-            created_at=now,
-        )
+    defer(
+        session,
+        _INSERT_TRANSACTION,
+        {
+            "id": ledger_transaction_id,
+            "kind": kind,
+            "reference": reference,
+            "description": description[:255],
+            "created_at": now,
+        },
     )
-    await session.execute(
-        insert(ENTRIES),
-        [
+    for entry in entries:
+        defer(
+            session,
+            _INSERT_ENTRY,
             {
                 "id": new_id("len"),
                 "ledger_transaction_id": ledger_transaction_id,
-                "account_id": e.account_id,
-                "amount": e.amount,
+                "account_id": entry.account_id,
+                "amount": entry.amount,
                 "created_at": now,
-            }
-            for e in entries
-        ],
-    )
+            },
+        )
     return ledger_transaction_id
 
 
@@ -159,14 +198,20 @@ async def post(
     entries: Sequence[Posting],
     reference: str | None = None,
     description: str = "",
+    wallets_only: bool = False,
 ) -> str:
-    """Write one balanced ledger transaction and move the balances; return its id."""
+    """Write one balanced ledger transaction and move the balances; return its id.
+
+    With `wallets_only`, every account must be a user wallet (an internal transfer), checked by
+    the balance update itself rather than by an extra query. Like every ledger write, this is
+    queued: a refusal surfaces at the session's next flush (see `unit_of_work`).
+    """
     _check_balanced(entries)
     net: dict[str, int] = defaultdict(int)
     for entry in entries:
         net[entry.account_id] += entry.amount
-    await _apply(session, [_Change(acct, amount, 0) for acct, amount in net.items()])
-    return await _write_entries(
+    _apply(session, [_Change(acct, amount, 0, wallets_only) for acct, amount in net.items()])
+    return _write_entries(
         session, kind=kind, entries=entries, reference=reference, description=description
     )
 
@@ -177,17 +222,19 @@ async def create_hold(
     """Reserve `amount` of the account's available balance; return the hold id."""
     if type(amount) is not int or amount <= 0:
         raise UnbalancedPosting(f"a hold needs a positive int amount, got {amount!r}")
-    await _apply(session, [_Change(account_id, 0, amount)])
+    _apply(session, [_Change(account_id, 0, amount)])
     hold_id = new_id("hld")
-    await session.execute(
-        insert(HOLDS).values(
-            id=hold_id,
-            account_id=account_id,
-            amount=amount,
-            status=HoldStatus.PENDING,
-            reference=reference,
-            created_at=utcnow(),
-        )
+    defer(
+        session,
+        _INSERT_HOLD,
+        {
+            "id": hold_id,
+            "account_id": account_id,
+            "amount": amount,
+            "status": HoldStatus.PENDING,
+            "reference": reference,
+            "created_at": utcnow(),
+        },
     )
     return hold_id
 
@@ -208,17 +255,17 @@ async def _lock_pending_hold(session: AsyncSession, hold_id: str) -> tuple[str, 
     return row.account_id, int(row.amount)
 
 
-async def _resolve_hold(
+def _resolve_hold(
     session: AsyncSession, hold_id: str, status: HoldStatus, ledger_transaction_id: str | None
 ) -> None:
     """Pending → final, guarded by the status so a second resolution can never land."""
-    result = await session.execute(
-        update(HOLDS)
-        .where(and_(HOLDS.c.id == hold_id, HOLDS.c.status == HoldStatus.PENDING))
-        .values(status=status, ledger_transaction_id=ledger_transaction_id, resolved_at=utcnow())
+    defer(
+        session,
+        _RESOLVE_HOLD,
+        {"hold": hold_id, "status": status, "ltx": ledger_transaction_id, "at": utcnow()},
+        expect_rowcount=1,
+        on_mismatch=lambda _c: HoldAlreadyResolved(f"hold {hold_id} was resolved concurrently"),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise HoldAlreadyResolved(f"hold {hold_id} was resolved concurrently")
 
 
 async def post_hold(
@@ -233,25 +280,23 @@ async def post_hold(
     """Turn a pending hold into a posted debit to `to_account_id`; at most once per hold."""
     account_id, amount = await _lock_pending_hold(session, hold_id)
     # The debit was reserved when the hold was created: posted and held fall together.
-    await _apply(
-        session, [_Change(account_id, -amount, -amount), _Change(to_account_id, amount, 0)]
-    )
-    ledger_transaction_id = await _write_entries(
+    _apply(session, [_Change(account_id, -amount, -amount), _Change(to_account_id, amount, 0)])
+    ledger_transaction_id = _write_entries(
         session,
         kind=kind,
         entries=[Posting(account_id, -amount), Posting(to_account_id, amount)],
         reference=reference or hold_id,
         description=description,
     )
-    await _resolve_hold(session, hold_id, HoldStatus.POSTED, ledger_transaction_id)
+    _resolve_hold(session, hold_id, HoldStatus.POSTED, ledger_transaction_id)
     return ledger_transaction_id
 
 
 async def void_hold(session: AsyncSession, *, hold_id: str) -> None:
     """Release a pending hold without moving money; at most once per hold."""
     account_id, amount = await _lock_pending_hold(session, hold_id)
-    await _apply(session, [_Change(account_id, 0, -amount)])
-    await _resolve_hold(session, hold_id, HoldStatus.VOIDED, None)
+    _apply(session, [_Change(account_id, 0, -amount)])
+    _resolve_hold(session, hold_id, HoldStatus.VOIDED, None)
 
 
 async def get_balance(session: AsyncSession, account_id: str) -> Balance:
@@ -300,6 +345,7 @@ async def system_account(session: AsyncSession, code: str) -> str:
     if found is not None:
         return str(found)
     # Opened in a savepoint so a concurrent opener's unique-code win is simply re-read.
+    await flush(session)
     try:
         async with session.begin_nested():
             return await open_account(

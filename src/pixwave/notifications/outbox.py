@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.db import table, utcnow
 from pixwave.kit.ids import new_id
 from pixwave.notifications.models import OutboxEvent
+from pixwave.unit_of_work import defer
 
-_TABLE = table(OutboxEvent)
+_INSERT = insert(table(OutboxEvent))
 
 
 async def append(
@@ -27,14 +28,16 @@ async def append(
     payload: dict[str, Any],
 ) -> str:
     event_id = new_id("evt")
-    await session.execute(
-        insert(_TABLE).values(
-            id=event_id,
-            event_type=event_type,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            payload=payload,
-            created_at=utcnow(),
-        )
+    defer(
+        session,
+        _INSERT,
+        {
+            "id": event_id,
+            "event_type": event_type,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "payload": payload,
+            "created_at": utcnow(),
+        },
     )
     return event_id

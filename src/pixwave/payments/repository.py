@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.db import table
 from pixwave.payments.models import Transaction
+from pixwave.unit_of_work import defer
 
 TABLE = table(Transaction)
 C = TABLE.c
@@ -21,8 +22,12 @@ _READ_COLUMNS = [
 ]  # fmt: skip
 
 
-async def insert_transaction(session: AsyncSession, values: dict[str, Any]) -> None:
-    await session.execute(insert(TABLE).values(**values))
+_INSERT = insert(TABLE)
+
+
+def insert_transaction(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Queued with the rest of the unit of work's writes (see `unit_of_work`)."""
+    defer(session, _INSERT, values)
 
 
 async def get(

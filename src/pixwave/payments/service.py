@@ -74,7 +74,7 @@ async def create(
         "updated_at": now,
         **fields,
     }
-    await repository.insert_transaction(session, row)
+    repository.insert_transaction(session, row)
     await outbox.append(
         session,
         event_type=f"transaction.{status.value}",

@@ -73,8 +73,6 @@ async def transfer(
     source = principal.require_wallet()
     if data.to_wallet_id == source:
         raise SameWallet("the destination is the paying wallet")
-    if await repository.get_wallet(session, data.to_wallet_id) is None:
-        raise AccountNotFound(f"wallet {data.to_wallet_id} does not exist")
     transaction_id = new_id("txn")
     ledger_transaction_id = await ledger.post(
         session,
@@ -85,6 +83,7 @@ async def transfer(
         ],
         reference=transaction_id,
         description=data.description or "",
+        wallets_only=True,  # the destination must be a wallet; checked by the update itself
     )
     return await transactions.create(
         session,

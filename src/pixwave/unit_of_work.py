@@ -1,0 +1,178 @@
+"""Deferred writes: queue a unit of work's writes and send them in one round trip.
+
+A transfer is about ten INSERT/UPDATE statements. Sent one by one through a pure-Python async
+driver, the round trips — not the database — dominate the cost. Writes queued with `defer` are
+sent together just before the next read, savepoint or commit of the same session: on MySQL and
+MariaDB as one multi-statement round trip, elsewhere (SQLite) one by one. Each queued write may
+carry an expectation on its matched-row count (the ledger's guarded debits, a hold's
+compare-and-set); a miss raises the error the caller chose, and the whole unit of work rolls back
+as if the statement had failed on its own.
+
+Ordering is preserved, so lock order (ledger accounts by id) is unchanged; reads always see the
+unit of work's own earlier writes, because any statement executed through the session flushes
+the queue first (`do_orm_execute`), and so does commit (`before_commit`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from pymysql.constants import CLIENT
+from pymysql.err import IntegrityError as MySQLIntegrityError
+from pymysql.err import MySQLError
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import await_only
+
+#: What MySQL engines are opened with: matched (not changed) row counts, multi-statement sends.
+MYSQL_CLIENT_FLAGS = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
+
+_PENDING = "pixwave.deferred"
+_MAX_COMPILED = 512
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    statement: Executable
+    params: dict[str, Any]
+    expect_rowcount: int | None
+    #: Builds the error for a row-count miss; may query through the connection to explain it.
+    on_mismatch: Callable[[Connection], Exception] | None
+
+
+def defer(
+    session: AsyncSession,
+    statement: Executable,
+    params: dict[str, Any],
+    *,
+    expect_rowcount: int | None = None,
+    on_mismatch: Callable[[Connection], Exception] | None = None,
+) -> None:
+    """Queue a write. `statement` must be a module-level constant (its compiled form is cached)."""
+    sync_session = session.sync_session
+    if not sync_session.in_transaction():
+        # Tie the queue to a transaction, so a rollback of that transaction forgets it.
+        sync_session.begin()
+    pending = sync_session.info.setdefault(_PENDING, [])
+    pending.append(_Write(statement, params, expect_rowcount, on_mismatch))
+
+
+async def flush(session: AsyncSession) -> None:
+    """Send queued writes now (needed before a savepoint, or to see a refusal early)."""
+    if session.sync_session.info.get(_PENDING):
+        await session.run_sync(_flush)
+
+
+def _flush(session: Session) -> None:
+    pending: list[_Write] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "mysql" and _multi_statements(connection):
+        _send_together(connection, pending)
+    else:
+        for write in pending:
+            _check(
+                connection, write, int(connection.execute(write.statement, write.params).rowcount)
+            )
+
+
+def _check(connection: Connection, write: _Write, count: int) -> None:
+    if write.expect_rowcount is not None and count != write.expect_rowcount:
+        if write.on_mismatch is not None:
+            raise write.on_mismatch(connection)
+        raise RuntimeError(f"expected {write.expect_rowcount} row(s), matched {count}")
+
+
+def _multi_statements(connection: Connection) -> bool:
+    driver = connection.connection.driver_connection
+    return bool(getattr(driver, "client_flag", 0) & CLIENT.MULTI_STATEMENTS)
+
+
+_compiled: dict[tuple[Executable, str, tuple[str, ...]], SQLCompiler] = {}
+
+
+def _compile(statement: Executable, connection: Connection, keys: tuple[str, ...]) -> SQLCompiler:
+    cache_key = (statement, connection.dialect.name, keys)
+    compiled = _compiled.get(cache_key)
+    if compiled is None:
+        if len(_compiled) >= _MAX_COMPILED:
+            _compiled.clear()
+        compiled = cast(
+            SQLCompiler,
+            statement.compile(dialect=connection.dialect, column_keys=list(keys)),  # type: ignore[attr-defined]
+        )
+        _compiled[cache_key] = compiled
+    return compiled
+
+
+def _driver_values(compiled: SQLCompiler, params: dict[str, Any]) -> list[Any]:
+    """Parameter values in placeholder order, through each type's bind processor."""
+    values = compiled.construct_params(params)
+    processors = compiled._bind_processors  # the same processors SQLAlchemy itself applies
+    out: list[Any] = []
+    for name in compiled.positiontup or ():
+        value = values[name]
+        processor = processors.get(name)
+        out.append(processor(value) if callable(processor) else value)
+    return out
+
+
+def _send_together(connection: Connection, pending: Sequence[_Write]) -> None:
+    """One multi-statement round trip, then each statement's matched-row expectation.
+
+    When a statement fails, the server skips the rest; a missed expectation before it is the
+    real cause (a debit to a missing account fails its guard before its entry's foreign key),
+    so it is reported first.
+    """
+    parts: list[str] = []
+    args: list[Any] = []
+    for write in pending:
+        compiled = _compile(write.statement, connection, tuple(sorted(write.params)))
+        parts.append(compiled.string)
+        args.extend(_driver_values(compiled, write.params))
+    sql = ";\n".join(parts)
+    driver = connection.connection.driver_connection
+    assert driver is not None, "a live connection always has its driver connection"
+    cursor = await_only(driver.cursor())
+    counts: list[int] = []
+    try:
+        await_only(cursor.execute(sql, args))
+        counts.append(int(cursor.rowcount))
+        for _ in pending[1:]:
+            await_only(cursor.nextset())
+            counts.append(int(cursor.rowcount))
+    except MySQLError as error:
+        for write, count in zip(pending, counts, strict=False):
+            _check(connection, write, count)
+        wrapper = (
+            exc.IntegrityError if isinstance(error, MySQLIntegrityError) else exc.OperationalError
+        )
+        raise wrapper(sql, args, error) from error
+    finally:
+        await_only(cursor.close())
+    for write, count in zip(pending, counts, strict=True):
+        _check(connection, write, count)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _flush_before_statements(state: ORMExecuteState) -> None:
+    if state.session.info.get(_PENDING):
+        _flush(state.session)
+
+
+@event.listens_for(Session, "before_commit")
+def _flush_before_commit(session: Session) -> None:
+    _flush(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_when_transaction_ends(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the root transaction: committed (flushed) or rolled back
+        session.info.pop(_PENDING, None)
