@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -100,8 +101,13 @@ def recreate_database() -> None:
 
 async def create_actors(count: int) -> list[Actor]:
     """Users, wallets, tokens and funding through the services, as an operator would make them."""
-    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))  # type: ignore[call-arg]
-    operator = Principal(token_id="tok_bench", user_id="usr_bench", role=Role.ADMIN, wallet_id=None)
+    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))
+    operator = Principal(
+        token_id="tok_bench",  # noqa: S106 - a label, not a secret
+        user_id="usr_bench",
+        role=Role.ADMIN,
+        wallet_id=None,
+    )
     rng = random.Random(20261126)
 
     async def one(n: int) -> Actor:
@@ -137,7 +143,7 @@ async def create_actors(count: int) -> list[Actor]:
 
 async def audit() -> tuple[bool, int, list[str]]:
     """The ledger must balance after both runs; a fast wrong answer is no answer."""
-    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))  # type: ignore[call-arg]
+    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))
     try:
         async with resources.sessionmaker() as session:
             report = await run_audit(session)
@@ -210,10 +216,9 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the API exited with {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our localhost URL
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"the API did not answer {url} within 30 s:\n{log.read_text()}")
 
@@ -325,9 +330,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat() + "Z"
 
 
-async def floor_transfer(
-    cursor: Any, payer: Actor, payee: Actor, amount: int, key: str
-) -> bool:
+async def floor_transfer(cursor: Any, payer: Actor, payee: Actor, amount: int, key: str) -> bool:
     """The statements of one API transfer, in its order; False if the debit was refused."""
     await cursor.execute(SELECT_KEY, (payer.user_id, key))
     await cursor.fetchall()
@@ -344,7 +347,9 @@ async def floor_transfer(
             await cursor.execute(PLAIN_UPDATE, (amount, 0, wallet_id))
     now = _now()
     ledger_id = new_id("ltx")
-    await cursor.execute(INSERT_LEDGER_TRANSACTION, (ledger_id, "transfer", transaction_id, "", now))
+    await cursor.execute(
+        INSERT_LEDGER_TRANSACTION, (ledger_id, "transfer", transaction_id, "", now)
+    )
     await cursor.executemany(
         INSERT_ENTRIES,
         [
@@ -399,8 +404,9 @@ async def floor_transfer(
         },
         separators=(",", ":"),
     ).encode()
-    request = f'{{"to_wallet_id":"{payee.wallet_id}","amount":{amount},"description":null}}'
-    request_hash = hashlib.sha256(b"POST /v1/transfers\n" + request.encode()).hexdigest()
+    request = {"amount": amount, "description": None, "to_wallet_id": payee.wallet_id}
+    canonical = json.dumps(request, separators=(",", ":"), sort_keys=True).encode()
+    request_hash = hashlib.sha256(b"POST /v1/transfers\n" + canonical).hexdigest()
     stored_at = _now()
     await cursor.execute(
         INSERT_KEY,
@@ -446,13 +452,17 @@ async def floor_run(
                     try:
                         async with connection.cursor() as cursor:
                             ok = await floor_transfer(
-                                cursor, payer, payee, rng.randint(1, 100), f"{nonce}-{number}-{sent}"
+                                cursor,
+                                payer,
+                                payee,
+                                rng.randint(1, 100),
+                                f"{nonce}-{number}-{sent}",
                             )
                         if ok:
                             await connection.commit()
                         else:
                             await connection.rollback()
-                    except BaseException:
+                    except pymysql.MySQLError:
                         await connection.rollback()
                         raise
             except pymysql.MySQLError as exc:
@@ -534,8 +544,8 @@ def default_layout(workers: int) -> tuple[str | None, str | None]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--duration", type=float, default=10, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=3, help="seconds before each run")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds before each run")
     parser.add_argument("--connections", type=int, default=64, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=1, help="API server processes")
     parser.add_argument("--wallets", type=int, default=200, help="funded wallets (and tokens)")
@@ -583,15 +593,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             cpus=server_cpus,
             log=Path(scratch) / "api.log",
         ):
-            wrk = {
-                "port": port,
-                "actors_file": actors_file,
-                "connections": args.connections,
-                "threads": args.wrk_threads,
-                "cpus": generator_cpus,
-            }
-            run_wrk(nonce=new_id("warm"), duration=args.warmup, **wrk)  # type: ignore[arg-type]
-            http = run_wrk(nonce=new_id("run"), duration=args.duration, **wrk)  # type: ignore[arg-type]
+            load = functools.partial(
+                run_wrk,
+                port=port,
+                actors_file=actors_file,
+                connections=args.connections,
+                threads=args.wrk_threads,
+                cpus=generator_cpus,
+            )
+            load(nonce=new_id("warm"), duration=args.warmup)
+            http = load(nonce=new_id("run"), duration=args.duration)
     report("http", http, args.connections)
 
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as executor:
@@ -603,12 +614,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratio = http.tps / floor.tps if floor.tps else 0.0
     print(f"ratio: http/floor = {ratio:.2f}")
     audit_ok, ledger_transactions, problems = asyncio.run(audit())
-    print(
-        f"audit: {'ok' if audit_ok else 'FAILED'} "
-        f"({ledger_transactions} ledger transactions balance)"
-        if audit_ok
-        else f"audit: FAILED\n  " + "\n  ".join(problems)
-    )
+    if audit_ok:
+        print(f"audit: ok, the ledger balances ({ledger_transactions} ledger transactions)")
+    else:
+        print("audit: FAILED\n  " + "\n  ".join(problems))
     figures = {
         "benchmark": "transfers",
         "http_tps": round(http.tps, 1),
@@ -641,4 +650,8 @@ def report(name: str, result: RunResult, connections: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: the API server and the load generator were stopped", file=sys.stderr)
+        sys.exit(130)
