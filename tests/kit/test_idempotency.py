@@ -264,3 +264,35 @@ class TestKeyRequired:
         assert response.status_code == 400
         assert response.json()["code"] == code
         assert await _transfers(resources) == 0
+
+
+class TestLockStoreDown:
+    async def test_redis_down_is_503_and_writes_nothing(self, resources: Resources) -> None:
+        """Without the lock store a POST is refused as unavailable, never half-done."""
+        from redis.asyncio import Redis
+
+        from pixwave.app import create_app
+        from pixwave.kit.locks import RedisLocks
+
+        ana, bia = await _pair(resources)
+        dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+        broken = Idempotency(
+            resources.sessionmaker, RedisLocks(dead), ttl_seconds=60, lock_seconds=5
+        )
+        original = resources.idempotency
+        resources.idempotency = broken
+        try:
+            app = create_app(resources.settings, resources)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.post(
+                    "/v1/transfers",
+                    json={"to_wallet_id": bia.wallet_id, "amount": 1},
+                    headers=ana.headers(),
+                )
+        finally:
+            resources.idempotency = original
+            await dead.aclose()
+        assert response.status_code == 503
+        assert response.json()["code"] == "service_unavailable"
+        assert await _transfers(resources) == 0

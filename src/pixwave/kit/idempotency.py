@@ -20,21 +20,30 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
+import structlog
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import delete, insert, select
+from redis.exceptions import RedisError
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixwave.accounts.auth import CurrentPrincipal, Principal
 from pixwave.db import table, utcnow
-from pixwave.exceptions import BadRequest, Conflict, PixWaveError, ValidationFailed
+from pixwave.exceptions import (
+    BadRequest,
+    Conflict,
+    PixWaveError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from pixwave.kit.locks import LockManager
 from pixwave.kit.models import IdempotencyRecord
 from pixwave.unit_of_work import defer, flush
 
 RECORDS = table(IdempotencyRecord)
+log = structlog.get_logger("pixwave.idempotency")
 R = RECORDS.c
 REPLAYED_HEADER = "Idempotent-Replayed"
 PROBLEM_JSON = "application/problem+json"
@@ -93,7 +102,10 @@ class Idempotency:
     ) -> Response:
         request_hash = _fingerprint(method, path, payload)
         lock_name = f"idem:{scope}:{key}"
-        token = await self.locks.acquire(lock_name, self.lock_seconds)
+        try:
+            token = await self.locks.acquire(lock_name, self.lock_seconds)
+        except RedisError as exc:
+            raise ServiceUnavailable("the lock store (Redis) is unavailable; retry later") from exc
         if token is None:
             raise IdempotencyKeyInUse("retry after the first request with this key has finished")
         try:
@@ -107,7 +119,10 @@ class Idempotency:
                 work=work,
             )
         finally:
-            await self.locks.release(lock_name, token)
+            try:
+                await self.locks.release(lock_name, token)
+            except RedisError as exc:  # the lock expires on its own; the outcome is committed
+                log.warning("idempotency.lock_release_failed", key=lock_name, error=repr(exc))
 
     async def _run_locked(
         self,
@@ -188,18 +203,19 @@ def _fingerprint(method: str, path: str, payload: BaseModel) -> str:
     return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
 
 
+_LOOKUP = select(R.request_hash, R.response_status, R.response_body, R.expires_at).where(
+    R.scope == bindparam("scope"), R.key == bindparam("key")
+)
+_FORGET = delete(RECORDS).where(R.scope == bindparam("scope"), R.key == bindparam("key"))
+
+
 async def _load(session: AsyncSession, scope: str, key: str) -> dict[str, Any] | None:
-    row = (
-        await session.execute(
-            select(R.request_hash, R.response_status, R.response_body, R.expires_at).where(
-                R.scope == scope, R.key == key
-            )
-        )
-    ).one_or_none()
+    params = {"scope": scope, "key": key}
+    row = (await session.execute(_LOOKUP, params)).one_or_none()
     if row is None:
         return None
     if row.expires_at < utcnow():
-        await session.execute(delete(RECORDS).where(R.scope == scope, R.key == key))
+        await session.execute(_FORGET, params)
         return None
     return dict(row._mapping)
 
