@@ -1,10 +1,10 @@
 """Benchmark `POST /v1/transfers` over HTTP against MariaDB, next to its raw-SQL floor.
 
 Why two runs in one invocation: a transfer's cost over HTTP is the SQL plus everything around it
-(HTTP parsing, FastAPI, auth, Redis lock, SQLAlchemy, serialisation). The floor sends exactly the
-SQL one transfer issues straight through aiomysql, on the same machine, database and concurrency,
-so `ratio_to_floor` says how much of the database's capacity the API turns into transfers,
-independently of how fast this particular machine is.
+(HTTP parsing, FastAPI, auth, the Redis lock, SQLAlchemy, serialisation). The floor sends the SQL
+one transfer issues, in the same round trips, straight through aiomysql on the same machine,
+database and concurrency, so `ratio_to_floor` says how much of what the database and driver can
+do the API turns into transfers, whatever the speed of the machine it runs on.
 
 Run: `make bench` (or `.venv/bin/python bench/transfers.py --help`). Needs MariaDB and Redis on
 127.0.0.1 and `wrk` (Debian package). Prints numbers, never judges them; the last line of stdout
@@ -31,17 +31,19 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import aiomysql
+import orjson
 import pymysql
 import redis
 import uvloop
+from pymysql.constants import CLIENT
 
 from pixwave.accounts import service as accounts
 from pixwave.accounts.auth import Principal
@@ -276,32 +278,38 @@ def run_wrk(
 
 
 # --- floor: the same SQL, no HTTP ------------------------------------------------------------
+#
+# The SQL text one `POST /v1/transfers` sends today (read off the driver): a pool ping, the
+# idempotency lookup, the eight writes queued by the unit of work and sent as ONE multi-statement
+# round trip (`pixwave.unit_of_work`), COMMIT, and the pool's ROLLBACK on return. The floor keeps
+# the lookup, the writes and the commit, with the same client flags; the ping and the reset are
+# the API's connection hygiene and count as its overhead. `--floor statements` sends each write
+# on its own round trip instead, to show what sending them together saves.
+
+CLIENT_FLAGS = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS  # as pixwave.db opens MySQL engines
 
 SELECT_KEY = (
     "SELECT idempotency_keys.request_hash, idempotency_keys.response_status, "
     "idempotency_keys.response_body, idempotency_keys.expires_at FROM idempotency_keys "
     "WHERE idempotency_keys.scope = %s AND idempotency_keys.`key` = %s"
 )
-SELECT_WALLET = (
-    "SELECT ledger_accounts.id, ledger_accounts.user_id, ledger_accounts.currency, "
-    "ledger_accounts.posted, ledger_accounts.held FROM ledger_accounts "
-    "WHERE ledger_accounts.id = %s AND ledger_accounts.kind = %s"
-)
-GUARDED_UPDATE = (
+DEBIT = (
     "UPDATE ledger_accounts SET posted=(ledger_accounts.posted + %s), "
     "held=(ledger_accounts.held + %s) WHERE ledger_accounts.id = %s AND "
     "(ledger_accounts.allow_negative = true OR "
-    "((ledger_accounts.posted - ledger_accounts.held) + %s) - %s >= %s)"
+    "((ledger_accounts.posted - ledger_accounts.held) + %s) - %s >= %s) "
+    "AND ledger_accounts.kind = %s"
 )
-PLAIN_UPDATE = (
+CREDIT = (
     "UPDATE ledger_accounts SET posted=(ledger_accounts.posted + %s), "
-    "held=(ledger_accounts.held + %s) WHERE ledger_accounts.id = %s"
+    "held=(ledger_accounts.held + %s) WHERE ledger_accounts.id = %s "
+    "AND ledger_accounts.kind = %s"
 )
 INSERT_LEDGER_TRANSACTION = (
     "INSERT INTO ledger_transactions (id, kind, reference, description, created_at) "
     "VALUES (%s, %s, %s, %s, %s)"
 )
-INSERT_ENTRIES = (
+INSERT_ENTRY = (
     "INSERT INTO ledger_entries (id, ledger_transaction_id, account_id, amount, created_at) "
     "VALUES (%s, %s, %s, %s, %s)"
 )
@@ -319,6 +327,8 @@ INSERT_KEY = (
     "response_status, response_body, created_at, expires_at) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
+FLOOR_LABELS = {"batched": "writes in one round trip", "statements": "a round trip per statement"}
+FLOOR_MODES = tuple(FLOOR_LABELS)
 
 
 def _now() -> datetime:
@@ -330,41 +340,17 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat() + "Z"
 
 
-async def floor_transfer(cursor: Any, payer: Actor, payee: Actor, amount: int, key: str) -> bool:
-    """The statements of one API transfer, in its order; False if the debit was refused."""
-    await cursor.execute(SELECT_KEY, (payer.user_id, key))
-    await cursor.fetchall()
-    await cursor.execute(SELECT_WALLET, (payee.wallet_id, "wallet"))
-    await cursor.fetchall()
+def transfer_writes(
+    payer: Actor, payee: Actor, amount: int, key: str
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The eight writes of one transfer, in the API's order, with freshly made values."""
     transaction_id = new_id("txn")
-    # Balances move in account-id order, the debit guarded, exactly as the ledger does.
-    for wallet_id in sorted((payer.wallet_id, payee.wallet_id)):
-        if wallet_id == payer.wallet_id:
-            await cursor.execute(GUARDED_UPDATE, (-amount, 0, wallet_id, -amount, 0, 0))
-            if cursor.rowcount != 1:
-                return False
-        else:
-            await cursor.execute(PLAIN_UPDATE, (amount, 0, wallet_id))
-    now = _now()
     ledger_id = new_id("ltx")
-    await cursor.execute(
-        INSERT_LEDGER_TRANSACTION, (ledger_id, "transfer", transaction_id, "", now)
-    )
-    await cursor.executemany(
-        INSERT_ENTRIES,
-        [
-            (new_id("len"), ledger_id, payer.wallet_id, -amount, now),
-            (new_id("len"), ledger_id, payee.wallet_id, amount, now),
-        ],
-    )
+    debit = (DEBIT, (-amount, 0, payer.wallet_id, -amount, 0, 0, "wallet"))
+    credit = (CREDIT, (amount, 0, payee.wallet_id, "wallet"))
+    # Balances move in account-id order, as the ledger does, so transfers never deadlock.
+    updates = [debit, credit] if payer.wallet_id < payee.wallet_id else [credit, debit]
     now = _now()
-    await cursor.execute(
-        INSERT_TRANSACTION,
-        (
-            transaction_id, "transfer", "succeeded", amount, "BRL", payer.user_id,
-            payer.wallet_id, payee.wallet_id, None, 0, ledger_id, now, now,
-        ),
-    )  # fmt: skip
     payload = {
         "transaction_id": transaction_id,
         "type": "transfer",
@@ -376,14 +362,7 @@ async def floor_transfer(cursor: Any, payer: Actor, payee: Actor, amount: int, k
         "failure_code": None,
         "actor": payer.user_id,
     }
-    await cursor.execute(
-        INSERT_OUTBOX,
-        (
-            new_id("evt"), "transaction.succeeded", "transaction", transaction_id,
-            json.dumps(payload), _now(),
-        ),
-    )  # fmt: skip
-    body = json.dumps(
+    body = orjson.dumps(
         {
             "id": transaction_id,
             "object": "transaction",
@@ -401,25 +380,65 @@ async def floor_transfer(cursor: Any, payer: Actor, payee: Actor, amount: int, k
             "ledger_transaction_id": ledger_id,
             "created_at": _iso(now),
             "updated_at": _iso(now),
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
     request = {"amount": amount, "description": None, "to_wallet_id": payee.wallet_id}
-    canonical = json.dumps(request, separators=(",", ":"), sort_keys=True).encode()
+    canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
     request_hash = hashlib.sha256(b"POST /v1/transfers\n" + canonical).hexdigest()
-    stored_at = _now()
-    await cursor.execute(
-        INSERT_KEY,
+    return [
+        *updates,
+        (INSERT_LEDGER_TRANSACTION, (ledger_id, "transfer", transaction_id, "", now)),
+        (INSERT_ENTRY, (new_id("len"), ledger_id, payer.wallet_id, -amount, now)),
+        (INSERT_ENTRY, (new_id("len"), ledger_id, payee.wallet_id, amount, now)),
         (
-            payer.user_id, key, "POST", "/v1/transfers", request_hash, 201, body,
-            stored_at, stored_at + IDEMPOTENCY_TTL,
+            INSERT_TRANSACTION,
+            (
+                transaction_id, "transfer", "succeeded", amount, "BRL", payer.user_id,
+                payer.wallet_id, payee.wallet_id, None, 0, ledger_id, now, now,
+            ),
         ),
-    )  # fmt: skip
-    return True
+        (
+            INSERT_OUTBOX,
+            (
+                new_id("evt"), "transaction.succeeded", "transaction", transaction_id,
+                json.dumps(payload), now,
+            ),
+        ),
+        (
+            INSERT_KEY,
+            (
+                payer.user_id, key, "POST", "/v1/transfers", request_hash, 201, body,
+                now, now + IDEMPOTENCY_TTL,
+            ),
+        ),
+    ]  # fmt: skip
+
+
+async def floor_transfer(
+    cursor: Any, payer: Actor, payee: Actor, amount: int, key: str, *, batched: bool
+) -> bool:
+    """One transfer's statements on `cursor`; False if an update matched no row (refusal)."""
+    await cursor.execute(SELECT_KEY, (payer.user_id, key))
+    await cursor.fetchall()
+    writes = transfer_writes(payer, payee, amount, key)
+    counts: list[int] = []
+    if batched:
+        await cursor.execute(
+            ";\n".join(sql for sql, _ in writes), tuple(v for _, args in writes for v in args)
+        )
+        counts.append(cursor.rowcount)
+        for _ in writes[1:]:
+            await cursor.nextset()
+            counts.append(cursor.rowcount)
+    else:
+        for sql, args in writes:
+            await cursor.execute(sql, args)
+            counts.append(cursor.rowcount)
+    return counts[0] == 1 and counts[1] == 1
 
 
 async def floor_run(
-    actors: Sequence[Actor], concurrency: int, warmup: float, duration: float
+    actors: Sequence[Actor], concurrency: int, warmup: float, duration: float, *, batched: bool
 ) -> RunResult:
     """`concurrency` clients, each one DB transaction per transfer, for `duration` seconds."""
     pool = await aiomysql.create_pool(
@@ -429,6 +448,7 @@ async def floor_run(
         db=DATABASE,
         charset="utf8mb4",
         autocommit=False,
+        client_flag=CLIENT_FLAGS,
         minsize=concurrency,
         maxsize=concurrency,
     )
@@ -446,17 +466,14 @@ async def floor_run(
         while not stop:
             payer, payee = rng.sample(actors, 2)
             sent += 1
+            key = f"{nonce}-{number}-{sent}"
             started = time.perf_counter()
             try:
                 async with pool.acquire() as connection:
                     try:
                         async with connection.cursor() as cursor:
                             ok = await floor_transfer(
-                                cursor,
-                                payer,
-                                payee,
-                                rng.randint(1, 100),
-                                f"{nonce}-{number}-{sent}",
+                                cursor, payer, payee, rng.randint(1, 100), key, batched=batched
                             )
                         if ok:
                             await connection.commit()
@@ -476,7 +493,7 @@ async def floor_run(
                 completed += 1
                 latencies.append(time.perf_counter() - started)
             else:
-                failures["insufficient_funds"] = failures.get("insufficient_funds", 0) + 1
+                failures["refused"] = failures.get("refused", 0) + 1
 
     tasks = [asyncio.create_task(client(n)) for n in range(concurrency)]
     try:
@@ -491,7 +508,7 @@ async def floor_run(
     finally:
         for task in tasks:
             task.cancel()
-        pool.close()
+        pool.terminate()
         await pool.wait_closed()
     latencies.sort()
     return RunResult(
@@ -505,12 +522,60 @@ async def floor_run(
 
 
 def floor_process(
-    actors: Sequence[Actor], concurrency: int, warmup: float, duration: float, cpus: str | None
-) -> RunResult:
-    """Entry point of the floor's own process: pinned like the API server, on uvloop."""
+    actors: Sequence[Actor],
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    cpus: str | None,
+    batched: bool,
+    results: Connection,
+) -> None:
+    """Entry point of the floor's own process: pinned like the API server, on uvloop.
+
+    It ignores Ctrl-C: the parent decides, and terminates it, so nothing is left half-closed.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if cpus:
         os.sched_setaffinity(0, parse_cpus(cpus))
-    return uvloop.run(floor_run(actors, concurrency, warmup, duration))
+    try:
+        results.send(uvloop.run(floor_run(actors, concurrency, warmup, duration, batched=batched)))
+    except Exception as exc:
+        results.send(RuntimeError(f"the floor run failed: {exc!r}"))
+        raise
+
+
+def run_floor(
+    actors: Sequence[Actor],
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    cpus: str | None,
+    *,
+    batched: bool,
+) -> RunResult:
+    """Run the floor in a fresh spawned process and make sure it is gone when we return."""
+    context = get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=floor_process,
+        args=(actors, concurrency, warmup, duration, cpus, batched, sender),
+        name="floor",
+        daemon=True,
+    )
+    child.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    except EOFError:
+        raise RuntimeError(f"the floor process died (exit code {child.exitcode})") from None
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+    if isinstance(result, Exception):
+        raise result
+    assert isinstance(result, RunResult)
+    return result
 
 
 def percentile(ordered: Sequence[float], pct: float) -> float:
@@ -533,24 +598,34 @@ def parse_cpus(spec: str) -> set[int]:
 
 
 def default_layout(workers: int) -> tuple[str | None, str | None]:
-    """Where the server (and the floor client) and wrk run; MariaDB is left to the kernel."""
-    cpu_count = os.cpu_count() or 1
-    if cpu_count < 2:
+    """(API and floor client cpus, wrk cpus) for taskset; MariaDB and Redis stay unpinned.
+
+    wrk gets the last core to itself unless the API has a worker for every core, in which case
+    the API spans all cores (a worker pinned away from half the machine would idle).
+    """
+    count = os.cpu_count() or 1
+    if count < 2:
         return None, None
-    last = str(cpu_count - 1)
-    server = f"0-{cpu_count - 2}" if workers == 1 or cpu_count > 2 else f"0-{last}"
-    return server, last
+    last = count - 1
+    server_last = last if workers >= count else last - 1
+    return ("0" if server_last == 0 else f"0-{server_last}"), str(last)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds before each run")
-    parser.add_argument("--connections", type=int, default=64, help="concurrent clients")
-    parser.add_argument("--workers", type=int, default=1, help="API server processes")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=2, help="API server processes")
     parser.add_argument("--wallets", type=int, default=200, help="funded wallets (and tokens)")
     parser.add_argument(
         "--db-pool", type=int, default=0, help="DB connections per API worker (0: share of -c)"
+    )
+    parser.add_argument(
+        "--floor",
+        choices=FLOOR_MODES,
+        default="batched",
+        help="send the floor's writes as the API does (one round trip) or one by one",
     )
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--server-cpus", help="taskset list for the API and the floor client")
@@ -569,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     generator_cpus = args.generator_cpus or generator_cpus
     pool = args.db_pool or max(1, math.ceil(args.connections / args.workers))
 
+    print(f"code: {code_version()}; MariaDB {mariadb_version()}; {os.cpu_count()} cpus")
     print(f"setup: database {DATABASE}, {args.wallets} funded wallets, Redis db 14")
     started = time.monotonic()
     recreate_database()
@@ -605,11 +681,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             http = load(nonce=new_id("run"), duration=args.duration)
     report("http", http, args.connections)
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as executor:
-        floor = executor.submit(
-            floor_process, actors, args.connections, args.warmup, args.duration, server_cpus
-        ).result()
-    report("floor", floor, args.connections)
+    floor = run_floor(
+        actors,
+        args.connections,
+        args.warmup,
+        args.duration,
+        server_cpus,
+        batched=args.floor == "batched",
+    )
+    report(f"floor ({FLOOR_LABELS[args.floor]})", floor, args.connections)
 
     ratio = http.tps / floor.tps if floor.tps else 0.0
     print(f"ratio: http/floor = {ratio:.2f}")
@@ -628,6 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "floor_p50_ms": round(floor.p50_ms, 2),
         "floor_p99_ms": round(floor.p99_ms, 2),
         "floor_errors": floor.errors,
+        "floor_mode": args.floor,
         "ratio_to_floor": round(ratio, 3),
         "workers": args.workers,
         "connections": args.connections,
@@ -635,9 +716,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "server_cpus": server_cpus,
         "generator_cpus": generator_cpus,
         "audit_ok": audit_ok,
+        "code": code_version(),
     }
     print(json.dumps(figures))
-    return 0
+    # Times are only reported; a wrong answer (an error or an unbalanced ledger) fails the run.
+    return 0 if audit_ok and http.errors == 0 and floor.errors == 0 else 1
+
+
+def code_version() -> str:
+    """The commit measured, marked `+dirty` when src/ has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head or 'unknown'}{'+dirty' if dirty else ''}"
+
+
+def mariadb_version() -> str:
+    connection = pymysql.connect(host=DB_HOST, port=DB_PORT, user=DB_USER, connect_timeout=3)
+    with connection:
+        return str(connection.get_server_info()).removeprefix("5.5.5-")
 
 
 def report(name: str, result: RunResult, connections: int) -> None:
@@ -653,5 +756,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("interrupted: the API server and the load generator were stopped", file=sys.stderr)
+        print("interrupted: every process the benchmark started is stopped", file=sys.stderr)
         sys.exit(130)
