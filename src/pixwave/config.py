@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     db_pool_overflow: int = Field(default=10, description="Extra connections under bursts.")
     db_pool_timeout: float = Field(default=5.0, description="Seconds to wait for a connection.")
     db_connect_timeout: int = Field(default=5, description="Seconds to open a connection.")
+    db_ping_after_idle_seconds: float = Field(
+        default=5.0, description="Ping a pooled connection before use if idle this long."
+    )
 
     # --- redis ---------------------------------------------------------------------------------
     redis_url: str | None = Field(default=None, description="redis:// URL; wins over REDIS_*.")

@@ -7,6 +7,7 @@ The same models and migrations run on MariaDB/MySQL 8 and on the embedded SQLite
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -86,19 +88,60 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=1800,
-        pool_pre_ping=True,
+        # Both replaced by the cheaper equivalents below: a ping per checkout and a ROLLBACK per
+        # checkin were two of a transfer's six round trips.
+        pool_pre_ping=False,
+        pool_reset_on_return=None,
         connect_args={
             "connect_timeout": settings.db_connect_timeout,
             "client_flag": MYSQL_CLIENT_FLAGS,
         },
         echo=settings.app_debug,
     )
+    _install_pool_hygiene(engine, ping_after_idle=settings.db_ping_after_idle_seconds)
+    return engine
+
+
+def _install_pool_hygiene(engine: AsyncEngine, *, ping_after_idle: float) -> None:
+    """Ping a connection only after it sat idle; roll back only a connection left mid-transaction.
+
+    A connection the server closed while it sat in the pool (a restart, `wait_timeout`) is caught
+    by the ping and replaced. One used milliseconds ago is handed out as is; if the server died in
+    between, the request fails with 503, nothing is committed, and the pool is invalidated.
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _fresh(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkin")
+    def _idle(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since", 0.0)
+        if time.monotonic() - idle_since < ping_after_idle:
+            return
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool retries the checkout with a new connection
+            raise DisconnectionError("connection went stale while idle") from exc
+
+    @event.listens_for(sync_engine, "reset")
+    def _rollback_if_open(dbapi_connection: Any, record: ConnectionPoolEntry, state: Any) -> None:
+        if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+            return
+        driver = record.driver_connection
+        if driver is None or driver.get_transaction_status():
+            dbapi_connection.rollback()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
