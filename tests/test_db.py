@@ -72,7 +72,7 @@ class TestPoolHygiene:
                 await session.execute(text("SELECT 1"))
         with _server() as connection, connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT COUNT(*) FROM `{resources.engine.url.database}`.outbox_events "
+                f"SELECT COUNT(*) FROM `{resources.engine.url.database}`.outbox_events "  # noqa: S608 - our test database's name
                 "WHERE id = 'evt_leak'"
             )
             row = cursor.fetchone()

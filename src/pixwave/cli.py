@@ -208,7 +208,7 @@ def create_token(
         console.print(f"[red]{exc.code}:[/] {exc.message}")
         raise typer.Exit(1) from exc
     console.print(f"token for {created.user_id} (shown once):")
-    sys.stdout.write(created.token + "\n")
+    sys.stdout.write(f"{created.token}\n")
 
 
 # --- audit -----------------------------------------------------------------------------------

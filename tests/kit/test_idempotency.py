@@ -296,3 +296,41 @@ class TestLockStoreDown:
         assert response.status_code == 503
         assert response.json()["code"] == "service_unavailable"
         assert await _transfers(resources) == 0
+
+
+class TestReplaysRunOptimistically:
+    async def test_replay_after_the_money_is_gone_still_returns_the_success(
+        self, client: httpx.AsyncClient, resources: Resources
+    ) -> None:
+        """A replay re-runs nothing visible: even if it could no longer succeed, it gets the 201."""
+        ana = await create_actor(resources, balance=500)
+        bia = await create_actor(resources)
+        body = {"to_wallet_id": bia.wallet_id, "amount": 500}
+        first = await client.post("/v1/transfers", json=body, headers=ana.headers("all-in"))
+        again = await client.post("/v1/transfers", json=body, headers=ana.headers("all-in"))
+        assert first.status_code == again.status_code == 201
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json() == first.json()
+        assert await _transfers(resources) == 1
+
+    async def test_token_secret_is_never_stored_for_replay(
+        self, client: httpx.AsyncClient, resources: Resources
+    ) -> None:
+        """A token is shown once: the idempotency table keeps the response without the secret."""
+        from sqlalchemy import select
+
+        from tests.factories import create_admin
+
+        admin = await create_admin(resources)
+        ana = await create_actor(resources)
+        url = f"/v1/users/{ana.user.id}/tokens"
+        first = await client.post(url, json={"name": "cli"}, headers=admin.headers("tok-1"))
+        replay = await client.post(url, json={"name": "cli"}, headers=admin.headers("tok-1"))
+        secret = first.json()["token"]
+        assert secret.startswith("pxw_")
+        assert replay.status_code == 201
+        assert replay.json()["token"] is None
+        assert replay.json()["id"] == first.json()["id"]
+        async with resources.sessionmaker() as session:
+            bodies = (await session.execute(select(IdempotencyRecord.response_body))).scalars()
+            assert all(secret.encode() not in bytes(b) for b in bodies)

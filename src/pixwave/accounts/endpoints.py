@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts import service
@@ -62,4 +63,7 @@ async def create_token(
     async def work(session: AsyncSession) -> TokenCreated:
         return await service.issue_token(session, user_id=user_id, name=body.name)
 
-    return await call.run(body, work)
+    def without_secret(created: BaseModel) -> BaseModel:
+        return created.model_copy(update={"token": None})
+
+    return await call.run(body, work, redact=without_secret)

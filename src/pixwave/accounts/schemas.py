@@ -58,5 +58,8 @@ class TokenCreated(BaseModel):
     user_id: str
     name: str
     prefix: str
-    token: str = Field(description="Shown once; only its hash is stored.")
+    token: str | None = Field(
+        description="Shown once; only its hash is stored. A replay of the creating request "
+        "(same Idempotency-Key) returns null here: revoke and issue another if it was lost."
+    )
     created_at: datetime

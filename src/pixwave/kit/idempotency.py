@@ -2,7 +2,9 @@
 
 * The first request with a key runs; its response (success or a domain error) is stored in the
   **same database transaction** as its effects, so an effect without a stored response, or a
-  stored response without its effect, cannot exist.
+  stored response without its effect, cannot exist. There is no lookup first: the record's
+  primary key refuses a second insert, the attempt rolls back, and the stored response is
+  replayed — a first request costs no extra round trip, a replay costs a rolled-back attempt.
 * A replay with the same key and the same body gets the stored response and
   `Idempotent-Replayed: true`; a different body gets 422 `idempotency_key_reused`.
 * A replay while the first is still running gets 409 `idempotency_key_in_use` (a short lock in
@@ -71,6 +73,7 @@ class IdempotencyKeyInUse(Conflict):
 
 
 Work = Callable[[AsyncSession], Awaitable[BaseModel]]
+Redact = Callable[[BaseModel], BaseModel]
 
 
 class Idempotency:
@@ -99,7 +102,10 @@ class Idempotency:
         payload: BaseModel,
         status_code: int,
         work: Work,
+        redact: Redact | None = None,
     ) -> Response:
+        """Run `work` once per (scope, key). `redact` shapes what is *stored* for replays
+        (a secret shown once must not sit in the idempotency table)."""
         request_hash = _fingerprint(method, path, payload)
         lock_name = f"idem:{scope}:{key}"
         try:
@@ -117,6 +123,7 @@ class Idempotency:
                 request_hash=request_hash,
                 status_code=status_code,
                 work=work,
+                redact=redact,
             )
         finally:
             try:
@@ -134,6 +141,7 @@ class Idempotency:
         request_hash: str,
         status_code: int,
         work: Work,
+        redact: Redact | None,
     ) -> Response:
         record = {
             "scope": scope,
@@ -142,37 +150,44 @@ class Idempotency:
             "request_path": path[:255],
             "request_hash": request_hash,
         }
-        failure: PixWaveError | None = None
-        try:
-            async with self.sessionmaker() as session:
-                async with session.begin():
-                    stored = await _load(session, scope, key)
-                    if stored is not None:
-                        return _replay(stored, request_hash)
-                    try:
-                        result = await work(session)
-                        body = result.__pydantic_serializer__.to_json(result)
-                        _store(session, record, status_code, body, self.ttl)
-                        # Send the queued writes now: a guarded debit that misses is the
-                        # operation's refusal and must be told apart from a commit failure.
-                        await flush(session)
-                    except PixWaveError as error:
-                        failure = error
-                        raise  # rolls the whole unit of work back
-                return Response(body, status_code=status_code, media_type="application/json")
-        except IntegrityError:
-            # Our record lost a race with a twin whose lock had lapsed: answer with the twin's.
-            stored = await self._load_fresh(scope, key)
-            if stored is not None:
-                return _replay(stored, request_hash)
-            raise
-        except PixWaveError as error:
-            if error is not failure or error.status_code >= 500:
-                raise  # not the operation's outcome, or transient: a retry should run again
-            # A refusal (insufficient funds, unknown wallet) is the outcome: replay it too.
-            async with self.sessionmaker() as session:
-                try:
+        # Optimistic: run the work and insert the record in the same transaction; a key that
+        # already exists makes that insert fail, the whole attempt rolls back, and the stored
+        # response is replayed. A first request (the common case) needs no lookup round trip.
+        for _attempt in range(2):
+            failure: PixWaveError | None = None
+            try:
+                async with self.sessionmaker() as session:
                     async with session.begin():
+                        try:
+                            result = await work(session)
+                            body = result.__pydantic_serializer__.to_json(result)
+                            stored = redact(result) if redact is not None else result
+                            _store(
+                                session,
+                                record,
+                                status_code,
+                                stored.__pydantic_serializer__.to_json(stored),
+                                self.ttl,
+                            )
+                            # Send the queued writes now: a guarded debit that misses is the
+                            # operation's refusal and must be told apart from a commit failure.
+                            await flush(session)
+                        except PixWaveError as error:
+                            failure = error
+                            raise  # rolls the whole unit of work back
+                    return Response(body, status_code=status_code, media_type="application/json")
+            except IntegrityError:
+                replay = await self._replay_existing(scope, key, request_hash)
+                if replay is None:
+                    continue  # an expired record held the key; it is gone now, run again
+                return replay
+            except PixWaveError as error:
+                if error is not failure or error.status_code >= 500:
+                    raise  # not the operation's outcome, or transient: a retry runs again
+                # A refusal (insufficient funds, unknown wallet) is an outcome too: store it for
+                # replay, unless the key already has one (then this was a replay: answer that).
+                try:
+                    async with self.sessionmaker() as session, session.begin():
                         _store(
                             session,
                             record,
@@ -181,15 +196,20 @@ class Idempotency:
                             self.ttl,
                         )
                 except IntegrityError:
-                    stored = await _load(session, scope, key)
-                    if stored is not None:
-                        return _replay(stored, request_hash)
-                    raise
-            raise
+                    replay = await self._replay_existing(scope, key, request_hash)
+                    if replay is None:
+                        continue
+                    return replay
+                raise
+        raise ServiceUnavailable("the idempotency key is contended; retry")
 
-    async def _load_fresh(self, scope: str, key: str) -> dict[str, Any] | None:
-        async with self.sessionmaker() as session:
-            return await _load(session, scope, key)
+    async def _replay_existing(self, scope: str, key: str, request_hash: str) -> Response | None:
+        """The stored response for the key, or None after removing an expired record."""
+        async with self.sessionmaker() as session, session.begin():
+            stored = await _load(session, scope, key)
+        if stored is None:
+            return None
+        return _replay(stored, request_hash)
 
     async def purge_expired(self) -> int:
         async with self.sessionmaker() as session, session.begin():
@@ -258,7 +278,14 @@ class IdempotentRequest:
         self.principal = principal
         self.key = key
 
-    async def run(self, payload: BaseModel, work: Work, *, status_code: int = 201) -> Response:
+    async def run(
+        self,
+        payload: BaseModel,
+        work: Work,
+        *,
+        status_code: int = 201,
+        redact: Redact | None = None,
+    ) -> Response:
         idempotency: Idempotency = self.request.app.state.resources.idempotency
         return await idempotency.run(
             scope=self.principal.user_id,
@@ -268,6 +295,7 @@ class IdempotentRequest:
             payload=payload,
             status_code=status_code,
             work=work,
+            redact=redact,
         )
 
 
