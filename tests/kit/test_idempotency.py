@@ -216,6 +216,8 @@ class TestScopeAndExpiry:
             await session.execute(
                 update(IdempotencyRecord).values(expires_at=utcnow() - timedelta(seconds=1))
             )
+        assert resources.redis is not None
+        await resources.redis.flushdb()  # a day later the minute-long in-flight lock is gone too
         again = await client.post("/v1/transfers", json=body, headers=ana.headers("old"))
         assert again.status_code == 201
         assert "Idempotent-Replayed" not in again.headers

@@ -7,9 +7,12 @@
   replayed — a first request costs no extra round trip, a replay costs a rolled-back attempt.
 * A replay with the same key and the same body gets the stored response and
   `Idempotent-Replayed: true`; a different body gets 422 `idempotency_key_reused`.
-* A replay while the first is still running gets 409 `idempotency_key_in_use` (a short lock in
-  Redis, or in memory for the embedded default). If that lock ever lapses, the record's primary
-  key still lets only one execution commit; the loser rolls back and replays the winner.
+* A replay while the first is still running gets 409 `idempotency_key_in_use`: a short lock in
+  Redis (in memory for the embedded default) marks the key as taken. It is released when the
+  request fails and left to expire when it succeeds; whoever finds it held looks for the stored
+  record and replays it, or is told the first request is still running. If the lock ever lapses,
+  the record's primary key still lets only one execution commit; the loser rolls back and
+  replays the winner.
 * Keys are scoped to the caller and kept `IDEMPOTENCY_TTL_SECONDS` (24 h).
 """
 
@@ -113,6 +116,10 @@ class Idempotency:
         except RedisError as exc:
             raise ServiceUnavailable("the lock store (Redis) is unavailable; retry later") from exc
         if token is None:
+            # Held: a twin is still running, or it finished and its lock is left to expire.
+            replay = await self._replay_existing(scope, key, request_hash)
+            if replay is not None:
+                return replay
             raise IdempotencyKeyInUse("retry after the first request with this key has finished")
         try:
             return await self._run_locked(
@@ -125,11 +132,18 @@ class Idempotency:
                 work=work,
                 redact=redact,
             )
-        finally:
-            try:
-                await self.locks.release(lock_name, token)
-            except RedisError as exc:  # the lock expires on its own; the outcome is committed
-                log.warning("idempotency.lock_release_failed", key=lock_name, error=repr(exc))
+        except BaseException:
+            # Whatever was stored, a retry must not wait for the lock to expire.
+            await self._release(lock_name, token)
+            raise
+        # On success the lock is not released (a round trip saved): the record now answers
+        # anyone who finds the lock held, and the lock expires on its own.
+
+    async def _release(self, lock_name: str, token: str) -> None:
+        try:
+            await self.locks.release(lock_name, token)
+        except RedisError as exc:  # the lock expires on its own
+            log.warning("idempotency.lock_release_failed", key=lock_name, error=repr(exc))
 
     async def _run_locked(
         self,
