@@ -6,6 +6,7 @@ is what cursor pagination needs; the prefix makes a pasted id self-describing in
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -17,12 +18,13 @@ _last_rand = 0
 _RAND_MAX = (1 << 80) - 1
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return "".join(reversed(chars))
+#: RFC 4648 base32 → Crockford: both alphabets are in ascending order, so sorting survives.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+
+
+def _encode(value: int) -> str:
+    """128 bits → 26 Crockford chars, in C: 20 bytes are 32 base32 chars, the first 6 all zero."""
+    return base64.b32encode(value.to_bytes(20, "big"))[6:].translate(_TO_CROCKFORD).decode()
 
 
 def ulid() -> str:
@@ -40,7 +42,7 @@ def ulid() -> str:
             # Half the random space leaves room to increment without overflowing.
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
         _last_ms = now
-        return _encode(now, 10) + _encode(_last_rand, 16)
+        return _encode((now << 80) | _last_rand)
 
 
 def new_id(prefix: str) -> str:
