@@ -279,3 +279,22 @@ class TestAudit:
             report = await run_audit(session)
         assert report.ok, report.problems
         assert report.entries == 6
+
+
+class TestDatabaseConstraints:
+    async def test_database_refuses_an_overdrawn_wallet(self, any_resources: Resources) -> None:
+        """Even an UPDATE that bypasses the ledger cannot push a wallet below zero."""
+        from sqlalchemy import update
+        from sqlalchemy.exc import IntegrityError, OperationalError
+
+        from pixwave.ledger.models import LedgerAccount
+
+        async with any_resources.sessionmaker() as session:
+            wallet = await _wallet(session, 100)
+            await session.commit()
+            with pytest.raises((IntegrityError, OperationalError)):
+                await session.execute(
+                    update(LedgerAccount).where(LedgerAccount.id == wallet).values(posted=-1)
+                )
+            await session.rollback()
+            assert (await ledger.get_balance(session, wallet)).posted == 100

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pixwave.db import Base, UTCDateTime, utcnow
@@ -29,6 +29,12 @@ class HoldStatus(StrEnum):
 
 class LedgerAccount(Base):
     __tablename__ = "ledger_accounts"
+    __table_args__ = (
+        # The ledger's guarded updates already keep these true; the database enforces them too,
+        # so no code path, present or future, can leave a wallet overdrawn.
+        CheckConstraint("allow_negative OR posted - held >= 0", name="available_not_negative"),
+        CheckConstraint("held >= 0", name="held_not_negative"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))

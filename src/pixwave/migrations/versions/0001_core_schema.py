@@ -114,6 +114,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_accounts")),
         sa.UniqueConstraint("code", name=op.f("uq_ledger_accounts_code")),
         sa.UniqueConstraint("user_id", name=op.f("uq_ledger_accounts_user_id")),
+        sa.CheckConstraint(
+            "allow_negative OR posted - held >= 0",
+            name=op.f("ck_ledger_accounts_available_not_negative"),
+        ),
+        sa.CheckConstraint("held >= 0", name=op.f("ck_ledger_accounts_held_not_negative")),
     )
     op.create_table(
         "ledger_entries",
