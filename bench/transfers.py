@@ -609,7 +609,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=3, help="seconds before each run")
-    parser.add_argument("--connections", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent clients")
     parser.add_argument("--workers", type=int, default=2, help="API server processes")
     parser.add_argument("--wallets", type=int, default=200, help="funded wallets (and tokens)")
     parser.add_argument(
