@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from pixwave.cli import app
 from pixwave.config import get_settings
@@ -17,6 +17,13 @@ VALID = (
     "5913Fulano de Tal6008BRASILIA62070503***63041D3D"
 )
 runner = CliRunner()
+
+
+def _create_user(document: str) -> Result:
+    return runner.invoke(
+        app, ["admin", "create-user", "--name", "Ana", "--email", "a@example.com",
+              "--document", document],
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -32,38 +39,14 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 class TestAdmin:
     def test_create_user_prints_json_with_wallet(self, database: Path) -> None:
         """`admin create-user` creates the user and its wallet."""
-        result = runner.invoke(
-            app,
-            [
-                "admin",
-                "create-user",
-                "--name",
-                "Ana",
-                "--email",
-                "a@example.com",
-                "--document",
-                "52998224725",
-            ],
-        )
+        result = _create_user("52998224725")
         assert result.exit_code == 0, result.output
         user = json.loads(result.stdout)
         assert user["wallet_id"].startswith("wal_")
 
     def test_create_user_rejects_a_bad_cpf(self, database: Path) -> None:
         """A malformed CPF exits 2 with the reason."""
-        result = runner.invoke(
-            app,
-            [
-                "admin",
-                "create-user",
-                "--name",
-                "A",
-                "--email",
-                "a@example.com",
-                "--document",
-                "12345678900",
-            ],
-        )
+        result = _create_user("12345678900")
         assert result.exit_code == 2
 
     def test_admin_token_is_printed_once(self, database: Path) -> None:
@@ -91,19 +74,7 @@ class TestAudit:
         """A balance edited behind the ledger's back is reported and the exit code is 1."""
         import sqlite3
 
-        runner.invoke(
-            app,
-            [
-                "admin",
-                "create-user",
-                "--name",
-                "A",
-                "--email",
-                "a@example.com",
-                "--document",
-                "52998224725",
-            ],
-        )
+        _create_user("52998224725")
         with sqlite3.connect(database) as connection:
             connection.execute("UPDATE ledger_accounts SET posted = 999")
         result = runner.invoke(app, ["audit"])

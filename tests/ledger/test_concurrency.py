@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from pixwave.ledger import service as ledger
@@ -12,6 +14,16 @@ from pixwave.ledger.models import AccountKind
 from pixwave.resources import Resources
 
 CONNECTIONS = 50
+
+
+@pytest.fixture
+async def sessions(resources: Resources) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A pool of 50 real connections, so contention happens in the database, not in a queue."""
+    engine = create_async_engine(
+        resources.settings.sqlalchemy_url, pool_size=CONNECTIONS, max_overflow=0
+    )
+    yield async_sessionmaker(engine, expire_on_commit=False)
+    await engine.dispose()
 
 
 async def _funded_wallet(resources: Resources, balance: int) -> tuple[str, str]:
@@ -27,13 +39,11 @@ async def _funded_wallet(resources: Resources, balance: int) -> tuple[str, str]:
 
 
 class TestConcurrentDebits:
-    async def test_hundred_debits_never_overdraw(self, resources: Resources) -> None:
+    async def test_hundred_debits_never_overdraw(
+        self, resources: Resources, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
         """100 simultaneous debits of R$ 1 against R$ 50 on 50 connections: exactly 50 land."""
         wallet, system = await _funded_wallet(resources, 5_000)
-        engine = create_async_engine(
-            resources.settings.sqlalchemy_url, pool_size=CONNECTIONS, max_overflow=0
-        )
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
         start = asyncio.Event()
 
         async def debit() -> bool:
@@ -53,19 +63,16 @@ class TestConcurrentDebits:
         tasks = [asyncio.create_task(debit()) for _ in range(100)]
         start.set()
         results = await asyncio.gather(*tasks)
-        await engine.dispose()
         assert results.count(True) == 50
         async with resources.sessionmaker() as session:
             balance = await ledger.get_balance(session, wallet)
         assert balance.posted == 0
 
-    async def test_holds_and_debits_together_never_overdraw(self, resources: Resources) -> None:
+    async def test_holds_and_debits_together_never_overdraw(
+        self, resources: Resources, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
         """Holds and debits racing for the same money never reserve more than exists."""
         wallet, system = await _funded_wallet(resources, 3_000)
-        engine = create_async_engine(
-            resources.settings.sqlalchemy_url, pool_size=CONNECTIONS, max_overflow=0
-        )
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
 
         async def act(i: int) -> bool:
             async with sessions() as session:
@@ -84,7 +91,6 @@ class TestConcurrentDebits:
             return True
 
         results = await asyncio.gather(*(act(i) for i in range(80)))
-        await engine.dispose()
         assert results.count(True) == 30
         async with resources.sessionmaker() as session:
             balance = await ledger.get_balance(session, wallet)
@@ -93,14 +99,12 @@ class TestConcurrentDebits:
 
 
 class TestOppositeTransfers:
-    async def test_crossing_transfers_do_not_deadlock(self, resources: Resources) -> None:
+    async def test_crossing_transfers_do_not_deadlock(
+        self, resources: Resources, sessions: async_sessionmaker[AsyncSession]
+    ) -> None:
         """A→B and B→A at the same time all succeed: locks are always taken in id order."""
         a, _ = await _funded_wallet(resources, 10_000)
         b, _ = await _funded_wallet(resources, 10_000)
-        engine = create_async_engine(
-            resources.settings.sqlalchemy_url, pool_size=CONNECTIONS, max_overflow=0
-        )
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
 
         async def move(source: str, target: str) -> None:
             session: AsyncSession
@@ -112,7 +116,6 @@ class TestOppositeTransfers:
                 )
 
         await asyncio.gather(*(move(a, b) if i % 2 else move(b, a) for i in range(100)))
-        await engine.dispose()
         async with resources.sessionmaker() as session:
             assert (await ledger.get_balance(session, a)).posted == 10_000
             assert (await ledger.get_balance(session, b)).posted == 10_000

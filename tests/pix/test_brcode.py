@@ -26,15 +26,8 @@ from pixwave.pix import (
     parse_pix_key,
     sanitize_brcode_text,
 )
+from tests.pix.vectors import DYNAMIC_VECTOR, STATIC_VECTOR
 
-STATIC_VECTOR = (
-    "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-426655440000"
-    "5204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63041D3D"
-)
-DYNAMIC_VECTOR = (
-    "00020101021226700014br.gov.bcb.pix2548pix.example.com/8b3da2f39a4140d1a91abd93113bd441"
-    "5204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***630464E4"
-)
 EVP = "123e4567-e12b-12d1-a456-426655440000"
 LOCATION = "pix.example.com/8b3da2f39a4140d1a91abd93113bd441"
 
