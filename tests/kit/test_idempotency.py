@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from pixwave.accounts.models import ApiToken
 from pixwave.db import utcnow
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.models import IdempotencyRecord
@@ -102,17 +103,30 @@ class TestConflicts:
     async def test_same_key_on_another_endpoint_is_422(
         self, client: httpx.AsyncClient, resources: Resources
     ) -> None:
-        """A key is bound to its method and path as well as its body."""
-        ana, bia = await _pair(resources)
-        await client.post(
-            "/v1/transfers",
-            json={"to_wallet_id": bia.wallet_id, "amount": 1},
-            headers=ana.headers("k2"),
+        """A key is bound to its method and path as well as its body: nothing runs twice."""
+        from tests.factories import create_admin
+
+        admin = await create_admin(resources)
+        ana = await create_actor(resources)
+        adjusted = await client.post(
+            "/v1/admin/adjustments",
+            json={
+                "wallet_id": ana.wallet_id,
+                "direction": "credit",
+                "amount": 1,
+                "reason": "bonus",
+            },
+            headers=admin.headers("k2"),
         )
+        assert adjusted.status_code == 201
         response = await client.post(
-            f"/v1/users/{ana.user.id}/tokens", json={}, headers=ana.headers("k2")
+            f"/v1/users/{ana.user.id}/tokens", json={}, headers=admin.headers("k2")
         )
-        assert response.status_code in {403, 422}  # users cannot mint tokens; either way no effect
+        assert response.status_code == 422
+        assert response.json()["code"] == "idempotency_key_reused"
+        async with resources.sessionmaker() as session:
+            tokens = await session.scalar(select(func.count()).select_from(ApiToken))
+        assert tokens == 2  # the two actors' own tokens; none minted by the reused key
 
     async def test_in_flight_key_is_409(
         self, client: httpx.AsyncClient, resources: Resources
