@@ -4,7 +4,11 @@ Every movement is one `LedgerTransaction` whose entries sum to zero. Balances li
 account row and change only here, by conditional UPDATEs taken in account-id order: the debit
 guard (`posted - held + delta >= 0`) makes overdrafts impossible without a read-then-write race,
 and the fixed lock order keeps two opposite transfers from deadlocking each other.
-Nothing here commits: the caller's unit of work does.
+
+Writes are queued on the session (`unit_of_work.defer`) and sent together at its next read,
+flush or commit, so a refusal (`InsufficientFunds`, `AccountNotFound`, `HoldAlreadyResolved`)
+surfaces there; callers that must react in place `await flush(session)`. Nothing here commits:
+the caller's unit of work does.
 """
 
 from __future__ import annotations
