@@ -69,6 +69,19 @@ async def flush(session: AsyncSession) -> None:
         await session.run_sync(_flush)
 
 
+async def flush_and_commit(session: AsyncSession) -> None:
+    """Send the queue and commit in one hop into SQLAlchemy's sync core (one greenlet, not two).
+
+    A refusal from the queue (a missed expectation) is raised before COMMIT is sent.
+    """
+    await session.run_sync(_flush_then_commit)
+
+
+def _flush_then_commit(session: Session) -> None:
+    _flush(session)
+    session.commit()
+
+
 def _flush(session: Session) -> None:
     pending: list[_Write] | None = session.info.pop(_PENDING, None)
     if not pending:

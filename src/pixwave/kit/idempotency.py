@@ -45,7 +45,7 @@ from pixwave.exceptions import (
 )
 from pixwave.kit.locks import LockManager
 from pixwave.kit.models import IdempotencyRecord
-from pixwave.unit_of_work import defer, flush
+from pixwave.unit_of_work import defer, flush_and_commit
 
 RECORDS = table(IdempotencyRecord)
 log = structlog.get_logger("pixwave.idempotency")
@@ -171,25 +171,24 @@ class Idempotency:
             failure: PixWaveError | None = None
             try:
                 async with self.sessionmaker() as session:
-                    async with session.begin():
-                        try:
-                            result = await work(session)
-                            body = result.__pydantic_serializer__.to_json(result)
-                            stored = redact(result) if redact is not None else result
-                            _store(
-                                session,
-                                record,
-                                status_code,
-                                stored.__pydantic_serializer__.to_json(stored),
-                                self.ttl,
-                            )
-                            # Send the queued writes now: a guarded debit that misses is the
-                            # operation's refusal and must be told apart from a commit failure.
-                            await flush(session)
-                        except PixWaveError as error:
-                            failure = error
-                            raise  # rolls the whole unit of work back
-                    return Response(body, status_code=status_code, media_type="application/json")
+                    try:
+                        result = await work(session)
+                        body = result.__pydantic_serializer__.to_json(result)
+                        stored = redact(result) if redact is not None else result
+                        _store(
+                            session,
+                            record,
+                            status_code,
+                            stored.__pydantic_serializer__.to_json(stored),
+                            self.ttl,
+                        )
+                        # A guarded debit that misses is the operation's refusal (raised before
+                        # COMMIT is sent) and must be told apart from a failure to commit.
+                        await flush_and_commit(session)
+                    except PixWaveError as error:
+                        failure = error
+                        raise  # closing the session rolls the whole unit of work back
+                return Response(body, status_code=status_code, media_type="application/json")
             except IntegrityError:
                 replay = await self._replay_existing(scope, key, request_hash)
                 if replay is None:
