@@ -173,15 +173,12 @@ class Idempotency:
                 async with self.sessionmaker() as session:
                     try:
                         result = await work(session)
-                        body = result.__pydantic_serializer__.to_json(result)
-                        stored = redact(result) if redact is not None else result
-                        _store(
-                            session,
-                            record,
-                            status_code,
-                            stored.__pydantic_serializer__.to_json(stored),
-                            self.ttl,
-                        )
+                        body = _json(result)
+                        if redact is not None:
+                            kept = redact(result)
+                            _store(session, record, status_code, _json(kept), self.ttl)
+                        else:
+                            _store(session, record, status_code, body, self.ttl)
                         # A guarded debit that misses is the operation's refusal (raised before
                         # COMMIT is sent) and must be told apart from a failure to commit.
                         await flush_and_commit(session)
@@ -228,6 +225,10 @@ class Idempotency:
         async with self.sessionmaker() as session, session.begin():
             result = await session.execute(delete(RECORDS).where(R.expires_at < utcnow()))
             return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _json(model: BaseModel) -> bytes:
+    return model.__pydantic_serializer__.to_json(model)
 
 
 def _fingerprint(method: str, path: str, payload: BaseModel) -> str:
