@@ -155,3 +155,33 @@ class TestOps:
             assert path in spec["paths"]
         params = spec["paths"]["/v1/transfers"]["post"]["parameters"]
         assert any(p["name"] == "Idempotency-Key" for p in params)
+
+
+class TestDatabaseDown:
+    async def test_unreachable_database_is_503(self, resources: Resources) -> None:
+        """With the database gone every call is a clean 503 problem, never a 500."""
+        from pixwave.app import create_app
+        from tests.conftest import make_settings
+
+        down = Resources.build(
+            make_settings(
+                database_url="mysql+aiomysql://root@127.0.0.1:1/pixwave?charset=utf8mb4",
+                db_connect_timeout=1,
+            )
+        )
+        try:
+            app = create_app(down.settings, down)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.post(
+                    "/v1/transfers",
+                    json={"to_wallet_id": "wal_x", "amount": 1},
+                    headers={"Authorization": "Bearer pxw_any", "Idempotency-Key": "k"},
+                )
+                ready = await client.get("/readyz")
+        finally:
+            await down.close()
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "service_unavailable"
+        assert ready.status_code == 503
