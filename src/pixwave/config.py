@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, description="Larger request bodies get 413.")
     idempotency_ttl_seconds: int = Field(default=24 * 3600, description="How long keys replay.")
     idempotency_lock_seconds: int = Field(default=60, description="In-flight lock lifetime.")
-    token_cache_seconds: float = Field(default=5.0, description="Auth lookups cached this long.")
+    token_cache_seconds: float = Field(
+        default=30.0, description="Auth lookups cached this long (a revoked token works that long)."
+    )
     currency: Literal["BRL"] = "BRL"
 
     @field_validator("redis_password", "db_password", "db_host", "redis_host", mode="before")

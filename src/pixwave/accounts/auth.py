@@ -1,7 +1,8 @@
 """Bearer-token authentication: who is calling, and may they.
 
-Lookups are cached in-process for a few seconds (`TOKEN_CACHE_SECONDS`) because every request
-needs one; a revoked token therefore stops working within that window.
+Lookups are cached in-process (`TOKEN_CACHE_SECONDS`, 30 s) because every request needs one and
+a database round trip per request costs more than the rest of a small request; a revoked token
+therefore stops working within that window.
 """
 
 from __future__ import annotations
