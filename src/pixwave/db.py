@@ -1,6 +1,7 @@
-"""Database engines, the declarative base and the unit of work.
+"""Database engines, the declarative base and column types.
 
-Services receive an `AsyncSession` and never commit; whoever opened the session (a request
+Services receive an `AsyncSession` and never commit (`unit_of_work` says how their writes are
+sent); whoever opened the session (a request
 handler through `kit.idempotency`, a CLI command, later a task) commits once at the edge.
 The same models and migrations run on MariaDB/MySQL 8 and on the embedded SQLite file.
 """
@@ -8,13 +9,11 @@ The same models and migrations run on MariaDB/MySQL 8 and on the embedded SQLite
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, Table, event
+from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
@@ -42,10 +41,6 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-#: BIGINT on MySQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
-BigInt = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -155,15 +150,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-@asynccontextmanager
-async def unit_of_work(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """One database transaction: commits if the block finishes, rolls back if it raises."""
-    async with sessionmaker() as session, session.begin():
-        yield session
 
 
 def table(model: type[Base]) -> Table:

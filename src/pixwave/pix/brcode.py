@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from pixwave.kit.money import MAX_AMOUNT, to_decimal_string
 from pixwave.pix.crc import crc16_hex
 from pixwave.pix.errors import PixErrorCode, PixFormatError
 from pixwave.pix.keys import MAX_KEY_LENGTH, parse_pix_key
@@ -50,8 +51,8 @@ __all__ = [
 ]
 
 PIX_GUI = "br.gov.bcb.pix"
-MAX_AMOUNT_CENTAVOS = 999_999_999_999
-"""Largest amount field 54 can carry: 13 characters, ``9999999999.99``."""
+MAX_AMOUNT_CENTAVOS = MAX_AMOUNT
+"""Largest amount field 54 can carry: 13 characters, ``9999999999.99`` (PixWave's own limit)."""
 MERCHANT_NAME_MAX = 25
 MERCHANT_CITY_MAX = 15
 LOCATION_URL_MAX = 77
@@ -336,8 +337,7 @@ def format_brcode_amount(amount_centavos: int) -> str:
             f"amount must be 1..{MAX_AMOUNT_CENTAVOS} centavos, got {amount_centavos}",
             field="54",
         )
-    reais, centavos = divmod(amount_centavos, 100)
-    return f"{reais}.{centavos:02d}"
+    return to_decimal_string(amount_centavos)
 
 
 def _invalid_field(field: TLVField, message: str) -> PixFormatError:
