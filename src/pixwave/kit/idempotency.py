@@ -168,50 +168,39 @@ class Idempotency:
         # already exists makes that insert fail, the whole attempt rolls back, and the stored
         # response is replayed. A first request (the common case) needs no lookup round trip.
         for _attempt in range(2):
-            failure: PixWaveError | None = None
             try:
-                async with self.sessionmaker() as session:
-                    try:
-                        result = await work(session)
-                        body = _json(result)
-                        if redact is not None:
-                            kept = redact(result)
-                            _store(session, record, status_code, _json(kept), self.ttl)
-                        else:
-                            _store(session, record, status_code, body, self.ttl)
-                        # A guarded debit that misses is the operation's refusal (raised before
-                        # COMMIT is sent) and must be told apart from a failure to commit.
-                        await flush_and_commit(session)
-                    except PixWaveError as error:
-                        failure = error
-                        raise  # closing the session rolls the whole unit of work back
-                return Response(body, status_code=status_code, media_type="application/json")
+                return await self._attempt(record, status_code, work, redact)
             except IntegrityError:
                 replay = await self._replay_existing(scope, key, request_hash)
-                if replay is None:
-                    continue  # an expired record held the key; it is gone now, run again
-                return replay
-            except PixWaveError as error:
-                if error is not failure or error.status_code >= 500:
-                    raise  # not the operation's outcome, or transient: a retry runs again
-                # A refusal (insufficient funds, unknown wallet) is an outcome too: store it for
-                # replay, unless the key already has one (then this was a replay: answer that).
-                try:
-                    async with self.sessionmaker() as session, session.begin():
-                        _store(
-                            session,
-                            record,
-                            error.status_code,
-                            orjson.dumps(error.problem()),
-                            self.ttl,
-                        )
-                except IntegrityError:
-                    replay = await self._replay_existing(scope, key, request_hash)
-                    if replay is None:
-                        continue
+                if replay is not None:
                     return replay
-                raise
+                # An expired record held the key; it is gone now: run again.
         raise ServiceUnavailable("the idempotency key is contended; retry")
+
+    async def _attempt(
+        self, record: dict[str, Any], status_code: int, work: Work, redact: Redact | None
+    ) -> Response:
+        """Run the work and store its outcome; IntegrityError means the key already has one."""
+        async with self.sessionmaker() as session:
+            try:
+                result = await work(session)
+                body = _json(result)
+                kept = _json(redact(result)) if redact is not None else body
+                _store(session, record, status_code, kept, self.ttl)
+                # A guarded debit that misses is the operation's refusal (raised before COMMIT
+                # is sent) and must be told apart from a failure to commit.
+                await flush_and_commit(session)
+            except PixWaveError as refusal:
+                if refusal.status_code >= 500:
+                    raise  # transient: a retry should run again
+                refused = refusal
+            else:
+                return Response(body, status_code=status_code, media_type="application/json")
+        # A refusal (insufficient funds, unknown wallet) is an outcome too: stored for replay in a
+        # transaction of its own, since the work's was rolled back with the session.
+        async with self.sessionmaker() as session, session.begin():
+            _store(session, record, refused.status_code, orjson.dumps(refused.problem()), self.ttl)
+        raise refused
 
     async def _replay_existing(self, scope: str, key: str, request_hash: str) -> Response | None:
         """The stored response for the key, or None after removing an expired record."""
