@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -179,11 +180,17 @@ async def session(any_resources: Resources) -> AsyncIterator[AsyncSession]:
         yield s
 
 
+@asynccontextmanager
+async def app_client(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the app built on `resources` (in-process, over ASGI)."""
+    transport = httpx.ASGITransport(app=create_app(resources.settings, resources))
+    async with httpx.AsyncClient(transport=transport, base_url="http://pixwave.test") as c:
+        yield c
+
+
 @pytest.fixture
 async def client(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(resources.settings, resources)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pixwave.test") as c:
+    async with app_client(resources) as c:
         yield c
 
 

@@ -160,8 +160,7 @@ class TestOps:
 class TestDatabaseDown:
     async def test_unreachable_database_is_503(self, resources: Resources) -> None:
         """With the database gone every call is a clean 503 problem, never a 500."""
-        from pixwave.app import create_app
-        from tests.conftest import make_settings
+        from tests.conftest import app_client, make_settings
 
         down = Resources.build(
             make_settings(
@@ -170,9 +169,7 @@ class TestDatabaseDown:
             )
         )
         try:
-            app = create_app(down.settings, down)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with app_client(down) as client:
                 response = await client.post(
                     "/v1/transfers",
                     json={"to_wallet_id": "wal_x", "amount": 1},

@@ -7,15 +7,20 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 
 from pixwave.accounts.models import ApiToken
 from pixwave.db import utcnow
 from pixwave.kit.idempotency import Idempotency
+from pixwave.kit.locks import RedisLocks
 from pixwave.kit.models import IdempotencyRecord
 from pixwave.payments.models import Transaction
 from pixwave.resources import Resources
-from tests.factories import Actor, create_actor
+from pixwave.wallet import service as wallets
+from pixwave.wallet.schemas import TransferCreate
+from tests.conftest import app_client
+from tests.factories import Actor, create_actor, create_admin, fund
 
 
 async def _transfers(resources: Resources) -> int:
@@ -70,8 +75,6 @@ class TestReplay:
         body = {"to_wallet_id": bia.wallet_id, "amount": 500}
         first = await client.post("/v1/transfers", json=body, headers=ana.headers("key-poor"))
         assert first.status_code == 402
-        from tests.factories import fund
-
         await fund(resources, wallet_id=ana.wallet_id, amount=1_000)
         second = await client.post("/v1/transfers", json=body, headers=ana.headers("key-poor"))
         assert second.status_code == 402
@@ -104,8 +107,6 @@ class TestConflicts:
         self, client: httpx.AsyncClient, resources: Resources
     ) -> None:
         """A key is bound to its method and path as well as its body: nothing runs twice."""
-        from tests.factories import create_admin
-
         admin = await create_admin(resources)
         ana = await create_actor(resources)
         adjusted = await client.post(
@@ -168,8 +169,6 @@ class TestConflicts:
 
     async def test_lapsed_lock_still_commits_once(self, resources: Resources) -> None:
         """If the in-flight lock is lost, the record's primary key still allows one effect."""
-        from pixwave.wallet import service as wallets
-        from pixwave.wallet.schemas import TransferCreate
 
         class NoLocks:
             async def acquire(self, name: str, ttl_seconds: float) -> str:
@@ -285,10 +284,6 @@ class TestKeyRequired:
 class TestLockStoreDown:
     async def test_redis_down_is_503_and_writes_nothing(self, resources: Resources) -> None:
         """Without the lock store a POST is refused as unavailable, never half-done."""
-        from redis.asyncio import Redis
-
-        from pixwave.app import create_app
-        from pixwave.kit.locks import RedisLocks
 
         ana, bia = await _pair(resources)
         dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
@@ -298,9 +293,7 @@ class TestLockStoreDown:
         original = resources.idempotency
         resources.idempotency = broken
         try:
-            app = create_app(resources.settings, resources)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with app_client(resources) as client:
                 response = await client.post(
                     "/v1/transfers",
                     json={"to_wallet_id": bia.wallet_id, "amount": 1},
@@ -333,10 +326,6 @@ class TestReplaysRunOptimistically:
         self, client: httpx.AsyncClient, resources: Resources
     ) -> None:
         """A token is shown once: the idempotency table keeps the response without the secret."""
-        from sqlalchemy import select
-
-        from tests.factories import create_admin
-
         admin = await create_admin(resources)
         ana = await create_actor(resources)
         url = f"/v1/users/{ana.user.id}/tokens"

@@ -38,6 +38,15 @@ async def _funded_wallet(resources: Resources, balance: int) -> tuple[str, str]:
     return wallet, system
 
 
+async def _debit(session: AsyncSession, wallet: str, system: str) -> None:
+    """R$ 1 from the wallet to the system account."""
+    await ledger.post(
+        session,
+        kind="debit",
+        entries=[ledger.Posting(wallet, -100), ledger.Posting(system, 100)],
+    )
+
+
 class TestConcurrentDebits:
     async def test_hundred_debits_never_overdraw(
         self, resources: Resources, sessions: async_sessionmaker[AsyncSession]
@@ -51,11 +60,7 @@ class TestConcurrentDebits:
             async with sessions() as session:
                 try:
                     async with session.begin():
-                        await ledger.post(
-                            session,
-                            kind="debit",
-                            entries=[ledger.Posting(wallet, -100), ledger.Posting(system, 100)],
-                        )
+                        await _debit(session, wallet, system)
                 except InsufficientFunds:
                     return False
             return True
@@ -81,11 +86,7 @@ class TestConcurrentDebits:
                         if i % 2:
                             await ledger.create_hold(session, account_id=wallet, amount=100)
                         else:
-                            await ledger.post(
-                                session,
-                                kind="debit",
-                                entries=[ledger.Posting(wallet, -100), ledger.Posting(system, 100)],
-                            )
+                            await _debit(session, wallet, system)
                 except InsufficientFunds:
                     return False
             return True

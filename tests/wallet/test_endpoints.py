@@ -243,6 +243,26 @@ class TestAdjustments:
         )
         assert response.status_code == 402
 
+    async def test_adjusting_an_unknown_or_system_account_is_404(
+        self, client: httpx.AsyncClient, resources: Resources
+    ) -> None:
+        """Adjustments reach user wallets only; anything else is not found and moves nothing."""
+        from pixwave.ledger import service as ledger
+
+        admin = await create_admin(resources)
+        async with resources.sessionmaker() as session, session.begin():
+            system = await ledger.system_account(session, "clearing:test")
+        entries = await _rows(resources, LedgerEntry)
+        for wallet_id in ("wal_nope", system):
+            response = await client.post(
+                "/v1/admin/adjustments",
+                json={"wallet_id": wallet_id, "direction": "credit", "amount": 1, "reason": "oops"},
+                headers=admin.headers(),
+            )
+            assert response.status_code == 404
+            assert response.json()["code"] == "wallet_not_found"
+        assert await _rows(resources, LedgerEntry) == entries
+
     async def test_users_cannot_adjust(
         self, client: httpx.AsyncClient, resources: Resources
     ) -> None:
