@@ -1,0 +1,1 @@
+"""Runnable simulators of the gateways' APIs, stateful and faithful, with fault injection."""

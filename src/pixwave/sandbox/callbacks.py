@@ -1,0 +1,140 @@
+"""Outbound webhooks from a simulator, retried on the provider's own schedule.
+
+Mercado Pago retries every 15 minutes, spacing out after the third try; Efí retries after 5, 10,
+20 … 1280 and 52560 minutes. ``time_scale`` multiplies every wait so a test can run the whole
+schedule in a second (0.0001 turns 15 minutes into 90 ms). Each attempt calls ``headers`` anew,
+so a signature carries that attempt's timestamp, as the real providers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+
+log = structlog.get_logger("pixwave.sandbox.webhooks")
+
+#: Minutes between attempts, from the providers' documentation.
+MERCADOPAGO_SCHEDULE: tuple[float, ...] = tuple(m * 60 for m in (15, 15, 15, 30, 60, 120, 240))
+EFI_SCHEDULE: tuple[float, ...] = tuple(
+    m * 60 for m in (5, 10, 20, 40, 80, 160, 320, 640, 1280, 52560)
+)
+
+
+@dataclass(slots=True)
+class Attempt:
+    at: datetime
+    status: int | None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "status": self.status, "error": self.error}
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: int
+    url: str
+    body: bytes
+    topic: str
+    attempts: list[Attempt] = field(default_factory=list)
+    delivered: bool = False
+    abandoned: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "topic": self.topic,
+            "body": self.body.decode(),
+            "delivered": self.delivered,
+            "abandoned": self.abandoned,
+            "attempts": [a.as_dict() for a in self.attempts],
+        }
+
+
+class WebhookDispatcher:
+    """Sends each webhook until a 2xx arrives or the schedule runs out."""
+
+    def __init__(
+        self,
+        *,
+        schedule: Sequence[float],
+        timeout: float,
+        time_scale: float = 1.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.schedule = tuple(schedule)
+        self.timeout = timeout
+        self.time_scale = time_scale
+        self.deliveries: dict[int, Delivery] = {}
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    def submit(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        topic: str,
+        headers: Callable[[], Mapping[str, str]] = dict,
+    ) -> Delivery:
+        delivery = Delivery(next(self._ids), url, body, topic)
+        self.deliveries[delivery.id] = delivery
+        task = asyncio.get_running_loop().create_task(self._deliver(delivery, headers))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return delivery
+
+    async def _deliver(self, delivery: Delivery, headers: Callable[[], Mapping[str, str]]) -> None:
+        waits = (0.0, *self.schedule)
+        for wait in waits:
+            if wait:
+                await asyncio.sleep(wait * self.time_scale)
+            attempt = Attempt(datetime.now(UTC), None)
+            delivery.attempts.append(attempt)
+            try:
+                response = await self._client.post(
+                    delivery.url,
+                    content=delivery.body,
+                    headers={"content-type": "application/json", **headers()},
+                )
+                attempt.status = response.status_code
+                if response.is_success:
+                    delivery.delivered = True
+                    log.info("sandbox.webhook.delivered", url=delivery.url, topic=delivery.topic)
+                    return
+            except httpx.HTTPError as exc:
+                attempt.error = f"{type(exc).__name__}: {exc}"
+            log.info(
+                "sandbox.webhook.failed",
+                url=delivery.url,
+                topic=delivery.topic,
+                attempt=len(delivery.attempts),
+                status=attempt.status,
+                error=attempt.error,
+            )
+        delivery.abandoned = True
+
+    async def drain(self, within: float = 5.0) -> None:
+        """Wait for the deliveries in flight (tests and clean shutdowns)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=within)
+
+    def reset(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.deliveries.clear()
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._client.aclose()

@@ -1,0 +1,87 @@
+"""Run a simulator as its own HTTP server, able to refuse connections like a dead host.
+
+A ``refuse`` outage must look to the client exactly like a gateway that is down: the TCP
+connect fails. Answering 503 is a different failure (the host is up). So the standalone server
+owns its listening socket: a refuse outage closes it and drops idle keep-alive connections,
+and clearing the outage binds the same port again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import uvicorn
+
+from pixwave.sandbox.core import Simulator
+
+
+def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+class SandboxServer(uvicorn.Server):
+    """uvicorn with a pausable listener (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config, *, host: str, port: int) -> None:
+        super().__init__(config)
+        self.host = host
+        self.port = port
+
+    async def pause(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers.clear()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+
+    async def resume(self) -> None:
+        if self.servers:
+            return
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+            return protocol
+
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            create_protocol, sock=bind(self.host, self.port), backlog=config.backlog
+        )
+        self.servers.append(server)
+
+
+def build_server(
+    simulator: Simulator[Any], *, host: str = "127.0.0.1", port: int = 0, log_level: str = "info"
+) -> tuple[SandboxServer, socket.socket]:
+    """The server and its bound socket (``port=0`` picks a free port: read it off the socket)."""
+    sock = bind(host, port)
+    actual_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        simulator.app(), log_level=log_level, access_log=False, timeout_graceful_shutdown=2
+    )
+    server = SandboxServer(config, host=host, port=actual_port)
+    simulator.faults.listener = server
+    return server, sock
+
+
+async def serve(
+    simulator: Simulator[Any], *, host: str, port: int, log_level: str = "info"
+) -> None:
+    server, sock = build_server(simulator, host=host, port=port, log_level=log_level)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await simulator.aclose()
