@@ -75,6 +75,77 @@ class Settings(BaseSettings):
     )
     currency: Literal["BRL"] = "BRL"
 
+    # --- gateways --------------------------------------------------------------------------
+    sandbox_gateways: bool | None = Field(
+        default=None,
+        description=(
+            "Use the built-in gateway simulators. Unset: yes for a gateway without credentials, "
+            "unless APP_ENV=production."
+        ),
+    )
+    sandbox_time_scale: float = Field(
+        default=1.0, gt=0, description="Built-in simulators: multiplies webhook retry waits."
+    )
+    gateway_connect_timeout: float = Field(default=3.0, gt=0, description="Seconds to connect.")
+    gateway_read_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a gateway's answer."
+    )
+    mercadopago_access_token: str | None = Field(default=None, description="(original)")
+    mercadopago_public_key: str | None = Field(
+        default=None, description="(original) for browser SDKs; the server does not need it."
+    )
+    mercadopago_webhook_secret: str | None = Field(
+        default=None, description="The signature secret from 'Your integrations > Webhooks'."
+    )
+    mercadopago_base_url: str = "https://api.mercadopago.com"
+    mercadopago_payouts_enabled: bool = Field(
+        default=False, description="Cash-out through MP, once MP has enabled it for the account."
+    )
+    mercadopago_payer_email: str = Field(
+        default="pagador@pixwave.app", description="payer.email MP requires on every charge."
+    )
+    mercadopago_webhook_tolerance_seconds: int = Field(
+        default=300, ge=0, description="Reject MP webhooks signed longer ago than this."
+    )
+    gerencianet_client_id: str | None = Field(default=None, description="(original)")
+    gerencianet_client_secret: str | None = Field(default=None, description="(original)")
+    gerencianet_pix_key: str | None = Field(default=None, description="(original)")
+    gerencianet_certificate_path: str | None = Field(
+        default=None, description="(original) the Efí client certificate, PEM."
+    )
+    gerencianet_sandbox: bool = Field(
+        default=False, description="(original) true = Efí's homologation environment."
+    )
+    efi_base_url: str | None = Field(default=None, description="Overrides the Efí host.")
+    efi_webhook_hmac: str | None = Field(
+        default=None, description="The ?hmac= secret registered with the Efí webhook URL."
+    )
+    efi_webhook_allowed_ips: str = Field(
+        default="34.193.116.226", description="Comma-separated Efí webhook source IPs."
+    )
+    efi_webhook_mtls_header: str | None = Field(
+        default="x-ssl-client-verify",
+        description="Header the ingress sets to SUCCESS after verifying Efí's certificate.",
+    )
+
+    @field_validator(
+        "mercadopago_access_token",
+        "mercadopago_public_key",
+        "mercadopago_webhook_secret",
+        "gerencianet_client_id",
+        "gerencianet_client_secret",
+        "gerencianet_pix_key",
+        "gerencianet_certificate_path",
+        "efi_base_url",
+        "efi_webhook_hmac",
+        "efi_webhook_mtls_header",
+        "sandbox_gateways",
+        mode="before",
+    )
+    @classmethod
+    def _strip_null_gateway(cls, value: str | None) -> str | None:
+        return _nullish(value) if isinstance(value, str) or value is None else value
+
     @field_validator("redis_password", "db_password", "db_host", "redis_host", mode="before")
     @classmethod
     def _strip_null(cls, value: str | None) -> str | None:
@@ -111,6 +182,36 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def mercadopago_configured(self) -> bool:
+        return bool(self.mercadopago_access_token)
+
+    @property
+    def efi_configured(self) -> bool:
+        return bool(
+            self.gerencianet_client_id
+            and self.gerencianet_client_secret
+            and self.gerencianet_pix_key
+        )
+
+    def use_sandbox(self, configured: bool) -> bool:
+        """Whether a gateway runs against its built-in simulator.
+
+        Explicit SANDBOX_GATEWAYS wins; otherwise a gateway without credentials uses the
+        simulator, except in production, where it is left out rather than faked.
+        """
+        if self.sandbox_gateways is not None:
+            return self.sandbox_gateways
+        return not configured and self.app_env.lower() != "production"
+
+    @property
+    def efi_url(self) -> str:
+        if self.efi_base_url:
+            return self.efi_base_url
+        if self.gerencianet_sandbox:
+            return "https://pix-h.api.efipay.com.br"
+        return "https://pix.api.efipay.com.br"
 
 
 def _async_driver(url: str) -> str:

@@ -54,7 +54,8 @@ class WebhookKind(StrEnum):
     """What an inbound notification is about; the engine re-reads the resource it names."""
 
     CHARGE = "charge"  # a charge changed (paid, cancelled …); resource_id is the charge id
-    SEND = "send"  # a cash-out reached a final state; resource_id is our send reference
+    SEND = "send"  # a cash-out changed; resource_id is the provider's send id (Efí idEnvio,
+    # which derives from our reference; MP's transaction intent id)
     REFUND = "refund"  # a refund reached a final state; resource_id is the refund id
 
 

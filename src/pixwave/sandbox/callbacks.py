@@ -76,7 +76,8 @@ class WebhookDispatcher:
         self.deliveries: dict[int, Delivery] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None  # made on first use, in the running loop
 
     def submit(
         self,
@@ -94,6 +95,9 @@ class WebhookDispatcher:
         return delivery
 
     async def _deliver(self, delivery: Delivery, headers: Callable[[], Mapping[str, str]]) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
+        client = self._client
         waits = (0.0, *self.schedule)
         for wait in waits:
             if wait:
@@ -101,7 +105,7 @@ class WebhookDispatcher:
             attempt = Attempt(datetime.now(UTC), None)
             delivery.attempts.append(attempt)
             try:
-                response = await self._client.post(
+                response = await client.post(
                     delivery.url,
                     content=delivery.body,
                     headers={"content-type": "application/json", **headers()},
@@ -137,4 +141,6 @@ class WebhookDispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -4,7 +4,8 @@ Rules are set per operation (``payments.create``, ``cob.put`` …) or for every 
 (``*``); the most specific rule wins. A request meets its rule in this order:
 
 1. **outage** — ``refuse`` closes the listening socket (connection refused; standalone server
-   only) or ``503`` answers every request with 503;
+   only, and only for ``outage_seconds`` since the admin routes share the port) or ``503``
+   answers every request with 503 (until cleared, or for ``outage_seconds``);
 2. **latency** — fixed, uniform or normal (clipped at 0), added before anything else happens;
 3. **rate limit** — more than N requests in the current second get 429 with ``Retry-After``;
 4. **error rate** — that share of requests gets ``error_status`` (a 5xx) *without* effect;
@@ -76,6 +77,9 @@ class FaultRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outage: Literal["refuse", "503"] | None = None
+    outage_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="The outage ends by itself after this long."
+    )
     latency: Latency | None = None
     rate_limit: int | None = Field(default=None, ge=0, description="Requests per second.")
     retry_after: int = Field(default=1, ge=0, description="Seconds sent with 429 and 503.")
@@ -83,6 +87,14 @@ class FaultRule(BaseModel):
     error_status: int = Field(default=500, ge=500, le=599)
     timeout_rate: float = Field(default=0.0, ge=0, le=1, description="Processed, never answered.")
     hang_seconds: float = Field(default=30.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _refuse_ends(self) -> FaultRule:
+        # While refusing, the admin routes on the same port are unreachable too: the outage
+        # has to end by itself.
+        if self.outage == "refuse" and self.outage_seconds is None:
+            raise ValueError("a 'refuse' outage needs outage_seconds (the port is closed to all)")
+        return self
 
 
 class FaultConfig(BaseModel):
@@ -136,6 +148,7 @@ class FaultInjector:
         self.counter = 0
         self.recent: deque[Decision] = deque(maxlen=500)
         self._windows: dict[str, tuple[int, int]] = {}
+        self._endings: dict[str, asyncio.Task[None]] = {}
 
     async def configure(self, config: FaultConfig) -> None:
         unknown = sorted(set(config.rules) - {ALL, *self.operations})
@@ -154,6 +167,30 @@ class FaultInjector:
         self.counter = 0
         self.recent.clear()
         self._windows.clear()
+        self._schedule_endings()
+        await self._apply_listener()
+
+    def _schedule_endings(self) -> None:
+        for task in self._endings.values():
+            task.cancel()
+        self._endings.clear()
+        for name, rule in self.config.rules.items():
+            if rule.outage is not None and rule.outage_seconds is not None:
+                self._endings[name] = asyncio.get_running_loop().create_task(
+                    self._end_outage(name, rule.outage_seconds)
+                )
+
+    async def _end_outage(self, operation: str, after: float) -> None:
+        """Drop the outage from the rule (keeping its other faults) once its time is up."""
+        await asyncio.sleep(after)
+        self._endings.pop(operation, None)
+        rules = dict(self.config.rules)
+        rule = rules.pop(operation, None)
+        if rule is not None:
+            rest = rule.model_copy(update={"outage": None, "outage_seconds": None})
+            if rest != FaultRule():
+                rules[operation] = rest
+        self.config = FaultConfig(seed=self.config.seed, rules=rules)
         await self._apply_listener()
 
     async def set_rule(self, operation: str, rule: FaultRule | None) -> None:
