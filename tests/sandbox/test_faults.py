@@ -303,7 +303,10 @@ class TestWebhookDispatcher:
         with run_sink(sink) as thread:
             dispatcher = WebhookDispatcher(schedule=(1.0, 1.0, 1.0), timeout=2, time_scale=0.01)
             delivery = dispatcher.submit(f"{thread.base_url}/hook", b"{}", topic="t")
-            await asyncio.sleep(0.05)
+            for _ in range(200):
+                if delivery.attempts and delivery.attempts[0].status is not None:
+                    break
+                await asyncio.sleep(0.01)
             sink.status = 200
             await dispatcher.drain(within=5)
             await dispatcher.aclose()
