@@ -22,6 +22,7 @@ from pixwave.config import Settings, get_settings
 from pixwave.exceptions import PayloadTooLarge, PixWaveError, ServiceUnavailable
 from pixwave.payments.endpoints import router as payments_router
 from pixwave.resources import Resources
+from pixwave.sandbox.embedded import internal_base_url, mount_simulators
 from pixwave.wallet.endpoints import router as wallet_router
 
 log = structlog.get_logger("pixwave.api")
@@ -38,12 +39,18 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = resources is None
-        app.state.resources = resources or Resources.build(settings)
+        app.state.resources = resources or Resources.build(
+            settings,
+            sandbox_base_url=internal_base_url(settings),
+            clocks={name: simulator.clock.now for name, simulator in simulators.items()},
+        )
         purger = asyncio.create_task(_purge_idempotency_keys(app.state.resources))
         try:
             yield
         finally:
             purger.cancel()
+            for simulator in simulators.values():
+                await simulator.aclose()
             if owned:
                 await app.state.resources.close()
 
@@ -64,6 +71,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.include_router(users_router)
     app.include_router(wallet_router)
     app.include_router(payments_router)
+    simulators = mount_simulators(app, settings)
+    app.state.simulators = simulators
     _install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from pixwave.config import Settings, get_settings
+from pixwave.sandbox.cli import sandbox_app
 
 app = typer.Typer(help="PixWave: a Pix wallet over several payment gateways.", no_args_is_help=True)
 admin_app = typer.Typer(help="Users and tokens.", no_args_is_help=True)
@@ -25,6 +27,7 @@ db_app = typer.Typer(help="Schema tools.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(pix_app, name="pix")
 app.add_typer(db_app, name="db")
+app.add_typer(sandbox_app, name="sandbox")
 console = Console(stderr=True)
 
 
@@ -78,6 +81,10 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
     from pixwave.observability.logging import configure_logging
 
     configure_logging(settings.log_level, json=not sys.stderr.isatty())
+    # The app factory reads Settings again in each worker: hand it the address really used,
+    # which is also how the connectors reach the simulators mounted in this API.
+    os.environ["HOST"], os.environ["PORT"] = host, str(port)
+    get_settings.cache_clear()
     uvicorn.run(
         "pixwave.app:create_app",
         factory=True,

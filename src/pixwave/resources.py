@@ -6,8 +6,9 @@ Built once by the app's lifespan (or a CLI command) and handed to dependencies t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pixwave.accounts.auth import TokenCache
 from pixwave.config import Settings
 from pixwave.db import create_engine, create_sessionmaker
+from pixwave.gateways.base import PixGateway
+from pixwave.gateways.registry import build_gateways
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
 
@@ -30,9 +33,18 @@ class Resources:
     locks: LockManager
     idempotency: Idempotency
     token_cache: TokenCache
+    #: Connectors by gateway name; the simulators' base URL decides which run sandboxed.
+    gateways: dict[str, PixGateway] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, *, database_url: str | None = None) -> Resources:
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        database_url: str | None = None,
+        sandbox_base_url: str | None = None,
+        clocks: Mapping[str, Callable[[], datetime]] | None = None,
+    ) -> Resources:
         engine = create_engine(settings, database_url)
         sessionmaker = create_sessionmaker(engine)
         redis: Redis | None = None
@@ -59,9 +71,12 @@ class Resources:
                 lock_seconds=settings.idempotency_lock_seconds,
             ),
             token_cache=TokenCache(settings.token_cache_seconds),
+            gateways=build_gateways(settings, sandbox_base_url=sandbox_base_url, clocks=clocks),
         )
 
     async def close(self) -> None:
+        for gateway in self.gateways.values():
+            await gateway.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -1,0 +1,229 @@
+"""`pixwave sandbox …`: run a simulator, and drive a running one (faults, payer, sends).
+
+The driving commands talk to a simulator's admin routes over HTTP, so they work the same for
+a standalone simulator (`--url http://127.0.0.1:9001`) and for one mounted in the embedded
+API (`--url http://127.0.0.1:8000/sandbox/efi`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+
+sandbox_app = typer.Typer(
+    help="Gateway simulators: run one, inject faults, pay charges, settle sends.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        help="The simulator's base URL, e.g. http://127.0.0.1:9001 or "
+        "http://127.0.0.1:8000/sandbox/efi (embedded).",
+    ),
+]
+
+
+class Provider(StrEnum):
+    mercadopago = "mercadopago"
+    efi = "efi"
+
+
+def _run(
+    provider: Provider,
+    host: str,
+    port: int,
+    webhook_url: str | None,
+    time_scale: float,
+    log_level: str,
+    extra: dict[str, Any],
+) -> None:
+    from pixwave.sandbox.embedded import build_simulator
+    from pixwave.sandbox.server import serve
+
+    simulator = build_simulator(
+        provider.value,
+        public_url=f"http://{host}:{port}",
+        webhook_url=webhook_url,
+        time_scale=time_scale,
+        **extra,
+    )
+    console.print(
+        f"[bold green]{provider.value} sandbox[/] on http://{host}:{port} "
+        f"(admin: http://{host}:{port}/_sandbox, docs: /_sandbox/docs)"
+    )
+    asyncio.run(serve(simulator, host=host, port=port, log_level=log_level))
+
+
+HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
+WebhookOption = Annotated[
+    str | None, typer.Option(help="Where notifications go when a resource names none.")
+]
+ScaleOption = Annotated[
+    float, typer.Option(help="Multiplies webhook retry waits and settle delays (0.001 = fast).")
+]
+LogOption = Annotated[str, typer.Option(help="uvicorn log level.")]
+
+
+@sandbox_app.command("mercadopago")
+def run_mercadopago(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9001,
+    host: HostOption = "127.0.0.1",
+    webhook_url: WebhookOption = None,
+    time_scale: ScaleOption = 1.0,
+    payouts: Annotated[bool, typer.Option(help="Accept payouts (cash-out).")] = True,
+    log_level: LogOption = "info",
+) -> None:
+    """Run the Mercado Pago simulator (Payments API for Pix, refunds, payouts)."""
+    _run(
+        Provider.mercadopago,
+        host,
+        port,
+        webhook_url,
+        time_scale,
+        log_level,
+        {"payouts_enabled": payouts},
+    )
+
+
+@sandbox_app.command("efi")
+def run_efi(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9002,
+    host: HostOption = "127.0.0.1",
+    webhook_url: WebhookOption = None,
+    time_scale: ScaleOption = 1.0,
+    homologation: Annotated[
+        bool, typer.Option(help="Apply Efí homologation's magic amounts (auto-paid charges…).")
+    ] = False,
+    log_level: LogOption = "info",
+) -> None:
+    """Run the Efí simulator (BCB API Pix: cob, pix, devolução; Efí send and webhooks)."""
+    _run(
+        Provider.efi,
+        host,
+        port,
+        webhook_url,
+        time_scale,
+        log_level,
+        {"magic_amounts": homologation},
+    )
+
+
+def _call(method: str, url: str, path: str, body: Any = None) -> Any:
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, json=body, timeout=10)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]cannot reach {url}: {exc}[/]")
+        raise typer.Exit(2) from None
+    if response.is_error:
+        console.print(f"[red]{response.status_code}[/] {response.text}")
+        raise typer.Exit(1)
+    data = response.json() if response.content else {}
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return data
+
+
+@sandbox_app.command("status")
+def status(url: UrlOption) -> None:
+    """Show a simulator's configuration, resource counts and faults."""
+    _call("GET", url, "/_sandbox")
+
+
+@sandbox_app.command("fault")
+def fault(
+    url: UrlOption,
+    operation: Annotated[
+        str, typer.Option(help="Operation (see `status`), or '*' for every operation.")
+    ] = "*",
+    error_rate: Annotated[float, typer.Option(help="Share of requests answered 5xx.")] = 0.0,
+    error_status: Annotated[int, typer.Option(help="The 5xx status to answer.")] = 500,
+    latency_ms: Annotated[float | None, typer.Option(help="Fixed added latency.")] = None,
+    latency_min_ms: Annotated[float | None, typer.Option(help="Uniform latency, low end.")] = None,
+    latency_max_ms: Annotated[float | None, typer.Option(help="Uniform latency, high end.")] = None,
+    outage: Annotated[
+        str | None, typer.Option(help="'503' (answers 503) or 'refuse' (closes the port).")
+    ] = None,
+    outage_seconds: Annotated[
+        float | None, typer.Option(help="The outage ends by itself after this long.")
+    ] = None,
+    rate_limit: Annotated[int | None, typer.Option(help="Requests per second before 429.")] = None,
+    retry_after: Annotated[int, typer.Option(help="Seconds sent in Retry-After.")] = 1,
+    timeout_rate: Annotated[
+        float, typer.Option(help="Share of requests processed and never answered.")
+    ] = 0.0,
+    hang_seconds: Annotated[float, typer.Option(help="How long those hang.")] = 30.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for replayable randomness.")] = None,
+    clear: Annotated[bool, typer.Option(help="Remove this operation's rule instead.")] = False,
+) -> None:
+    """Set (or --clear) the fault rule of one operation of a running simulator."""
+    if clear:
+        _call("DELETE", url, f"/_sandbox/faults/{operation}")
+        return
+    rule: dict[str, Any] = {
+        "error_rate": error_rate,
+        "error_status": error_status,
+        "retry_after": retry_after,
+        "timeout_rate": timeout_rate,
+        "hang_seconds": hang_seconds,
+    }
+    if latency_ms is not None:
+        rule["latency"] = {"fixed_ms": latency_ms}
+    elif latency_min_ms is not None or latency_max_ms is not None:
+        rule["latency"] = {"min_ms": latency_min_ms, "max_ms": latency_max_ms}
+    if outage is not None:
+        rule["outage"] = outage
+        rule["outage_seconds"] = outage_seconds
+    if rate_limit is not None:
+        rule["rate_limit"] = rate_limit
+    if seed is not None:
+        current = httpx.get(url.rstrip("/") + "/_sandbox/faults", timeout=10).json()
+        rules = {**current["config"].get("rules", {}), operation: rule}
+        _call("PUT", url, "/_sandbox/faults", {"seed": seed, "rules": rules})
+        return
+    _call("PUT", url, f"/_sandbox/faults/{operation}", rule)
+
+
+@sandbox_app.command("clear")
+def clear_faults(url: UrlOption) -> None:
+    """Remove every fault rule of a running simulator."""
+    _call("DELETE", url, "/_sandbox/faults")
+
+
+@sandbox_app.command("pay")
+def pay(
+    url: UrlOption,
+    brcode: Annotated[str, typer.Argument(help="The charge's Pix copia e cola text.")],
+) -> None:
+    """Pay a charge by its BR Code, as the payer's bank app would."""
+    _call("POST", url, "/_sandbox/pay", {"brcode": brcode})
+
+
+@sandbox_app.command("settle")
+def settle(
+    url: UrlOption,
+    send_id: Annotated[str, typer.Argument(help="The send's id (Efí idEnvio, MP intent id).")],
+    reject: Annotated[str | None, typer.Option(help="Reject with this reason instead.")] = None,
+) -> None:
+    """Settle (or --reject) a pending send."""
+    if reject is not None:
+        _call("POST", url, f"/_sandbox/sends/{send_id}/reject", {"reason": reject})
+    else:
+        _call("POST", url, f"/_sandbox/sends/{send_id}/settle", {})
+
+
+@sandbox_app.command("advance")
+def advance(
+    url: UrlOption,
+    seconds: Annotated[float, typer.Argument(help="How far to move simulated time.")],
+) -> None:
+    """Move a simulator's clock forward (charges expire)."""
+    _call("POST", url, "/_sandbox/clock/advance", {"seconds": seconds})
