@@ -48,6 +48,8 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=10)
+        if self.loop is not None and not self._thread.is_alive() and not self.loop.is_closed():
+            self.loop.close()
 
 
 @contextmanager
@@ -59,8 +61,6 @@ def run_simulator(simulator: Simulator[Any]) -> Iterator[ServerThread]:
         yield thread
     finally:
         thread.stop()
-        if thread.loop is not None and not thread.loop.is_closed():
-            thread.loop.close()
 
 
 @dataclass

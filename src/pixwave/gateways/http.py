@@ -7,6 +7,7 @@ same for every provider — which httpx failure means "nothing was sent" and whi
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,19 +89,27 @@ class GatewayHTTP:
         timeouts: Timeouts,
         map_error: ErrorMapper,
         transport: httpx.AsyncBaseTransport | None = None,
-        cert: str | tuple[str, str] | None = None,
-        verify: bool | str = True,
+        cert: str | None = None,
+        verify: bool = True,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 100,
     ) -> None:
         self.gateway = gateway
         self._map_error = map_error
+        tls: ssl.SSLContext | bool = verify
+        if cert is not None:
+            # The client certificate (PEM with its key) for mTLS; loading it here makes a bad
+            # file fail at start-up instead of on the first payment.
+            tls = ssl.create_default_context()
+            if not verify:
+                tls.check_hostname = False
+                tls.verify_mode = ssl.CERT_NONE
+            tls.load_cert_chain(cert)
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeouts.httpx(),
             transport=transport,
-            cert=cert,
-            verify=verify,
+            verify=tls,
             headers=dict(headers or {}),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
         )

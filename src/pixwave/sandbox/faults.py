@@ -140,7 +140,7 @@ class FaultInjector:
     """Decides, per request, whether and how to misbehave."""
 
     def __init__(self, operations: Sequence[str]) -> None:
-        self.operations = tuple(operations)
+        self.operations = tuple(dict.fromkeys(operations))  # one name may serve several paths
         self.config = FaultConfig()
         self.rng = random.Random()  # noqa: S311 - fault injection, not cryptography
         self.listener: Listener | None = None

@@ -16,6 +16,7 @@ from pixwave.gateways.efi import HOMOLOGATION_URL, PRODUCTION_URL, EfiConnector,
 from pixwave.gateways.efi import client as efi_client
 from pixwave.gateways.errors import GatewayUnavailable
 from pixwave.gateways.http import GatewayHTTP
+from tests.certificates import self_signed_pem
 from tests.gateways.efi import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -282,8 +283,7 @@ class TestCertificate:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Over https the PEM path is handed to the HTTP client as its cert."""
-        pem = tmp_path / "efi.pem"
-        pem.write_text("-----BEGIN CERTIFICATE-----\n")
+        pem = self_signed_pem(tmp_path)
         seen: dict[str, Any] = {}
 
         def spy(**kwargs: Any) -> GatewayHTTP:
@@ -294,6 +294,13 @@ class TestCertificate:
         connector = self._build(base_url=HOMOLOGATION_URL, certificate_path=str(pem))
         assert seen["cert"] == str(pem)
         assert connector.client.cert == str(pem)
+
+    def test_an_unreadable_certificate_fails_at_construction(self, tmp_path: Path) -> None:
+        """A file that is not a PEM certificate with its key fails at start-up, clearly."""
+        pem = tmp_path / "efi.pem"
+        pem.write_text("-----BEGIN CERTIFICATE-----\n")
+        with pytest.raises(ValueError, match="could not be loaded"):
+            self._build(base_url=HOMOLOGATION_URL, certificate_path=str(pem))
 
     def test_plain_http_presents_no_certificate(self, tmp_path: Path) -> None:
         """Over plain HTTP (a local simulator) no certificate is presented, even if configured."""
