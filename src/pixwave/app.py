@@ -20,10 +20,13 @@ from pixwave import __doc__ as summary
 from pixwave.accounts.endpoints import router as users_router
 from pixwave.config import Settings, get_settings
 from pixwave.exceptions import PayloadTooLarge, PixWaveError, ServiceUnavailable
+from pixwave.gateways.endpoints import router as gateways_router
+from pixwave.inbox.endpoints import router as webhooks_router
 from pixwave.payments.endpoints import router as payments_router
 from pixwave.resources import Resources
 from pixwave.sandbox.embedded import internal_base_url, mount_simulators
 from pixwave.wallet.endpoints import router as wallet_router
+from pixwave.worker.runner import runs_jobs, start_background_jobs
 
 log = structlog.get_logger("pixwave.api")
 PROBLEM = "application/problem+json"
@@ -44,11 +47,16 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             sandbox_base_url=internal_base_url(settings),
             clocks={name: simulator.clock.now for name, simulator in simulators.items()},
         )
-        purger = asyncio.create_task(_purge_idempotency_keys(app.state.resources))
+        res: Resources = app.state.resources
+        purger = asyncio.create_task(_purge_idempotency_keys(res))
+        await res.broker.startup()
+        background = start_background_jobs(res) if runs_jobs(settings) else None
         try:
             yield
         finally:
             purger.cancel()
+            if background is not None:
+                await background.stop()
             for simulator in simulators.values():
                 await simulator.aclose()
             if owned:
@@ -71,6 +79,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.include_router(users_router)
     app.include_router(wallet_router)
     app.include_router(payments_router)
+    app.include_router(gateways_router)
+    app.include_router(webhooks_router)
     simulators = mount_simulators(app, settings)
     app.state.simulators = simulators
     _install_error_handlers(app)

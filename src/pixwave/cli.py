@@ -52,6 +52,8 @@ def up(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.sqlalchemy_url)
     token = asyncio.run(_bootstrap_admin(settings))
+    # One process is the whole deployment: it also runs the jobs and the scheduler.
+    os.environ["RUN_JOBS_IN_API"] = "true"
     base = f"http://{'localhost' if host in {'127.0.0.1', '0.0.0.0'} else host}:{port}"  # noqa: S104
     console.print(f"[bold green]PixWave[/] is starting on [bold]{base}[/]")
     console.print(f"  API docs:  {base}/docs")
@@ -96,6 +98,60 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
         loop="uvloop",
         http="httptools",
     )
+
+
+@app.command()
+def worker(
+    processes: Annotated[
+        int | None, typer.Option(help="Worker processes (default WORKER_PROCESSES).")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs at once per process (default WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run background workers (payments, webhooks) from the Redis queue."""
+    from pixwave.worker.runner import run_workers
+
+    settings = get_settings()
+    if settings.queue_backend != "redis":
+        console.print("[red]`pixwave worker` needs Redis (REDIS_URL or REDIS_HOST)[/]")
+        raise typer.Exit(2)
+    if concurrency is not None:
+        os.environ["WORKER_CONCURRENCY"] = str(concurrency)
+        get_settings.cache_clear()
+    run_workers(processes or settings.worker_processes)
+
+
+@app.command()
+def scheduler() -> None:
+    """Kick periodic jobs (reconciliation sweep, gateway probes); run exactly one (others wait)."""
+    from pixwave.worker.runner import run_scheduler_process
+
+    if get_settings().queue_backend != "redis":
+        console.print("[red]`pixwave scheduler` needs Redis (REDIS_URL or REDIS_HOST)[/]")
+        raise typer.Exit(2)
+    run_scheduler_process()
+
+
+@app.command()
+def reconcile(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Ask the gateways about every unfinished payment now and move each one on."""
+    from pixwave.payments.reconcile import reconcile_all
+
+    settings = get_settings()
+    summary = asyncio.run(reconcile_all(settings))
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table(title="Reconciliation")
+    table.add_column("status after")
+    table.add_column("transactions", justify="right")
+    for status, count in sorted(summary["after"].items()):
+        table.add_row(status, str(count))
+    Console().print(table)
+    console.print(f"examined {summary['examined']} unfinished transactions")
 
 
 @app.command()

@@ -128,6 +128,68 @@ class Settings(BaseSettings):
         description="Header the ingress sets to SUCCESS after verifying Efí's certificate.",
     )
 
+    # --- jobs and the payments engine -----------------------------------------------------------
+    queue_connection: str | None = Field(
+        default=None,
+        description="(original) `redis` (Redis streams) or `sync` (in-process); default: redis "
+        "when Redis is configured.",
+    )
+    worker_processes: int = Field(default=2, ge=1, description="`pixwave worker` processes.")
+    worker_concurrency: int = Field(default=50, ge=1, description="Jobs at once per process.")
+    job_redelivery_seconds: float = Field(
+        default=300.0, gt=0, description="An unacknowledged job goes to another worker after this."
+    )
+    job_stream_maxlen: int = Field(default=100_000, description="Approximate stream length cap.")
+    sweep_interval_seconds: float = Field(default=1.0, gt=0, description="Reconciliation tick.")
+    probe_interval_seconds: float = Field(default=5.0, gt=0, description="Open-circuit probes.")
+    payment_lease_seconds: float = Field(
+        default=30.0, gt=0, description="One worker owns a payment this long (renewed per call)."
+    )
+    retry_tries_per_gateway: int = Field(default=3, ge=1, description="Tries before fallback.")
+    retry_base_delay: float = Field(default=0.2, ge=0, description="Backoff base (seconds).")
+    retry_max_delay: float = Field(default=5.0, ge=0, description="Backoff ceiling (seconds).")
+    retry_max_retry_after: float = Field(
+        default=10.0, ge=0, description="Longer Retry-After → fall back instead of waiting."
+    )
+    ambiguous_query_delay: float = Field(
+        default=1.0, ge=0, description="Wait before asking a gateway about an unanswered send."
+    )
+    charge_poll_seconds: float = Field(
+        default=30.0, gt=0, description="Ask the gateway about an unpaid charge this often."
+    )
+    send_poll_seconds: float = Field(
+        default=5.0, gt=0, description="Ask about an accepted, unsettled send this often."
+    )
+    review_after_seconds: float = Field(
+        default=900.0, gt=0, description="Unresolved this long → needs_review with an alert."
+    )
+    deposit_expires_in: int = Field(
+        default=3600, ge=60, description="Default lifetime of a deposit charge (seconds)."
+    )
+    transaction_cache_seconds: float = Field(
+        default=30.0, ge=0, description="GET /v1/transactions/{id} cached in Redis this long."
+    )
+    health_window_seconds: float = Field(
+        default=60.0, gt=0, description="Gateway success rate and latency over this window."
+    )
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, description="Failures in the window before a circuit may open."
+    )
+    circuit_failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="…and at least this share of calls failing."
+    )
+    circuit_open_seconds: float = Field(
+        default=10.0, gt=0, description="An open circuit waits this long before one probe."
+    )
+    run_jobs_in_api: bool | None = Field(
+        default=None,
+        description="Run workers and the scheduler inside the API process (default: when the "
+        "queue is in-process; `pixwave up` always does).",
+    )
+    prefer_wait_max_seconds: float = Field(
+        default=10.0, ge=0, description="Longest `Prefer: wait=N` honoured."
+    )
+
     @field_validator(
         "mercadopago_access_token",
         "mercadopago_public_key",
@@ -182,6 +244,14 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def queue_backend(self) -> Literal["redis", "memory"]:
+        """Redis streams when Redis is configured (unless QUEUE_CONNECTION=sync)."""
+        wanted = (self.queue_connection or "").strip().lower()
+        if wanted == "sync" or not self.redis_dsn:
+            return "memory"
+        return "redis"
 
     @property
     def mercadopago_configured(self) -> bool:

@@ -2,6 +2,7 @@
 
 from pixwave.accounts.models import ApiToken, User
 from pixwave.db import Base
+from pixwave.inbox.models import InboxEvent
 from pixwave.kit.models import IdempotencyRecord
 from pixwave.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
 from pixwave.notifications.models import OutboxEvent
@@ -12,6 +13,7 @@ __all__ = [
     "Base",
     "GatewayAttempt",
     "IdempotencyRecord",
+    "InboxEvent",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerHold",

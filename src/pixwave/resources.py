@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -19,9 +19,18 @@ from pixwave.accounts.auth import TokenCache
 from pixwave.config import Settings
 from pixwave.db import create_engine, create_sessionmaker
 from pixwave.gateways.base import PixGateway
-from pixwave.gateways.registry import build_gateways
+from pixwave.gateways.health import HealthConfig, HealthStore, build_health_store
+from pixwave.gateways.registry import build_gateways, sandboxed
+from pixwave.gateways.router import Router
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
+from pixwave.payments.cache import TransactionCache
+
+if TYPE_CHECKING:
+    from taskiq import AsyncBroker
+
+    from pixwave.payments.engine import Engine
+    from pixwave.worker.jobs import JobQueue
 
 
 @dataclass
@@ -35,6 +44,18 @@ class Resources:
     token_cache: TokenCache
     #: Connectors by gateway name; the simulators' base URL decides which run sandboxed.
     gateways: dict[str, PixGateway] = field(default_factory=dict)
+    health: HealthStore = field(default=None)  # type: ignore[assignment]
+    router: Router = field(default=None)  # type: ignore[assignment]
+    broker: AsyncBroker = field(default=None)  # type: ignore[assignment]
+    jobs: JobQueue = field(default=None)  # type: ignore[assignment]
+    payments: Engine = field(default=None)  # type: ignore[assignment]
+    transaction_cache: TransactionCache | None = None
+    #: Where gateways post notifications: the public URL, or loopback for mounted simulators.
+    webhook_base_urls: dict[str, str] = field(default_factory=dict)
+
+    def webhook_url(self, gateway: str) -> str | None:
+        base = self.webhook_base_urls.get(gateway)
+        return None if base is None else f"{base}/webhooks/{gateway}"
 
     @classmethod
     def build(
@@ -44,7 +65,10 @@ class Resources:
         database_url: str | None = None,
         sandbox_base_url: str | None = None,
         clocks: Mapping[str, Callable[[], datetime]] | None = None,
+        gateways: dict[str, PixGateway] | None = None,
     ) -> Resources:
+        """Everything one process needs. ``gateways`` replaces the connectors built from
+        settings (tests point them at simulators running elsewhere)."""
         engine = create_engine(settings, database_url)
         sessionmaker = create_sessionmaker(engine)
         redis: Redis | None = None
@@ -71,10 +95,48 @@ class Resources:
                 lock_seconds=settings.idempotency_lock_seconds,
             ),
             token_cache=TokenCache(settings.token_cache_seconds),
-            gateways=build_gateways(settings, sandbox_base_url=sandbox_base_url, clocks=clocks),
+            gateways=(
+                gateways
+                if gateways is not None
+                else build_gateways(settings, sandbox_base_url=sandbox_base_url, clocks=clocks)
+            ),
+        ).wire(sandbox_base_url)
+
+    def wire(self, sandbox_base_url: str | None) -> Resources:
+        """Build what depends on the rest: health, router, jobs, the engine, the cache."""
+        from pixwave.payments.engine import Engine
+        from pixwave.worker.broker import build_broker, register_jobs
+
+        settings = self.settings
+        self.health = build_health_store(
+            self.redis,
+            HealthConfig(
+                window_seconds=settings.health_window_seconds,
+                failure_threshold=settings.circuit_failure_threshold,
+                failure_rate=settings.circuit_failure_rate,
+                open_seconds=settings.circuit_open_seconds,
+                probe_seconds=max(settings.gateway_read_timeout * 2, 1.0),
+            ),
+            gateways=list(self.gateways),
         )
+        self.router = Router(self.gateways, self.health)
+        self.broker = build_broker(settings)
+        self.jobs = register_jobs(self.broker, self)
+        self.payments = Engine(self)
+        if self.redis is not None and settings.transaction_cache_seconds > 0:
+            self.transaction_cache = TransactionCache(
+                self.redis, settings.transaction_cache_seconds
+            )
+        loopback = sandbox_base_url.rsplit("/sandbox", 1)[0] if sandbox_base_url else None
+        in_sandbox = set(sandboxed(settings))
+        for name in self.gateways:
+            base = loopback if name in in_sandbox and loopback else settings.app_url
+            self.webhook_base_urls[name] = base.rstrip("/")
+        return self
 
     async def close(self) -> None:
+        if self.broker is not None:
+            await self.broker.shutdown()
         for gateway in self.gateways.values():
             await gateway.aclose()
         if self.redis is not None:

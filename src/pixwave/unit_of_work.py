@@ -15,10 +15,11 @@ the queue first (`do_orm_execute`), and so does commit (`before_commit`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import structlog
 from pymysql.constants import CLIENT
 from pymysql.err import IntegrityError as MySQLIntegrityError
 from pymysql.err import MySQLError
@@ -34,7 +35,11 @@ from sqlalchemy.util import await_only
 MYSQL_CLIENT_FLAGS = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
 
 _PENDING = "pixwave.deferred"
+_AFTER_COMMIT = "pixwave.after_commit"
+_COMMITTED = "pixwave.committed_callbacks"
 _MAX_COMPILED = 512
+
+log = structlog.get_logger("pixwave.unit_of_work")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +74,33 @@ async def flush(session: AsyncSession) -> None:
         await session.run_sync(_flush)
 
 
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` once the current transaction commits; forget it if it rolls back.
+
+    This is how a job is enqueued "after commit": a worker must never look for a row that
+    is not visible yet, nor run for a write that was rolled back. Callbacks run in
+    :func:`flush_and_commit`; a failing one is logged, never raised — the reconciliation sweep
+    re-drives anything whose job was lost.
+    """
+    sync_session = session.sync_session
+    if not sync_session.in_transaction():
+        sync_session.begin()
+    sync_session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
 async def flush_and_commit(session: AsyncSession) -> None:
-    """Send the queue and commit in one hop into SQLAlchemy's sync core (one greenlet, not two).
+    """Send the queue and commit in one hop into SQLAlchemy's sync core (one greenlet, not two),
+    then run the after-commit callbacks.
 
     A refusal from the queue (a missed expectation) is raised before COMMIT is sent.
     """
     await session.run_sync(_flush_then_commit)
+    callbacks: list[Callable[[], Awaitable[None]]] = session.sync_session.info.pop(_COMMITTED, [])
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception as exc:  # the sweep re-drives; a commit already happened
+            log.warning("unit_of_work.after_commit_failed", error=repr(exc))
 
 
 def _flush_then_commit(session: Session) -> None:
@@ -185,7 +211,15 @@ def _flush_before_commit(session: Session) -> None:
     _flush(session)
 
 
+@event.listens_for(Session, "after_commit")
+def _ready_after_commit(session: Session) -> None:
+    callbacks = session.info.pop(_AFTER_COMMIT, None)
+    if callbacks:
+        session.info.setdefault(_COMMITTED, []).extend(callbacks)
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _forget_when_transaction_ends(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the root transaction: committed (flushed) or rolled back
         session.info.pop(_PENDING, None)
+        session.info.pop(_AFTER_COMMIT, None)  # still here only if it rolled back

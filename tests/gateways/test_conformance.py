@@ -335,6 +335,9 @@ class TestFaults:
     async def test_refused_connections_are_unavailable(self, env: Env) -> None:
         """A gateway whose port is closed is unavailable (connect error), not ambiguous."""
         await env.fault("*", outage="refuse", outage_seconds=0.3)
+        # Let the closed keep-alive connections reach the client's pool: a request written
+        # into a connection the server is closing at that instant is (rightly) ambiguous.
+        await asyncio.sleep(0.05)
         with pytest.raises(GatewayUnavailable) as caught:
             await env.gateway.send_pix(send_request())
         assert caught.value.code == "connect_failed"

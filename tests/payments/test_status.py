@@ -24,6 +24,10 @@ ALLOWED = {
     (S.AWAITING_PAYMENT, S.CANCELLED), (S.AWAITING_PAYMENT, S.FAILED),
     (S.SUCCEEDED, S.REFUNDED), (S.SUCCEEDED, S.PARTIALLY_REFUNDED),
     (S.PARTIALLY_REFUNDED, S.PARTIALLY_REFUNDED), (S.PARTIALLY_REFUNDED, S.REFUNDED),
+    (S.PENDING, S.NEEDS_REVIEW), (S.PROCESSING, S.NEEDS_REVIEW),
+    (S.AWAITING_PAYMENT, S.NEEDS_REVIEW),
+    (S.NEEDS_REVIEW, S.SUCCEEDED), (S.NEEDS_REVIEW, S.FAILED), (S.NEEDS_REVIEW, S.EXPIRED),
+    (S.NEEDS_REVIEW, S.CANCELLED),
 }  # fmt: skip
 
 
@@ -34,7 +38,7 @@ class TestTable:
 
     @pytest.mark.parametrize(("current", "target"), list(itertools.product(S, S)))
     def test_pair(self, current: TransactionStatus, target: TransactionStatus) -> None:
-        """Each of the 81 pairs is allowed exactly when listed above."""
+        """Each of the 100 pairs is allowed exactly when listed above."""
         if (current, target) in ALLOWED:
             check_transition(current, target)
         else:
@@ -44,6 +48,10 @@ class TestTable:
     def test_terminal_statuses(self) -> None:
         """Money-final states have no way out."""
         assert {S.FAILED, S.EXPIRED, S.CANCELLED, S.REFUNDED} == TERMINAL
+
+    def test_needs_review_is_never_terminal(self) -> None:
+        """A payment a human must look at can still be settled when the truth arrives."""
+        assert S.NEEDS_REVIEW not in TERMINAL
 
     def test_succeeded_can_never_fail(self) -> None:
         """Once money moved, only a refund can follow: no gateway echo can un-pay it."""

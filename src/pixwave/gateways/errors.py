@@ -134,8 +134,9 @@ TRANSPORT_CODES: Final[dict[TransportFailure, str]] = {
 def classify_status(status: int, *, moves_money: bool) -> tuple[type[GatewayError], str]:
     """The default class and code of an HTTP error status, before provider-specific rules.
 
-    5xx on a call that moves money (send Pix, refund) is ambiguous: the provider may have
-    acted before failing. On anything else a 5xx is safe to repeat with the same id.
+    5xx on a call that moves money (send Pix, refund) is ambiguous — the provider may have
+    acted before failing — except 503, which refuses the request outright. On anything else a
+    5xx is safe to repeat with the same id.
     """
     if status == 429:
         return GatewayUnavailable, "rate_limited"
@@ -153,7 +154,9 @@ def classify_status(status: int, *, moves_money: bool) -> tuple[type[GatewayErro
         return GatewayRejected, "conflict"
     if 400 <= status < 500:
         return GatewayRejected, "invalid_request"
-    if status in (502, 503, 504) and not moves_money:
+    if status == 503 or (status in (502, 504) and not moves_money):
+        # 503 says the server would not take the request at all (RFC 9110 §15.6.4); a 502 or
+        # 504 from a proxy may hide an upstream that did.
         return GatewayUnavailable, "provider_unavailable"
     if status >= 500:
         return (GatewayAmbiguous if moves_money else GatewayUnavailable), "provider_error"

@@ -134,7 +134,17 @@ async def run_audit(session: AsyncSession) -> AuditReport:
         [f"{hid} is {st} with ledger transaction {lt}" for hid, st, lt in bad_holds],
     )
 
-    hold_posts = int(await session.scalar(select(func.count()).where(T.kind == "hold_post")) or 0)
+    # Each posted hold names the one ledger transaction that posted it (whatever its kind:
+    # a cash-out, a refund), and no two holds share one.
+    hold_posts = int(
+        await session.scalar(
+            select(func.count(func.distinct(H.ledger_transaction_id))).where(
+                H.status == HoldStatus.POSTED,
+                H.ledger_transaction_id.in_(select(T.id)),
+            )
+        )
+        or 0
+    )
     posted_holds = int(
         await session.scalar(select(func.count()).where(H.status == HoldStatus.POSTED)) or 0
     )

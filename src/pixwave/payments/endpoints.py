@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response
 from pydantic import AwareDatetime
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from pixwave.accounts.auth import CurrentPrincipal
+from pixwave.accounts.auth import CurrentPrincipal, Principal
+from pixwave.kit.idempotency import Idempotent
 from pixwave.kit.pagination import Limit, Page, StartingAfter, page_of
-from pixwave.payments import service
-from pixwave.payments.schemas import TransactionRead
+from pixwave.payments import flows, repository, service
+from pixwave.payments.schemas import (
+    AttemptRead,
+    DepositCreate,
+    RefundCreate,
+    TransactionRead,
+    WithdrawalCreate,
+)
 from pixwave.payments.status import TransactionStatus, TransactionType
-from pixwave.resources import ReadSession
+from pixwave.resources import ReadSession, Resources
 
 router = APIRouter(prefix="/v1", tags=["payments"])
 
@@ -50,7 +62,143 @@ async def list_transactions(
 
 @router.get("/transactions/{transaction_id}", response_model=TransactionRead)
 async def get_transaction(
-    transaction_id: str, session: ReadSession, principal: CurrentPrincipal
+    transaction_id: str, request: Request, principal: CurrentPrincipal
+) -> Response:
+    """One transaction with its gateway attempts; another user's answers 404.
+
+    Served from Redis when fresh; a status change makes the cached copy unreachable the moment
+    it commits (versioned keys), so a status is never served stale.
+    """
+    resources: Resources = request.app.state.resources
+    cache = resources.transaction_cache
+    version = None
+    if cache is not None:
+        version, body = await cache.get(transaction_id)
+        if body is not None:
+            read = TransactionRead.model_validate_json(body)
+            if not _visible(principal, read):
+                raise service.TransactionNotFound(f"transaction {transaction_id} does not exist")
+            return Response(body, media_type="application/json")
+    async with resources.sessionmaker() as session:
+        read = await _read_with_attempts(session, principal, transaction_id)
+    body = read.model_dump_json().encode()
+    if cache is not None and version is not None:
+        await cache.put(transaction_id, version, body)
+    return Response(body, media_type="application/json")
+
+
+def _visible(principal: Principal, read: TransactionRead) -> bool:
+    return principal.is_admin or (
+        principal.wallet_id is not None
+        and principal.wallet_id in (read.wallet_id, read.counterparty_wallet_id)
+    )
+
+
+async def _read_with_attempts(
+    session: AsyncSession, principal: Principal, transaction_id: str
 ) -> TransactionRead:
-    """One transaction; another user's answers 404."""
-    return await service.get_for(session, principal, transaction_id)
+    read = await service.get_for(session, principal, transaction_id)
+    attempts = await repository.list_attempts(session, transaction_id)
+    return read.model_copy(update={"attempts": [AttemptRead(**a) for a in attempts]})
+
+
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.IGNORECASE)
+
+PreferHeader = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        description="`wait=N` (RFC 7240): answer when the payment is ready, up to N seconds.",
+    ),
+]
+
+
+async def _answer(
+    request: Request, principal: Principal, created: Response, prefer: str | None
+) -> Response:
+    """The stored 202, or — with `Prefer: wait=N` — the payment once it has moved on."""
+    match = _WAIT.search(prefer or "")
+    if created.status_code != 202 or match is None:
+        return created
+    resources: Resources = request.app.state.resources
+    seconds = min(float(match.group(1)), resources.settings.prefer_wait_max_seconds)
+    transaction_id = TransactionRead.model_validate_json(bytes(created.body)).id
+    deadline = time.monotonic() + seconds
+    while True:
+        async with resources.sessionmaker() as session:
+            read = await _read_with_attempts(session, principal, transaction_id)
+        if read.status is not TransactionStatus.PENDING and read.status is not (
+            TransactionStatus.PROCESSING
+        ):
+            ready = True
+            break
+        if time.monotonic() >= deadline:
+            ready = False
+            break
+        await asyncio.sleep(0.05)
+    headers = {k: v for k, v in created.headers.items() if k.lower() == "idempotent-replayed"}
+    headers["Preference-Applied"] = f"wait={match.group(1)}"
+    return Response(
+        read.model_dump_json().encode(),
+        status_code=200 if ready else 202,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+@router.post("/deposits", status_code=202, response_model=TransactionRead)
+async def create_deposit(
+    body: DepositCreate,
+    request: Request,
+    principal: CurrentPrincipal,
+    call: Idempotent,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Cash-in: accept at once (`pending`); a job creates the Pix charge on the healthiest
+    gateway, and the transaction becomes `awaiting_payment` with the BR Code and QR image.
+    `Prefer: wait=N` answers with the ready charge when it is ready within N seconds."""
+    resources: Resources = request.app.state.resources
+
+    async def work(session: AsyncSession) -> TransactionRead:
+        return await flows.create_deposit(session, resources, principal, body)
+
+    return await _answer(request, principal, await call.run(body, work, status_code=202), prefer)
+
+
+@router.post("/withdrawals", status_code=202, response_model=TransactionRead)
+async def create_withdrawal(
+    body: WithdrawalCreate,
+    request: Request,
+    principal: CurrentPrincipal,
+    call: Idempotent,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Cash-out to a Pix key: the amount is held at once (402 `insufficient_funds` if it is
+    not available); a job sends it through a gateway that can send, never twice."""
+    resources: Resources = request.app.state.resources
+
+    async def work(session: AsyncSession) -> TransactionRead:
+        return await flows.create_withdrawal(session, resources, principal, body)
+
+    return await _answer(request, principal, await call.run(body, work, status_code=202), prefer)
+
+
+@router.post(
+    "/transactions/{transaction_id}/refunds", status_code=202, response_model=TransactionRead
+)
+async def create_refund(
+    transaction_id: str,
+    body: RefundCreate,
+    request: Request,
+    principal: CurrentPrincipal,
+    call: Idempotent,
+    prefer: PreferHeader = None,
+) -> Response:
+    """Refund all (no amount) or part of a received deposit, through the gateway that
+    received it; the wallet is debited when the refund succeeds (held until then)."""
+    resources: Resources = request.app.state.resources
+
+    async def work(session: AsyncSession) -> TransactionRead:
+        return await flows.create_refund(session, resources, principal, transaction_id, body)
+
+    return await _answer(request, principal, await call.run(body, work, status_code=202), prefer)

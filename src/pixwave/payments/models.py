@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pixwave.db import Base, UTCDateTime, utcnow
@@ -18,6 +18,7 @@ class Transaction(Base):
         Index(None, "status", "updated_at"),
         Index(None, "gateway", "gateway_payment_id"),
         Index(None, "parent_id"),
+        Index(None, "next_attempt_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -42,6 +43,13 @@ class Transaction(Base):
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     ledger_transaction_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_transactions.id"))
     hold_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_holds.id"))
+    #: The charge's Pix copia e cola and its QR image (PNG, base64), for cash-in.
+    brcode: Mapped[str | None] = mapped_column(String(512))
+    qr_png_base64: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the engine should look at this transaction again (NULL once it is final): the
+    #: reconciliation sweep re-drives every row past it, so a lost job only delays a payment.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.db import table
-from pixwave.payments.models import Transaction
+from pixwave.payments.models import GatewayAttempt, Transaction
 from pixwave.unit_of_work import defer
 
 TABLE = table(Transaction)
@@ -18,11 +18,16 @@ _READ_COLUMNS = [
     C.id, C.type, C.status, C.amount, C.currency, C.wallet_id, C.counterparty_wallet_id,
     C.parent_id, C.gateway, C.txid, C.end_to_end_id, C.gateway_payment_id, C.pix_key,
     C.description, C.failure_code, C.failure_message, C.refunded_amount,
-    C.ledger_transaction_id, C.created_at, C.updated_at,
+    C.ledger_transaction_id, C.brcode, C.qr_png_base64, C.expires_at, C.created_at,
+    C.updated_at,
 ]  # fmt: skip
 
 
+ATTEMPTS = table(GatewayAttempt)
+A = ATTEMPTS.c
+
 _INSERT = insert(TABLE)
+_INSERT_ATTEMPT = insert(ATTEMPTS)
 
 
 def insert_transaction(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -33,7 +38,9 @@ def insert_transaction(session: AsyncSession, values: dict[str, Any]) -> None:
 async def get(
     session: AsyncSession, transaction_id: str, *, for_update: bool = False
 ) -> dict[str, Any] | None:
-    statement = select(*_READ_COLUMNS, C.user_id, C.hold_id).where(C.id == transaction_id)
+    statement = select(*_READ_COLUMNS, C.user_id, C.hold_id, C.next_attempt_at).where(
+        C.id == transaction_id
+    )
     if for_update:
         statement = statement.with_for_update()
     row = (await session.execute(statement)).one_or_none()
@@ -77,3 +84,80 @@ async def list_transactions(
     if starting_after is not None:
         statement = statement.where(C.id < starting_after)
     return [dict(r._mapping) for r in await session.execute(statement)]
+
+
+async def set_fields(
+    session: AsyncSession, transaction_id: str, *, current: str, values: dict[str, Any]
+) -> bool:
+    """Update fields (never the status) while the status is still ``current``."""
+    assert "status" not in values
+    return await update_status(session, transaction_id, current=current, values=values)
+
+
+async def find_by_gateway_reference(
+    session: AsyncSession, gateway: str, reference: str
+) -> str | None:
+    """The transaction whose provider id (charge, send or refund) or txid is ``reference``."""
+    found = await session.scalar(
+        select(C.id)
+        .where(C.gateway == gateway, or_(C.gateway_payment_id == reference, C.txid == reference))
+        .limit(1)
+    )
+    return None if found is None else str(found)
+
+
+async def exists(session: AsyncSession, transaction_id: str) -> bool:
+    return (await session.scalar(select(C.id).where(C.id == transaction_id))) is not None
+
+
+async def due(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+    """Transactions whose next look is due, oldest first (the sweep's work)."""
+    rows = await session.execute(
+        select(C.id).where(C.next_attempt_at <= now).order_by(C.next_attempt_at).limit(limit)
+    )
+    return [str(r.id) for r in rows]
+
+
+async def claim(session: AsyncSession, ids: list[str], now: datetime, until: datetime) -> None:
+    """Push the next look of still-due rows to ``until`` so the next sweep skips them."""
+    await session.execute(
+        update(TABLE).where(C.id.in_(ids), C.next_attempt_at <= now).values(next_attempt_at=until)
+    )
+
+
+async def refunds_in_flight(session: AsyncSession, parent_id: str) -> int:
+    """Centavos of the parent's refunds that are neither done nor failed."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(C.amount), 0)).where(
+            C.parent_id == parent_id,
+            C.status.in_(("pending", "processing", "needs_review")),
+        )
+    )
+    return int(total or 0)
+
+
+def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
+    defer(session, _INSERT_ATTEMPT, values)
+
+
+async def attempts_by_gateway(
+    session: AsyncSession, transaction_id: str, operation: str
+) -> dict[str, int]:
+    rows = await session.execute(
+        select(A.gateway, func.count())
+        .where(A.transaction_id == transaction_id, A.operation == operation)
+        .group_by(A.gateway)
+    )
+    return {str(gateway): int(count) for gateway, count in rows}
+
+
+async def list_attempts(session: AsyncSession, transaction_id: str) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(
+            A.gateway, A.operation, A.try_number, A.outcome, A.latency_ms, A.error_code,
+            A.error_message, A.created_at,
+        )
+        .where(A.transaction_id == transaction_id)
+        .order_by(A.id)
+    )  # fmt: skip
+    return [dict(r._mapping) for r in rows]

@@ -29,6 +29,8 @@ class TransactionStatus(StrEnum):
     CANCELLED = "cancelled"  # withdrawn before completion
     REFUNDED = "refunded"  # the whole amount went back
     PARTIALLY_REFUNDED = "partially_refunded"  # part went back; more refunds may follow
+    NEEDS_REVIEW = "needs_review"  # the gateway's truth could not be learned in time: a human
+    # looks; reconciliation keeps asking and may still settle it
 
 
 S = TransactionStatus
@@ -36,9 +38,12 @@ S = TransactionStatus
 #: Allowed moves. Anything absent is illegal. `partially_refunded → partially_refunded` is a
 #: further partial refund. Terminal states have no way out.
 TRANSITIONS: dict[TransactionStatus, frozenset[TransactionStatus]] = {
-    S.PENDING: frozenset({S.PROCESSING, S.AWAITING_PAYMENT, S.SUCCEEDED, S.FAILED, S.CANCELLED}),
-    S.PROCESSING: frozenset({S.PENDING, S.AWAITING_PAYMENT, S.SUCCEEDED, S.FAILED}),
-    S.AWAITING_PAYMENT: frozenset({S.SUCCEEDED, S.EXPIRED, S.CANCELLED, S.FAILED}),
+    S.PENDING: frozenset(
+        {S.PROCESSING, S.AWAITING_PAYMENT, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.NEEDS_REVIEW}
+    ),
+    S.PROCESSING: frozenset({S.PENDING, S.AWAITING_PAYMENT, S.SUCCEEDED, S.FAILED, S.NEEDS_REVIEW}),
+    S.AWAITING_PAYMENT: frozenset({S.SUCCEEDED, S.EXPIRED, S.CANCELLED, S.FAILED, S.NEEDS_REVIEW}),
+    S.NEEDS_REVIEW: frozenset({S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED}),
     S.SUCCEEDED: frozenset({S.REFUNDED, S.PARTIALLY_REFUNDED}),
     S.PARTIALLY_REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.FAILED: frozenset(),

@@ -16,6 +16,7 @@ from pixwave.config import Settings
 from pixwave.gateways.registry import (
     SANDBOX_EFI_CLIENT_ID,
     SANDBOX_EFI_CLIENT_SECRET,
+    SANDBOX_EFI_WEBHOOK_HMAC,
     SANDBOX_MERCADOPAGO_TOKEN,
     GatewayName,
     sandboxed,
@@ -69,10 +70,18 @@ def internal_base_url(settings: Settings, port: int | None = None) -> str:
 def mount_simulators(app: FastAPI, settings: Settings) -> dict[GatewayName, Simulator[Any]]:
     """Mount a simulator for every gateway that runs sandboxed; return them by name."""
     mounted: dict[GatewayName, Simulator[Any]] = {}
+    loopback = internal_base_url(settings).removesuffix(MOUNT_PREFIX)
     for name in sandboxed(settings):
+        # Efí notifies the URL registered for the account key (MP: the one on each charge).
+        webhook_url = (
+            f"{loopback}/webhooks/efi?hmac={SANDBOX_EFI_WEBHOOK_HMAC}&ignorar="
+            if name == "efi"
+            else None
+        )
         simulator = build_simulator(
             name,
             public_url=f"{settings.app_url.rstrip('/')}{MOUNT_PREFIX}/{name}",
+            webhook_url=webhook_url,
             time_scale=settings.sandbox_time_scale,
         )
         app.mount(f"{MOUNT_PREFIX}/{name}", simulator.app())

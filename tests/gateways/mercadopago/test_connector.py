@@ -970,9 +970,15 @@ class TestHttpErrors:
         assert caught.value.code == "provider_unavailable"
 
     async def test_server_error_on_send_is_ambiguous(self, connect: Connect) -> None:
-        """A 503 on a pay-out may have moved money: ambiguous."""
-        connector, _ = connect(httpx.Response(503, content=b""), payouts_enabled=True)
+        """A 500 on a pay-out may have moved money: ambiguous."""
+        connector, _ = connect(httpx.Response(500, content=b""), payouts_enabled=True)
         with pytest.raises(GatewayAmbiguous):
+            await connector.send_pix(send_request())
+
+    async def test_503_on_send_is_unavailable(self, connect: Connect) -> None:
+        """A 503 refuses the request outright: nothing was sent, safe to go elsewhere."""
+        connector, _ = connect(httpx.Response(503, content=b""), payouts_enabled=True)
+        with pytest.raises(GatewayUnavailable):
             await connector.send_pix(send_request())
 
     async def test_authentication_failed(self, connect: Connect) -> None:

@@ -1,0 +1,618 @@
+"""Live gateway health shared by every process: outcome windows, a circuit breaker, settings.
+
+Each (gateway, operation) pair has a sliding window of call outcomes kept as time buckets
+(10 × 6 s by default) and a circuit breaker:
+
+```
+closed ──(failures ≥ threshold and failure rate ≥ rate, within the window)──▶ open
+open ──(open_seconds pass)──▶ half-open: exactly one caller in the cluster wins the probe
+half-open ──(the probe succeeds: window reset)──▶ closed
+half-open ──(the probe fails)──▶ open for another open_seconds
+```
+
+``succeeded`` and ``rejected`` count as the gateway being up (a rejection is a business answer);
+``unavailable`` and ``ambiguous`` are failures. :class:`RedisHealthStore` makes every transition
+in one Lua script, so two processes can never both win a probe; :class:`MemoryHealthStore` is
+its one-process twin for the embedded default, with exactly the same rules.
+
+Times are kept as values (epoch milliseconds) rather than only as key TTLs, so both stores take
+an injectable clock; TTLs are there only so that nothing in Redis outlives its use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+import structlog
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from pixwave.gateways.errors import Outcome
+
+
+class Operation(StrEnum):
+    """The payments engine's names for what it asks a gateway; each has its own circuit."""
+
+    CHARGE = "charge"  # create or cancel a cash-in charge
+    SEND = "send"  # send a Pix (cash-out)
+    REFUND = "refund"  # return a received Pix
+    QUERY = "query"  # any read: get a charge, a send, a refund
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"  # the cooldown is over; one probe decides
+
+
+#: Outcomes that prove the gateway answered.
+UP_OUTCOMES: Final = frozenset({Outcome.SUCCEEDED, Outcome.REJECTED})
+
+#: Priority of a gateway the store was not told about at construction: last.
+LOWEST_PRIORITY: Final = 100
+
+#: An open circuit nobody touches for this long is forgotten (then closed): garbage
+#: collection for a gateway taken out of the configuration, never a recovery path.
+CIRCUIT_TTL_MS: Final = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthConfig:
+    window_seconds: float = 60.0
+    buckets: int = 10  # the window slides one bucket (window / buckets) at a time
+    failure_threshold: int = 5  # at least this many failures in the window …
+    failure_rate: float = 0.5  # … and at least this share of the window's calls, to open
+    open_seconds: float = 10.0  # cooldown before a probe is allowed
+    #: How long a won probe blocks other callers; after that (the prober died or hung) the
+    #: next caller may probe. Above the gateway read timeout.
+    probe_seconds: float = 30.0
+    #: Latencies kept per bucket (the newest) for the p95: bounds memory and the cost of a
+    #: snapshot, which sorts at most buckets × latency_samples numbers.
+    latency_samples: int = 20
+
+    def __post_init__(self) -> None:
+        if self.window_seconds <= 0 or self.open_seconds <= 0 or self.probe_seconds <= 0:
+            raise ValueError("window_seconds, open_seconds and probe_seconds must be positive")
+        if self.buckets < 1 or self.failure_threshold < 1 or self.latency_samples < 1:
+            raise ValueError("buckets, failure_threshold and latency_samples must be ≥ 1")
+        if not 0 < self.failure_rate <= 1:
+            raise ValueError("failure_rate must be in (0, 1]")
+
+    @property
+    def bucket_ms(self) -> int:
+        return max(1, round(self.window_seconds * 1000 / self.buckets))
+
+    @property
+    def open_ms(self) -> int:
+        return max(1, round(self.open_seconds * 1000))
+
+    @property
+    def probe_ms(self) -> int:
+        return max(1, round(self.probe_seconds * 1000))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayHealth:
+    """What the window says about one (gateway, operation) right now."""
+
+    success_rate: float | None  # None with no samples
+    samples: int
+    p95_latency_ms: int | None
+    circuit: CircuitState
+    #: When the cooldown ends (open) or ended (half-open); None when closed.
+    open_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewaySettings:
+    """Operator settings for one gateway, the same in every process at once."""
+
+    enabled: bool
+    priority: int  # lower is preferred
+
+
+class HealthStore(Protocol):
+    """Where outcomes, circuits and operator settings live."""
+
+    config: HealthConfig
+
+    async def record(self, gateway: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
+        """Count one call's outcome, and move the circuit if that changes it."""
+        ...
+
+    async def allow(self, gateway: str, operation: str) -> bool:
+        """May a call be sent now? In half-open, True for exactly one caller (the probe)."""
+        ...
+
+    async def snapshot(self, gateway: str, operation: str) -> GatewayHealth:
+        """Read-only view; never consumes a probe."""
+        ...
+
+    async def get_settings(self, gateway: str) -> GatewaySettings: ...
+
+    async def set_settings(
+        self, gateway: str, *, enabled: bool | None = None, priority: int | None = None
+    ) -> GatewaySettings:
+        """Change the given fields only, and return the result."""
+        ...
+
+
+def default_priorities(gateways: Iterable[str]) -> dict[str, int]:
+    """1, 2, 3 … in the order given: the deployment's preference when nobody has set one."""
+    return {name: index for index, name in enumerate(gateways, start=1)}
+
+
+def p95(latencies: Sequence[int]) -> int | None:
+    """Nearest-rank 95th percentile: a latency that was really observed. Integer arithmetic,
+    the same as the snapshot script's, so both stores pick the same sample."""
+    if not latencies:
+        return None
+    ordered = sorted(latencies)
+    return ordered[(95 * len(ordered) + 99) // 100 - 1]
+
+
+def _datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _health(
+    *, successes: int, failures: int, p95_ms: int | None, state: CircuitState, until: int
+) -> GatewayHealth:
+    samples = successes + failures
+    return GatewayHealth(
+        success_rate=successes / samples if samples else None,
+        samples=samples,
+        p95_latency_ms=p95_ms,
+        circuit=state,
+        open_until=None if state is CircuitState.CLOSED else _datetime(until),
+    )
+
+
+def _log_transition(gateway: str, operation: str, transition: str, **fields: Any) -> None:
+    """One line per circuit change. The logger is looked up per call (transitions are rare)
+    so that whatever logging configuration is current applies."""
+    log = structlog.get_logger("pixwave.gateways.health")
+    match transition:
+        case "opened":
+            log.warning("gateway.circuit_opened", gateway=gateway, operation=operation, **fields)
+        case "reopened":
+            log.warning(
+                "gateway.circuit_opened",
+                gateway=gateway,
+                operation=operation,
+                after_probe=True,
+                **fields,
+            )
+        case "half_opened":
+            log.info("gateway.circuit_half_opened", gateway=gateway, operation=operation)
+        case "closed":
+            log.info("gateway.circuit_closed", gateway=gateway, operation=operation, **fields)
+        case _:
+            pass
+
+
+# --------------------------------------------------------------------------------------------
+# Redis
+
+# Every script takes the time as ARGV[1] (epoch ms), or "" to use the Redis server's clock —
+# one clock for the whole cluster. Bucket keys are derived inside the script from the current
+# bucket index (unknown to the caller when Redis keeps the time); they share the circuit's
+# hash tag, so they live in the same slot.
+_NOW = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: circuit, probe. ARGV: now, key base, up (1/0), latency ms, bucket ms, buckets,
+# failure threshold, failure rate, open ms, latencies kept per bucket, circuit TTL ms.
+# Returns {transition, open_until, successes, failures}; transition is "" when none.
+_RECORD = (
+    _NOW
+    + """
+local base = ARGV[2]
+local up = ARGV[3] == '1'
+local latency = ARGV[4]
+local bucket_ms = tonumber(ARGV[5])
+local buckets = tonumber(ARGV[6])
+local threshold = tonumber(ARGV[7])
+local rate = tonumber(ARGV[8])
+local open_ms = tonumber(ARGV[9])
+local keep = tonumber(ARGV[10])
+local circuit_ttl = ARGV[11]
+local index = math.floor(now / bucket_ms)
+local bucket_ttl = bucket_ms * (buckets + 1)
+
+local function count()
+  local b = base .. 'b:' .. index
+  redis.call('HINCRBY', b, up and 's' or 'f', 1)
+  redis.call('PEXPIRE', b, bucket_ttl)
+  local l = base .. 'l:' .. index
+  redis.call('RPUSH', l, latency)
+  redis.call('LTRIM', l, -keep, -1)
+  redis.call('PEXPIRE', l, bucket_ttl)
+end
+
+local function open()
+  local open_until = now + open_ms
+  redis.call('HSET', KEYS[1], 'until', open_until)
+  redis.call('PEXPIRE', KEYS[1], circuit_ttl)
+  redis.call('DEL', KEYS[2])
+  return open_until
+end
+
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
+if open_until and open_until <= now then
+  -- half-open: this outcome decides, whoever reports it
+  if up then
+    for i = index - buckets + 1, index do
+      redis.call('DEL', base .. 'b:' .. i, base .. 'l:' .. i)
+    end
+    redis.call('DEL', KEYS[1], KEYS[2])
+    count()
+    return {'closed', 0, 1, 0}
+  end
+  count()
+  return {'reopened', open(), 0, 0}
+end
+count()
+if open_until or up then
+  return {'', 0, 0, 0}
+end
+local successes, failures = 0, 0
+for i = index - buckets + 1, index do
+  local v = redis.call('HMGET', base .. 'b:' .. i, 's', 'f')
+  successes = successes + (tonumber(v[1]) or 0)
+  failures = failures + (tonumber(v[2]) or 0)
+end
+if failures >= threshold and failures >= rate * (successes + failures) then
+  return {'opened', open(), successes, failures}
+end
+return {'', 0, successes, failures}
+"""
+)
+
+# KEYS: circuit, probe. ARGV: now, probe ms. Returns 0 (no), 1 (closed: yes), 2 (won the probe).
+_ALLOW = (
+    _NOW
+    + """
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
+if not open_until then return 1 end
+if now < open_until then return 0 end
+local held_until = tonumber(redis.call('GET', KEYS[2]))
+if held_until and held_until > now then return 0 end
+redis.call('SET', KEYS[2], now + tonumber(ARGV[2]), 'PX', ARGV[2])
+return 2
+"""
+)
+
+# KEYS: circuit. ARGV: now, key base, bucket ms, buckets.
+# Returns {state (0 closed, 1 open, 2 half-open), open_until, successes, failures, p95 or -1};
+# the p95 is nearest-rank, like :func:`p95`.
+_SNAPSHOT = (
+    _NOW
+    + """
+local base = ARGV[2]
+local buckets = tonumber(ARGV[4])
+local index = math.floor(now / tonumber(ARGV[3]))
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
+local state = 0
+if open_until then
+  if now < open_until then state = 1 else state = 2 end
+end
+local successes, failures, latencies = 0, 0, {}
+for i = index - buckets + 1, index do
+  local v = redis.call('HMGET', base .. 'b:' .. i, 's', 'f')
+  successes = successes + (tonumber(v[1]) or 0)
+  failures = failures + (tonumber(v[2]) or 0)
+  for _, latency in ipairs(redis.call('LRANGE', base .. 'l:' .. i, 0, -1)) do
+    table.insert(latencies, tonumber(latency))
+  end
+end
+local p95 = -1
+if #latencies > 0 then
+  table.sort(latencies)
+  p95 = latencies[math.floor((95 * #latencies + 99) / 100)]
+end
+return {state, open_until or 0, successes, failures, p95}
+"""
+)
+
+_STATES: Final = (CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN)
+
+
+class RedisHealthStore:
+    """The cluster-wide store. One round trip (one script) per record, allow and snapshot.
+
+    ``now`` (epoch seconds) is for tests; by default the Redis server's clock is used, so
+    processes whose clocks drift still agree on when a cooldown ends.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        config: HealthConfig | None = None,
+        *,
+        gateways: Iterable[str] = (),
+        now: Callable[[], float] | None = None,
+        prefix: str = "pixwave:health:",
+    ) -> None:
+        self.redis = redis
+        self.config = config or HealthConfig()
+        self.priorities = default_priorities(gateways)
+        self.prefix = prefix
+        self._now = now
+        self._record = redis.register_script(_RECORD)
+        self._allow = redis.register_script(_ALLOW)
+        self._snapshot = redis.register_script(_SNAPSHOT)
+
+    def _base(self, gateway: str, operation: str) -> str:
+        # The hash tag keeps one pair's keys in one slot.
+        return f"{self.prefix}{{{gateway}:{operation}}}:"
+
+    def _keys(self, gateway: str, operation: str) -> list[str]:
+        base = self._base(gateway, operation)
+        return [base + "circuit", base + "probe"]
+
+    def _settings_key(self, gateway: str) -> str:
+        return f"{self.prefix}settings:{gateway}"
+
+    def _time(self) -> str:
+        return "" if self._now is None else str(int(self._now() * 1000))
+
+    async def record(self, gateway: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
+        c = self.config
+        up = Outcome(outcome) in UP_OUTCOMES
+        transition, open_until, successes, failures = await self._record(
+            keys=self._keys(gateway, operation),
+            args=[
+                self._time(),
+                self._base(gateway, operation),
+                1 if up else 0,
+                max(0, int(latency_ms)),
+                c.bucket_ms,
+                c.buckets,
+                c.failure_threshold,
+                c.failure_rate,
+                c.open_ms,
+                c.latency_samples,
+                CIRCUIT_TTL_MS,
+            ],
+        )
+        transition = transition.decode() if isinstance(transition, bytes) else str(transition)
+        if transition == "opened":
+            _log_transition(
+                gateway,
+                operation,
+                transition,
+                failures=int(failures),
+                samples=int(successes) + int(failures),
+                open_until=_datetime(int(open_until)).isoformat(),
+            )
+        elif transition == "reopened":
+            _log_transition(
+                gateway, operation, transition, open_until=_datetime(int(open_until)).isoformat()
+            )
+        elif transition == "closed":
+            _log_transition(gateway, operation, transition)
+
+    async def allow(self, gateway: str, operation: str) -> bool:
+        answer = int(
+            await self._allow(
+                keys=self._keys(gateway, operation), args=[self._time(), self.config.probe_ms]
+            )
+        )
+        if answer == 2:
+            _log_transition(gateway, operation, "half_opened")
+        return answer > 0
+
+    async def snapshot(self, gateway: str, operation: str) -> GatewayHealth:
+        c = self.config
+        reply: list[Any] = await self._snapshot(
+            keys=self._keys(gateway, operation)[:1],
+            args=[self._time(), self._base(gateway, operation), c.bucket_ms, c.buckets],
+        )
+        state, until, successes, failures, p95_ms = (int(v) for v in reply)
+        return _health(
+            successes=successes,
+            failures=failures,
+            p95_ms=None if p95_ms < 0 else p95_ms,
+            state=_STATES[state],
+            until=until,
+        )
+
+    async def get_settings(self, gateway: str) -> GatewaySettings:
+        enabled, priority = await self.redis.hmget(
+            self._settings_key(gateway), "enabled", "priority"
+        )
+        return self._settings(gateway, enabled, priority)
+
+    async def set_settings(
+        self, gateway: str, *, enabled: bool | None = None, priority: int | None = None
+    ) -> GatewaySettings:
+        key = self._settings_key(gateway)
+        changes: dict[FieldT, EncodableT] = {}
+        if enabled is not None:
+            changes["enabled"] = int(enabled)
+        if priority is not None:
+            changes["priority"] = int(priority)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if changes:
+                pipe.hset(key, mapping=changes)
+            pipe.hmget(key, "enabled", "priority")
+            results = await pipe.execute()
+        stored_enabled, stored_priority = results[-1]
+        return self._settings(gateway, stored_enabled, stored_priority)
+
+    def _settings(self, gateway: str, enabled: Any, priority: Any) -> GatewaySettings:
+        return GatewaySettings(
+            enabled=True if enabled is None else int(enabled) == 1,
+            priority=(
+                self.priorities.get(gateway, LOWEST_PRIORITY) if priority is None else int(priority)
+            ),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+
+
+@dataclass(slots=True)
+class _Bucket:
+    successes: int = 0
+    failures: int = 0
+    latencies: deque[int] = field(default_factory=deque)
+
+
+@dataclass(slots=True)
+class _Pair:
+    buckets: dict[int, _Bucket] = field(default_factory=dict)
+    open_until: int | None = None  # None: closed
+    probe_until: int | None = None
+
+
+class MemoryHealthStore:
+    """The embedded default's store: one process is the whole deployment. Same rules as
+    :class:`RedisHealthStore`; no method awaits anything, so each runs atomically."""
+
+    def __init__(
+        self,
+        config: HealthConfig | None = None,
+        *,
+        gateways: Iterable[str] = (),
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config or HealthConfig()
+        self.priorities = default_priorities(gateways)
+        self._now = now
+        self._pairs: dict[tuple[str, str], _Pair] = {}
+        self._settings: dict[str, GatewaySettings] = {}
+
+    def _clock(self) -> tuple[int, int]:
+        """(now in ms, current bucket index)."""
+        now = int(self._now() * 1000)
+        return now, now // self.config.bucket_ms
+
+    def _pair(self, gateway: str, operation: str) -> _Pair:
+        return self._pairs.setdefault((gateway, operation), _Pair())
+
+    def _window(self, pair: _Pair, index: int) -> list[_Bucket]:
+        first = index - self.config.buckets + 1
+        for stale in [i for i in pair.buckets if i < first]:
+            del pair.buckets[stale]
+        return [bucket for i, bucket in pair.buckets.items() if first <= i <= index]
+
+    async def record(self, gateway: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
+        c = self.config
+        now, index = self._clock()
+        pair = self._pair(gateway, operation)
+        up = Outcome(outcome) in UP_OUTCOMES
+
+        def count() -> None:
+            bucket = pair.buckets.get(index)
+            if bucket is None:
+                bucket = pair.buckets[index] = _Bucket(latencies=deque(maxlen=c.latency_samples))
+            if up:
+                bucket.successes += 1
+            else:
+                bucket.failures += 1
+            bucket.latencies.append(max(0, int(latency_ms)))
+
+        if pair.open_until is not None and pair.open_until <= now:
+            if up:
+                pair.buckets.clear()
+                pair.open_until = pair.probe_until = None
+                count()
+                _log_transition(gateway, operation, "closed")
+            else:
+                count()
+                pair.open_until = now + c.open_ms
+                pair.probe_until = None
+                _log_transition(
+                    gateway,
+                    operation,
+                    "reopened",
+                    open_until=_datetime(pair.open_until).isoformat(),
+                )
+            return
+        count()
+        if pair.open_until is not None or up:
+            return
+        window = self._window(pair, index)
+        successes = sum(b.successes for b in window)
+        failures = sum(b.failures for b in window)
+        if failures >= c.failure_threshold and failures >= c.failure_rate * (successes + failures):
+            pair.open_until = now + c.open_ms
+            pair.probe_until = None
+            _log_transition(
+                gateway,
+                operation,
+                "opened",
+                failures=failures,
+                samples=successes + failures,
+                open_until=_datetime(pair.open_until).isoformat(),
+            )
+
+    async def allow(self, gateway: str, operation: str) -> bool:
+        now, _ = self._clock()
+        pair = self._pairs.get((gateway, operation))
+        if pair is None or pair.open_until is None:
+            return True
+        if now < pair.open_until:
+            return False
+        if pair.probe_until is not None and pair.probe_until > now:
+            return False
+        pair.probe_until = now + self.config.probe_ms
+        _log_transition(gateway, operation, "half_opened")
+        return True
+
+    async def snapshot(self, gateway: str, operation: str) -> GatewayHealth:
+        now, index = self._clock()
+        pair = self._pairs.get((gateway, operation)) or _Pair()
+        window = self._window(pair, index)
+        state = CircuitState.CLOSED
+        if pair.open_until is not None:
+            state = CircuitState.OPEN if now < pair.open_until else CircuitState.HALF_OPEN
+        return _health(
+            successes=sum(b.successes for b in window),
+            failures=sum(b.failures for b in window),
+            p95_ms=p95([latency for b in window for latency in b.latencies]),
+            state=state,
+            until=pair.open_until or 0,
+        )
+
+    async def get_settings(self, gateway: str) -> GatewaySettings:
+        return self._settings.get(gateway) or GatewaySettings(
+            enabled=True, priority=self.priorities.get(gateway, LOWEST_PRIORITY)
+        )
+
+    async def set_settings(
+        self, gateway: str, *, enabled: bool | None = None, priority: int | None = None
+    ) -> GatewaySettings:
+        current = await self.get_settings(gateway)
+        updated = GatewaySettings(
+            enabled=current.enabled if enabled is None else enabled,
+            priority=current.priority if priority is None else priority,
+        )
+        self._settings[gateway] = updated
+        return updated
+
+
+def build_health_store(
+    redis: Redis | None,
+    config: HealthConfig | None = None,
+    *,
+    gateways: Sequence[str] = (),
+) -> HealthStore:
+    """Redis when the deployment has it (every process shares one view), memory otherwise."""
+    if redis is None:
+        return MemoryHealthStore(config, gateways=gateways)
+    return RedisHealthStore(redis, config, gateways=gateways)

@@ -1,0 +1,250 @@
+"""Which gateway a payment should use now, from the shared health view and operator settings.
+
+The payments engine asks :meth:`Router.candidates` for an ordered list, calls
+:meth:`Router.acquire` right before sending to one (an open circuit's single probe is handed
+out there), and reports every call with :meth:`Router.record`. Ranking, best first:
+
+1. recent success rate, rounded to 0.05 so that noise does not flap traffic between gateways
+   (a gateway with no samples counts as 1.0, so an idle one gets tried again);
+2. p95 latency, rounded to 50 ms (no samples counts as 0 ms, for the same reason);
+3. the operator's priority (lower first), then the name, so the order is total.
+
+:meth:`Router.probe_open_circuits` brings a gateway back without traffic: it wins the probe of
+each circuit whose cooldown is over and makes one cheap read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+
+from pixwave.exceptions import NotFound
+from pixwave.gateways.base import Capability, PixGateway
+from pixwave.gateways.errors import (
+    GatewayError,
+    GatewayRejected,
+    Outcome,
+    UnsupportedOperation,
+)
+from pixwave.gateways.health import (
+    UP_OUTCOMES,
+    CircuitState,
+    GatewayHealth,
+    GatewaySettings,
+    HealthStore,
+    Operation,
+)
+
+log = structlog.get_logger("pixwave.gateways.router")
+
+#: The capability an operation needs; None: any gateway can be read from.
+OPERATION_CAPABILITY: Final[dict[Operation, Capability | None]] = {
+    Operation.CHARGE: Capability.CHARGE,
+    Operation.SEND: Capability.SEND,
+    Operation.REFUND: Capability.REFUND,
+    Operation.QUERY: None,
+}
+
+RATE_STEP: Final = 0.05
+LATENCY_STEP_MS: Final = 50
+
+
+class UnknownGateway(NotFound):
+    code = "gateway_not_found"
+    title = "No such gateway"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayStatus:
+    """One gateway as operators see it: settings, capabilities and each operation's health."""
+
+    name: str
+    settings: GatewaySettings
+    capabilities: frozenset[Capability]
+    operations: dict[str, GatewayHealth]
+
+
+def operations_of(gateway: PixGateway) -> list[Operation]:
+    """The operations a gateway can be asked for, each with its own circuit."""
+    return [
+        operation
+        for operation, capability in OPERATION_CAPABILITY.items()
+        if capability is None or capability in gateway.capabilities
+    ]
+
+
+def rank(settings: GatewaySettings, health: GatewayHealth) -> tuple[int, int, int]:
+    """Sort key, smaller is better. Integer buckets make near-equal gateways tie exactly."""
+    rate = 1.0 if health.success_rate is None else health.success_rate
+    latency = health.p95_latency_ms or 0
+    return (
+        -int(rate / RATE_STEP + 0.5),
+        int(latency / LATENCY_STEP_MS + 0.5),
+        settings.priority,
+    )
+
+
+class Router:
+    def __init__(self, gateways: Mapping[str, PixGateway], health: HealthStore) -> None:
+        self.gateways = gateways
+        self.health = health
+
+    # --- the payments engine ------------------------------------------------------------
+    async def candidates(
+        self, capability: Capability, operation: str, *, exclude: Collection[str] = ()
+    ) -> list[str]:
+        """Usable gateways for ``operation``, best first. Reads only: it never takes a probe,
+        so a half-open gateway is listed and :meth:`acquire` decides."""
+        names = [
+            name
+            for name, gateway in self.gateways.items()
+            if capability in gateway.capabilities and name not in exclude
+        ]
+        views = await asyncio.gather(*(self._view(name, operation) for name in names))
+        ranked = sorted(
+            (rank(settings, health), name)
+            for name, (settings, health) in zip(names, views, strict=True)
+            if settings.enabled and health.circuit is not CircuitState.OPEN
+        )
+        return [name for _, name in ranked]
+
+    async def acquire(self, name: str, operation: str) -> bool:
+        """Call right before sending: False when the circuit is open or another caller holds
+        the half-open probe (then try the next candidate)."""
+        return await self.health.allow(name, operation)
+
+    async def record(self, name: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
+        await self.health.record(name, operation, outcome, latency_ms)
+
+    async def _view(self, name: str, operation: str) -> tuple[GatewaySettings, GatewayHealth]:
+        settings, health = await asyncio.gather(
+            self.health.get_settings(name), self.health.snapshot(name, operation)
+        )
+        return settings, health
+
+    async def _read_all(
+        self, name: str, operations: list[Operation]
+    ) -> tuple[GatewaySettings, list[GatewayHealth]]:
+        async def snapshots() -> list[GatewayHealth]:
+            return list(
+                await asyncio.gather(
+                    *(self.health.snapshot(name, operation) for operation in operations)
+                )
+            )
+
+        return await asyncio.gather(self.health.get_settings(name), snapshots())
+
+    # --- recovery without traffic -------------------------------------------------------
+    async def probe_open_circuits(self) -> dict[str, str]:
+        """Probe every enabled gateway that has a circuit past its cooldown.
+
+        Returns, per probed gateway: ``recovered`` (it answered; its circuits closed),
+        ``still_down`` (re-opened for another cooldown) or ``probe_in_flight`` (another
+        caller holds every probe). Gateways with nothing to probe are left out.
+        """
+        names = list(self.gateways)
+        results = await asyncio.gather(*(self._probe_gateway(name) for name in names))
+        return {name: result for name, result in zip(names, results, strict=True) if result}
+
+    async def _probe_gateway(self, name: str) -> str | None:
+        gateway = self.gateways[name]
+        operations = operations_of(gateway)
+        settings, snapshots = await self._read_all(name, operations)
+        due = [
+            operation
+            for operation, health in zip(operations, snapshots, strict=True)
+            if health.circuit is CircuitState.HALF_OPEN
+        ]
+        if not settings.enabled or not due:
+            return None
+        won = [operation for operation in due if await self.health.allow(name, operation)]
+        if not won:
+            return "probe_in_flight"
+        outcome, latency_ms = await self._read(gateway)
+        for operation in won:
+            await self.health.record(name, operation, outcome, latency_ms)
+        result = "recovered" if outcome in UP_OUTCOMES else "still_down"
+        log.info(
+            "gateway.probed",
+            gateway=name,
+            operations=[str(operation) for operation in won],
+            outcome=str(outcome),
+            result=result,
+            latency_ms=latency_ms,
+        )
+        return result
+
+    async def _read(self, gateway: PixGateway) -> tuple[Outcome, int]:
+        """One cheap read of something that cannot exist: any answer proves the gateway up."""
+        reference = f"probe{secrets.token_hex(12)}"
+        started = time.monotonic()
+        try:
+            if Capability.SEND in gateway.capabilities:
+                await gateway.get_send(reference=reference)
+            elif Capability.CHARGE in gateway.capabilities:
+                await gateway.get_charge(reference)
+            else:
+                await gateway.get_refund(
+                    reference=reference, charge_id=reference, end_to_end_id=None, refund_id=None
+                )
+            outcome = Outcome.SUCCEEDED
+        except UnsupportedOperation as exc:
+            # Refused locally, nothing reached the provider: that proves nothing.
+            log.warning("gateway.probe_unsupported", gateway=gateway.name, error=repr(exc))
+            outcome = Outcome.UNAVAILABLE
+        except GatewayRejected:
+            outcome = Outcome.REJECTED  # GatewayNotFound included: the provider answered
+        except GatewayError as exc:
+            outcome = exc.outcome
+        except Exception as exc:  # a connector bug must not stop the other probes
+            log.error("gateway.probe_error", gateway=gateway.name, error=repr(exc))
+            outcome = Outcome.UNAVAILABLE
+        return outcome, int((time.monotonic() - started) * 1000)
+
+    # --- operators ----------------------------------------------------------------------
+    def _gateway(self, name: str) -> PixGateway:
+        gateway = self.gateways.get(name)
+        if gateway is None:
+            raise UnknownGateway(f"gateway {name!r} is not configured")
+        return gateway
+
+    async def status(self, name: str) -> GatewayStatus:
+        gateway = self._gateway(name)
+        operations = operations_of(gateway)
+        settings, snapshots = await self._read_all(name, operations)
+        return GatewayStatus(
+            name=name,
+            settings=settings,
+            capabilities=gateway.capabilities,
+            operations={
+                str(operation): health
+                for operation, health in zip(operations, snapshots, strict=True)
+            },
+        )
+
+    async def overview(self) -> list[GatewayStatus]:
+        """Every configured gateway, in the operator's priority order."""
+        statuses = await asyncio.gather(*(self.status(name) for name in self.gateways))
+        return sorted(statuses, key=lambda s: (s.settings.priority, s.name))
+
+    async def configure(
+        self, name: str, *, enabled: bool | None = None, priority: int | None = None
+    ) -> GatewayStatus:
+        """Change a gateway's settings; every process routes by them from the next call."""
+        self._gateway(name)
+        before = await self.health.get_settings(name)
+        after = await self.health.set_settings(name, enabled=enabled, priority=priority)
+        if after != before:
+            log.info(
+                "gateway.settings_changed",
+                gateway=name,
+                enabled=after.enabled,
+                priority=after.priority,
+            )
+        return await self.status(name)

@@ -1,0 +1,63 @@
+"""Receive a gateway's notification: authenticate, store each event once, hand it to a job.
+
+The answer is fast and says nothing about the payment: the provider only needs to know we
+have it. Duplicates (the provider retries) hit the unique (gateway, event_id) and change
+nothing; out-of-order deliveries do not matter because the handler never trusts the
+notification's content — it asks the gateway for the resource's current state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from pixwave.db import utcnow
+from pixwave.exceptions import NotFound
+from pixwave.gateways.base import InboundWebhook
+from pixwave.inbox import repository
+from pixwave.kit.ids import new_id
+from pixwave.unit_of_work import flush_and_commit
+from pixwave.worker.jobs import kick_after_commit
+
+if TYPE_CHECKING:
+    from pixwave.resources import Resources
+
+log = structlog.get_logger("pixwave.inbox")
+
+HANDLE = "inbox.handle"
+
+
+class GatewayNotConfigured(NotFound):
+    code = "gateway_not_found"
+    title = "No such gateway is configured"
+
+
+async def receive(resources: Resources, gateway_name: str, request: InboundWebhook) -> int:
+    """Store the notification's events; return how many were new."""
+    gateway = resources.gateways.get(gateway_name)
+    if gateway is None:
+        raise GatewayNotConfigured(f"gateway {gateway_name} is not configured")
+    events = gateway.verify_webhook(request)  # WebhookRejected (401) before anything is stored
+    new = 0
+    async with resources.sessionmaker() as session:
+        for event in events:
+            row_id = new_id("evt")
+            stored = await repository.store(
+                session,
+                {
+                    "id": row_id,
+                    "gateway": gateway_name,
+                    "event_id": event.event_id[:160],
+                    "kind": event.kind.value,
+                    "resource_id": event.resource_id[:64],
+                    "data": dict(event.data),
+                    "received_at": utcnow(),
+                },
+            )
+            if stored:
+                new += 1
+                kick_after_commit(session, resources.jobs, HANDLE, row_id)
+        await flush_and_commit(session)
+    log.info("inbox.received", gateway=gateway_name, events=len(events), new=new)
+    return new

@@ -1,0 +1,866 @@
+"""The payments engine: moves one transaction forward, as far as it can go right now.
+
+`advance(id)` is the only entry point — for the job enqueued by the API, a webhook, the
+reconciliation sweep and a redelivered message alike. It is safe to run twice and
+concurrently: a lease (a lock with a TTL, renewed before each gateway call) lets one worker
+own a payment; the row's status only moves by compare-and-set; identifiers sent to gateways
+derive from the transaction id, so a repeat finds the first operation; and money moves only
+in the same database transaction as the status change that accounts for it.
+
+Gateway calls never happen inside a database transaction. Before a cash-out or refund call,
+the row records which gateway is about to be used (committed first), so whoever resumes the
+payment after a crash asks that gateway before doing anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixwave.db import utcnow
+from pixwave.gateways.base import (
+    Capability,
+    Charge,
+    ChargeRequest,
+    ChargeStatus,
+    Refund,
+    RefundRequest,
+    RefundStatus,
+    Send,
+    SendRequest,
+    SendStatus,
+)
+from pixwave.gateways.errors import (
+    GatewayAmbiguous,
+    GatewayError,
+    GatewayNotFound,
+    GatewayRejected,
+    Outcome,
+)
+from pixwave.kit.ids import new_id
+from pixwave.ledger import service as ledger
+from pixwave.ledger.errors import HoldAlreadyResolved
+from pixwave.ledger.service import Posting
+from pixwave.notifications import outbox
+from pixwave.payments import repository, service
+from pixwave.payments.retry import RetryPolicy
+from pixwave.payments.status import IllegalTransition, TransactionStatus, TransactionType
+from pixwave.unit_of_work import after_commit, flush_and_commit
+
+if TYPE_CHECKING:
+    from pixwave.resources import Resources
+
+log = structlog.get_logger("pixwave.payments")
+S = TransactionStatus
+T = TypeVar("T")
+
+#: Operation names for health, attempts and routing.
+CHARGE, SEND, REFUND, QUERY = "charge", "send", "refund", "query"
+
+
+def gateway_account_code(gateway: str) -> str:
+    """The system account mirroring money held for us at a gateway."""
+    return f"gateway:{gateway}"
+
+
+class Pokes:
+    """ "Look again" notes per transaction: Redis when configured, else this process's memory."""
+
+    def __init__(self, redis: Redis | None, ttl_seconds: float) -> None:
+        self.redis = redis
+        self.ttl = max(1, int(ttl_seconds))
+        self._local: set[str] = set()
+
+    async def leave(self, transaction_id: str) -> None:
+        if self.redis is None:
+            self._local.add(transaction_id)
+        else:
+            await self.redis.set(f"pixwave:poke:{transaction_id}", 1, ex=self.ttl)
+
+    async def take(self, transaction_id: str) -> bool:
+        if self.redis is None:
+            if transaction_id in self._local:
+                self._local.discard(transaction_id)
+                return True
+            return False
+        deleted: int = await self.redis.delete(f"pixwave:poke:{transaction_id}")
+        return deleted > 0
+
+    # --- entry point ----------------------------------------------------------------------
+
+
+class Engine:
+    """One per process; holds nothing but references to the process's resources."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.res = resources
+        self.settings = resources.settings
+        self.policy = RetryPolicy.from_settings(resources.settings)
+        self.rng = random.Random()  # noqa: S311 - backoff jitter
+        self.pokes = Pokes(resources.redis, ttl_seconds=resources.settings.payment_lease_seconds)
+
+    async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
+        """Move the transaction on. If another worker owns it right now, ``poke`` leaves it a
+        note to take one more look when it is done (a webhook arriving mid-step must not wait
+        for the next poll)."""
+        lease = f"txn:{transaction_id}"
+        if poke:
+            await self.pokes.leave(transaction_id)
+        for _ in range(5):
+            token = await self.res.locks.acquire(lease, self.settings.payment_lease_seconds)
+            if token is None:
+                return  # the owner will see the note after releasing
+            await self.pokes.take(transaction_id)
+            try:
+                await _Run(self, transaction_id, lease, token).go()
+            finally:
+                await self.res.locks.release(lease, token)
+            if not await self.pokes.take(transaction_id):
+                return
+
+
+class _Run:
+    """One ownership of one transaction: the state machine steps, with the lease held."""
+
+    def __init__(self, engine: Engine, transaction_id: str, lease: str, token: str) -> None:
+        self.engine = engine
+        self.res = engine.res
+        self.settings = engine.settings
+        self.policy = engine.policy
+        self.id = transaction_id
+        self.lease = lease
+        self.token = token
+        self.row: dict[str, Any] = {}
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        async with self.res.sessionmaker() as session:
+            row = await repository.get(session, self.id)
+        if row is None:
+            return False
+        self.row = row
+        return True
+
+    async def renew(self) -> None:
+        """Keep the lease for the next gateway call; losing it means stop (someone took over)."""
+        if not await self.res.locks.extend(
+            self.lease, self.token, self.settings.payment_lease_seconds
+        ):
+            raise _LeaseLost(self.id)
+
+    async def write(self, work: Callable[[AsyncSession], Awaitable[None]]) -> bool:
+        """One database transaction; False when the row moved under us (someone else won)."""
+        async with self.res.sessionmaker() as session:
+            try:
+                await work(session)
+                await flush_and_commit(session)
+            except (IllegalTransition, HoldAlreadyResolved):
+                await session.rollback()
+                return False
+        return True
+
+    def invalidate(self, session: AsyncSession) -> None:
+        """Drop the cached representation once the change commits."""
+        cache = self.res.transaction_cache
+        if cache is not None:
+            after_commit(session, lambda: cache.invalidate(self.id))
+
+    async def schedule(self, at: datetime | None) -> None:
+        status = self.row["status"]
+
+        async def work(session: AsyncSession) -> None:
+            await repository.set_fields(
+                session, self.id, current=status, values={"next_attempt_at": at}
+            )
+
+        await self.write(work)
+
+    async def call(
+        self, gateway: str, operation: str, try_number: int, send: Coroutine[Any, Any, T]
+    ) -> T:
+        """One gateway call: lease renewed first; health and an attempt row recorded after."""
+        try:
+            await self.renew()
+        except _LeaseLost:
+            send.close()
+            raise
+        try:
+            result = await send
+        except GatewayError as exc:
+            await self.record(gateway, operation, try_number, exc.outcome, exc.latency_ms, exc)
+            raise
+        latency = int(getattr(result, "latency_ms", 0))
+        await self.record(gateway, operation, try_number, Outcome.SUCCEEDED, latency, None)
+        return result
+
+    async def record(
+        self,
+        gateway: str,
+        operation: str,
+        try_number: int,
+        outcome: Outcome,
+        latency_ms: int,
+        error: GatewayError | None,
+    ) -> None:
+        try:
+            await self.res.router.record(gateway, operation, outcome, latency_ms)
+        except Exception as exc:  # health is advisory; the payment goes on
+            log.warning("payments.health_record_failed", gateway=gateway, error=repr(exc))
+
+        async def work(session: AsyncSession) -> None:
+            repository.insert_attempt(
+                session,
+                {
+                    "id": new_id("att"),
+                    "transaction_id": self.id,
+                    "gateway": gateway,
+                    "operation": operation,
+                    "try_number": try_number,
+                    "outcome": outcome.value,
+                    "latency_ms": latency_ms,
+                    "error_code": error.code if error else None,
+                    "error_message": error.message[:255] if error else None,
+                    "created_at": utcnow(),
+                },
+            )
+
+        await self.write(work)
+        log.info(
+            "payments.attempt",
+            transaction_id=self.id,
+            gateway=gateway,
+            operation=operation,
+            try_number=try_number,
+            outcome=outcome.value,
+            latency_ms=latency_ms,
+            error_code=error.code if error else None,
+        )
+
+    async def tries(self, operation: str) -> dict[str, int]:
+        async with self.res.sessionmaker() as session:
+            return await repository.attempts_by_gateway(session, self.id, operation)
+
+    def overdue(self) -> bool:
+        """Past the bounded time after which an unresolved payment goes to a human."""
+        age: timedelta = utcnow() - self.row["created_at"]
+        return age > timedelta(seconds=self.settings.review_after_seconds)
+
+    def later(self, seconds: float) -> datetime:
+        return utcnow() + timedelta(seconds=seconds)
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    async def go(self) -> None:
+        if not await self.reload():
+            return
+        kind = TransactionType(self.row["type"])
+        status = S(self.row["status"])
+        try:
+            if status in (S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED, S.REFUNDED,
+                          S.PARTIALLY_REFUNDED):  # fmt: skip
+                if self.row.get("next_attempt_at") is not None:
+                    await self.schedule(None)
+                return
+            if kind is TransactionType.CASH_IN:
+                await self.cash_in(status)
+            elif kind is TransactionType.CASH_OUT:
+                await self.cash_out(status)
+            elif kind is TransactionType.REFUND:
+                await self.refund(status)
+        except _LeaseLost:
+            log.warning("payments.lease_lost", transaction_id=self.id)
+
+    # --- shared endings ---------------------------------------------------------------------
+
+    async def fail(
+        self, code: str, message: str, *, alert: str | None = None, gateway: str | None = None
+    ) -> None:
+        """Terminal failure: release any hold, record the reason, raise an alert if asked."""
+        row = self.row
+
+        async def work(session: AsyncSession) -> None:
+            if row.get("hold_id"):
+                await ledger.void_hold(session, hold_id=row["hold_id"])
+            fields: dict[str, Any] = {
+                "failure_code": code,
+                "failure_message": message[:255],
+                "next_attempt_at": None,
+            }
+            if gateway is not None:
+                fields["gateway"] = gateway
+            await service.transition(session, self.id, S.FAILED, **fields)
+            if alert:
+                await self.alert(session, alert, {"failure_code": code, "message": message})
+            self.invalidate(session)
+
+        await self.write(work)
+        log.warning("payments.failed", transaction_id=self.id, code=code, message=message)
+
+    async def alert(self, session: AsyncSession, kind: str, details: dict[str, Any]) -> None:
+        await outbox.append(
+            session,
+            event_type=f"alert.{kind}",
+            aggregate_type="transaction",
+            aggregate_id=self.id,
+            payload={
+                "transaction_id": self.id,
+                "type": self.row["type"],
+                "amount": self.row["amount"],
+                "gateway": self.row.get("gateway"),
+                **details,
+            },
+        )
+
+    async def needs_review(self, reason: str) -> None:
+        """The truth could not be learned in time: a human looks; polling goes on, slower."""
+
+        async def work(session: AsyncSession) -> None:
+            await service.transition(
+                session,
+                self.id,
+                S.NEEDS_REVIEW,
+                failure_code=reason,
+                next_attempt_at=self.later(self.settings.charge_poll_seconds),
+            )
+            await self.alert(session, "needs_review", {"reason": reason})
+            self.invalidate(session)
+
+        await self.write(work)
+        log.error("payments.needs_review", transaction_id=self.id, reason=reason)
+
+    async def retry_later(self, reason: str, seconds: float) -> None:
+        """Could not learn the outcome now: look again later, or hand over to a human."""
+        if self.overdue() and self.row["status"] != S.NEEDS_REVIEW:
+            await self.needs_review(reason)
+            return
+        await self.schedule(self.later(seconds))
+
+    # --- cash-in -----------------------------------------------------------------------------
+
+    async def cash_in(self, status: S) -> None:
+        if status is S.PENDING:
+            await self.create_charge()
+        elif status in (S.AWAITING_PAYMENT, S.NEEDS_REVIEW) and self.row.get("gateway_payment_id"):
+            await self.check_charge()
+        elif status is S.NEEDS_REVIEW:
+            await self.schedule(None)
+
+    async def create_charge(self) -> None:
+        row = self.row
+        tries = await self.tries(CHARGE)
+        excluded = {g for g, n in tries.items() if n >= self.policy.tries_per_gateway}
+        current: str | None = None
+        expires_at = row.get("expires_at")
+        expires_in = (
+            max(60, int((expires_at - utcnow()).total_seconds()))
+            if expires_at
+            else self.settings.deposit_expires_in
+        )
+        while True:
+            if current is None:
+                candidates = await self.res.router.candidates(
+                    Capability.CHARGE, CHARGE, exclude=excluded
+                )
+                if not candidates:
+                    await self.fail(
+                        "all_gateways_unavailable",
+                        "no gateway could create the charge",
+                        alert="all_gateways_unavailable",
+                    )
+                    return
+                current = candidates[0]
+            if not await self.res.router.acquire(current, CHARGE):
+                excluded.add(current)
+                current = None
+                continue
+            gateway = self.res.gateways[current]
+            try_number = tries.get(current, 0) + 1
+            tries[current] = try_number
+            request = ChargeRequest(
+                reference=self.id,
+                amount=row["amount"],
+                expires_in=expires_in,
+                description=row.get("description"),
+                notification_url=self.res.webhook_url(current),
+            )
+            try:
+                charge = await self.call(
+                    current, CHARGE, try_number, gateway.create_charge(request)
+                )
+            except GatewayRejected as exc:
+                await self.fail(exc.code, exc.message, gateway=current)
+                return
+            except GatewayError as exc:
+                # Unavailable, or ambiguous: creating again with the same reference finds the
+                # same charge, so both are retried on the same gateway.
+                delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
+                if delay is None:
+                    excluded.add(current)
+                    current = None
+                else:
+                    await asyncio.sleep(delay)
+                continue
+            await self.charge_created(current, charge)
+            return
+
+    async def charge_created(self, gateway: str, charge: Charge) -> None:
+        expires_at = charge.expires_at or self.later(self.settings.deposit_expires_in)
+        poll = min(expires_at, self.later(self.settings.charge_poll_seconds))
+
+        async def work(session: AsyncSession) -> None:
+            await service.transition(
+                session,
+                self.id,
+                S.AWAITING_PAYMENT,
+                gateway=gateway,
+                gateway_payment_id=charge.charge_id,
+                txid=charge.txid,
+                brcode=charge.brcode,
+                qr_png_base64=charge.qr_png_base64,
+                expires_at=expires_at,
+                next_attempt_at=poll,
+            )
+            self.invalidate(session)
+
+        if await self.write(work):
+            log.info("payments.charge_created", transaction_id=self.id, gateway=gateway)
+            if charge.status is ChargeStatus.PAID and await self.reload():
+                await self.check_charge()
+
+    async def check_charge(self) -> None:
+        row = self.row
+        gateway = self.res.gateways.get(row["gateway"])
+        if gateway is None:
+            await self.retry_later("gateway_not_configured", self.settings.charge_poll_seconds)
+            return
+        try:
+            charge = await self.call(
+                row["gateway"], QUERY, 0, gateway.get_charge(row["gateway_payment_id"])
+            )
+        except GatewayError:
+            await self.retry_later("charge_status_unknown", self.settings.charge_poll_seconds)
+            return
+        if charge.status is ChargeStatus.PAID:
+            await self.credit(charge)
+        elif charge.status is ChargeStatus.CANCELLED:
+            await self.close_charge(S.CANCELLED)
+        elif charge.status is ChargeStatus.EXPIRED or self.past_expiry():
+            await self.expire_charge()
+        else:
+            expires_at = row.get("expires_at") or self.later(self.settings.charge_poll_seconds)
+            await self.schedule(min(expires_at, self.later(self.settings.charge_poll_seconds)))
+
+    def past_expiry(self) -> bool:
+        expires_at = self.row.get("expires_at")
+        return expires_at is not None and utcnow() >= expires_at
+
+    async def expire_charge(self) -> None:
+        """Cancel at the gateway so a late payer cannot pay, then close as expired."""
+        row = self.row
+        gateway = self.res.gateways[row["gateway"]]
+        try:
+            charge = await self.call(
+                row["gateway"], QUERY, 0, gateway.cancel_charge(row["gateway_payment_id"])
+            )
+        except GatewayRejected:
+            # Not cancellable: most likely paid at the last moment. Read it again.
+            try:
+                charge = await gateway.get_charge(row["gateway_payment_id"])
+            except GatewayError:
+                await self.retry_later("charge_status_unknown", self.settings.charge_poll_seconds)
+                return
+        except GatewayError:
+            await self.retry_later("charge_cancel_failed", self.settings.charge_poll_seconds)
+            return
+        if charge.status is ChargeStatus.PAID:
+            await self.credit(charge)
+        else:
+            await self.close_charge(S.EXPIRED)
+
+    async def close_charge(self, status: S) -> None:
+        async def work(session: AsyncSession) -> None:
+            await service.transition(session, self.id, status, next_attempt_at=None)
+            self.invalidate(session)
+
+        await self.write(work)
+
+    async def credit(self, charge: Charge) -> None:
+        """The payer paid: credit the wallet exactly once (the transition is the guard)."""
+        row = self.row
+        if charge.paid_amount is not None and charge.paid_amount != row["amount"]:
+            log.warning(
+                "payments.paid_amount_differs",
+                transaction_id=self.id,
+                expected=row["amount"],
+                paid=charge.paid_amount,
+            )
+
+        async def work(session: AsyncSession) -> None:
+            source = await ledger.system_account(session, gateway_account_code(row["gateway"]))
+            ledger_transaction_id = await ledger.post(
+                session,
+                kind="cash_in",
+                entries=[Posting(source, -row["amount"]), Posting(row["wallet_id"], row["amount"])],
+                reference=self.id,
+                description=f"Pix received via {row['gateway']}",
+            )
+            await service.transition(
+                session,
+                self.id,
+                S.SUCCEEDED,
+                end_to_end_id=charge.end_to_end_id,
+                ledger_transaction_id=ledger_transaction_id,
+                next_attempt_at=None,
+                failure_code=None,
+            )
+            self.invalidate(session)
+
+        if await self.write(work):
+            log.info("payments.deposit_credited", transaction_id=self.id, amount=row["amount"])
+
+    # --- cash-out ------------------------------------------------------------------------------
+
+    async def cash_out(self, status: S) -> None:
+        row = self.row
+        if status is S.PENDING:
+            await self.send_loop(in_doubt=False)
+        elif status in (S.PROCESSING, S.NEEDS_REVIEW):
+            if row.get("gateway_payment_id"):
+                await self.check_send()
+            else:
+                # A send may have left before a crash: ask that gateway first.
+                await self.send_loop(in_doubt=row.get("gateway") is not None)
+
+    async def send_loop(self, *, in_doubt: bool) -> None:
+        """Send through the best gateway; never through a second one while the first could
+        still have sent it."""
+        row = self.row
+        tries = await self.tries(SEND)
+        excluded = {g for g, n in tries.items() if n >= self.policy.tries_per_gateway}
+        current: str | None = row.get("gateway")
+        if current is not None and current in excluded and not in_doubt:
+            current = None
+        request = SendRequest(
+            reference=self.id,
+            amount=row["amount"],
+            pix_key=row["pix_key"],
+            description=row.get("description"),
+        )
+        while True:
+            if in_doubt:
+                assert current is not None
+                found = await self.find_send(current)
+                if found is _UNKNOWN:
+                    return
+                if isinstance(found, Send):
+                    await self.apply_send(current, found)
+                    return
+                in_doubt = False  # the gateway never received it
+                if tries.get(current, 0) >= self.policy.tries_per_gateway:
+                    excluded.add(current)
+                    current = None
+            if current is None:
+                candidates = await self.res.router.candidates(
+                    Capability.SEND, SEND, exclude=excluded
+                )
+                if not candidates:
+                    await self.fail(
+                        "all_gateways_unavailable",
+                        "no gateway could send the Pix",
+                        alert="all_gateways_unavailable",
+                    )
+                    return
+                current = candidates[0]
+            if not await self.res.router.acquire(current, SEND):
+                excluded.add(current)
+                current = None
+                continue
+            if not await self.mark_sending(current):
+                return  # someone else moved the payment on
+            gateway = self.res.gateways[current]
+            try_number = tries.get(current, 0) + 1
+            tries[current] = try_number
+            name = current
+            try:
+                send = await self.call(name, SEND, try_number, gateway.send_pix(request))
+            except GatewayRejected as exc:
+                await self.fail(exc.code, exc.message)
+                return
+            except GatewayAmbiguous:
+                in_doubt = True
+                await asyncio.sleep(self.settings.ambiguous_query_delay)
+                continue
+            except GatewayError as exc:  # unavailable: it was not sent
+                delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
+                if delay is None:
+                    excluded.add(current)
+                    current = None
+                else:
+                    await asyncio.sleep(delay)
+                continue
+            await self.apply_send(name, send)
+            return
+
+    async def mark_sending(self, gateway: str) -> bool:
+        """Commit which gateway is about to be used before the call leaves."""
+        row = self.row
+        if row["status"] == S.PROCESSING and row.get("gateway") == gateway:
+            return True
+        lease_end = self.later(self.settings.payment_lease_seconds)
+
+        async def work(session: AsyncSession) -> None:
+            if row["status"] == S.PROCESSING:
+                if not await repository.set_fields(
+                    session,
+                    self.id,
+                    current=S.PROCESSING,
+                    values={"gateway": gateway, "next_attempt_at": lease_end},
+                ):
+                    raise IllegalTransition("moved")
+            else:
+                await service.transition(
+                    session, self.id, S.PROCESSING, gateway=gateway, next_attempt_at=lease_end
+                )
+            self.invalidate(session)
+
+        if not await self.write(work):
+            return False
+        row["status"], row["gateway"] = S.PROCESSING, gateway
+        return True
+
+    async def find_send(self, gateway_name: str) -> Send | object | None:
+        """The gateway's answer about our send: the send, None (never received), or _UNKNOWN."""
+        gateway = self.res.gateways.get(gateway_name)
+        if gateway is None:
+            await self.retry_later("gateway_not_configured", self.settings.send_poll_seconds)
+            return _UNKNOWN
+        reference, send_id = self.id, self.row.get("gateway_payment_id")
+        try:
+            return await self.call(gateway_name, QUERY, 0, gateway.get_send(reference, send_id))
+        except GatewayNotFound:
+            return None
+        except GatewayError:
+            await self.retry_later("send_status_unknown", self.settings.send_poll_seconds)
+            return _UNKNOWN
+
+    async def check_send(self) -> None:
+        found = await self.find_send(self.row["gateway"])
+        if isinstance(found, Send):
+            await self.apply_send(self.row["gateway"], found)
+        elif found is None:
+            # Accepted once, now unknown to the provider: never resend on our own.
+            await self.retry_later("send_disappeared", self.settings.send_poll_seconds)
+
+    async def apply_send(self, gateway: str, send: Send) -> None:
+        row = self.row
+        if send.status is SendStatus.SUCCEEDED:
+
+            async def settle(session: AsyncSession) -> None:
+                target = await ledger.system_account(session, gateway_account_code(gateway))
+                ledger_transaction_id = await ledger.post_hold(
+                    session,
+                    hold_id=row["hold_id"],
+                    to_account_id=target,
+                    kind="cash_out",
+                    reference=self.id,
+                    description=f"Pix sent via {gateway}",
+                )
+                await service.transition(
+                    session,
+                    self.id,
+                    S.SUCCEEDED,
+                    gateway=gateway,
+                    gateway_payment_id=send.send_id,
+                    end_to_end_id=send.end_to_end_id,
+                    ledger_transaction_id=ledger_transaction_id,
+                    next_attempt_at=None,
+                    failure_code=None,
+                )
+                self.invalidate(session)
+
+            if await self.write(settle):
+                log.info("payments.withdrawal_sent", transaction_id=self.id, gateway=gateway)
+        elif send.status is SendStatus.FAILED:
+            await self.fail(
+                send.failure_code or "send_failed",
+                send.failure_message or "the provider did not complete the Pix",
+                gateway=gateway,
+            )
+        else:
+            status = row["status"]
+
+            async def pending(session: AsyncSession) -> None:
+                if not await repository.set_fields(
+                    session,
+                    self.id,
+                    current=status,
+                    values={
+                        "gateway": gateway,
+                        "gateway_payment_id": send.send_id,
+                        "end_to_end_id": send.end_to_end_id,
+                        "next_attempt_at": self.later(self.settings.send_poll_seconds),
+                    },
+                ):
+                    raise IllegalTransition("moved")
+                self.invalidate(session)
+
+            await self.write(pending)
+            if self.overdue() and status != S.NEEDS_REVIEW:
+                await self.reload()
+                await self.needs_review("send_not_settled")
+
+    # --- refunds -------------------------------------------------------------------------------
+
+    async def refund(self, status: S) -> None:
+        row = self.row
+        if status is S.PENDING:
+            await self.refund_loop(in_doubt=False)
+        elif status in (S.PROCESSING, S.NEEDS_REVIEW):
+            await self.refund_loop(in_doubt=True, known_id=row.get("gateway_payment_id"))
+
+    async def parent(self) -> dict[str, Any]:
+        async with self.res.sessionmaker() as session:
+            parent = await repository.get(session, self.row["parent_id"])
+        assert parent is not None
+        return parent
+
+    async def refund_loop(self, *, in_doubt: bool, known_id: str | None = None) -> None:
+        """Refunds go back through the gateway that received the money; no fallback."""
+        row = self.row
+        parent = await self.parent()
+        name = parent["gateway"]
+        gateway = self.res.gateways.get(name)
+        if gateway is None:
+            await self.retry_later("gateway_not_configured", self.settings.send_poll_seconds)
+            return
+        request = RefundRequest(
+            reference=self.id,
+            charge_id=parent["gateway_payment_id"],
+            end_to_end_id=parent.get("end_to_end_id"),
+            amount=row["amount"],
+            reason=row.get("description"),
+        )
+        tries = (await self.tries(REFUND)).get(name, 0)
+        while True:
+            if in_doubt:
+                try:
+                    refund = await self.call(
+                        name,
+                        QUERY,
+                        0,
+                        gateway.get_refund(
+                            reference=request.reference,
+                            charge_id=request.charge_id,
+                            end_to_end_id=request.end_to_end_id,
+                            refund_id=known_id,
+                        ),
+                    )
+                except GatewayNotFound:
+                    in_doubt = False
+                except GatewayError:
+                    await self.retry_later("refund_status_unknown", self.settings.send_poll_seconds)
+                    return
+                else:
+                    await self.apply_refund(name, refund, parent)
+                    return
+            if tries >= self.policy.tries_per_gateway:
+                await self.fail(
+                    "gateway_unavailable",
+                    f"{name} could not take the refund",
+                    alert="refund_failed",
+                    gateway=name,
+                )
+                return
+            if not await self.mark_sending(name):
+                return
+            tries += 1
+            try_number = tries
+            try:
+                refund = await self.call(name, REFUND, try_number, gateway.refund(request))
+            except GatewayRejected as exc:
+                await self.fail(exc.code, exc.message, gateway=name)
+                return
+            except GatewayAmbiguous:
+                in_doubt = True
+                await asyncio.sleep(self.settings.ambiguous_query_delay)
+                continue
+            except GatewayError as exc:
+                delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
+                await asyncio.sleep(delay or 0.0)
+                continue
+            await self.apply_refund(name, refund, parent)
+            return
+
+    async def apply_refund(self, gateway: str, refund: Refund, parent: dict[str, Any]) -> None:
+        row = self.row
+        if refund.status is RefundStatus.SUCCEEDED:
+
+            async def settle(session: AsyncSession) -> None:
+                target = await ledger.system_account(session, gateway_account_code(gateway))
+                ledger_transaction_id = await ledger.post_hold(
+                    session,
+                    hold_id=row["hold_id"],
+                    to_account_id=target,
+                    kind="refund",
+                    reference=self.id,
+                    description=f"Pix refund via {gateway}",
+                )
+                await service.transition(
+                    session,
+                    self.id,
+                    S.SUCCEEDED,
+                    gateway=gateway,
+                    gateway_payment_id=refund.refund_id,
+                    end_to_end_id=refund.return_id,
+                    ledger_transaction_id=ledger_transaction_id,
+                    next_attempt_at=None,
+                )
+                current = await repository.get(session, parent["id"], for_update=True)
+                assert current is not None
+                refunded = int(current["refunded_amount"]) + int(row["amount"])
+                target_status = (
+                    S.REFUNDED if refunded >= int(current["amount"]) else S.PARTIALLY_REFUNDED
+                )
+                await service.transition(
+                    session, parent["id"], target_status, refunded_amount=refunded
+                )
+                cache = self.res.transaction_cache
+                if cache is not None:
+                    after_commit(session, lambda: cache.invalidate(parent["id"]))
+                self.invalidate(session)
+
+            if await self.write(settle):
+                log.info("payments.refund_done", transaction_id=self.id, parent=parent["id"])
+        elif refund.status is RefundStatus.FAILED:
+            await self.fail("refund_not_performed", refund.failure_message or "refund failed")
+        else:
+            status = row["status"]
+
+            async def pending(session: AsyncSession) -> None:
+                await repository.set_fields(
+                    session,
+                    self.id,
+                    current=status,
+                    values={
+                        "gateway_payment_id": refund.refund_id,
+                        "next_attempt_at": self.later(self.settings.send_poll_seconds),
+                    },
+                )
+                self.invalidate(session)
+
+            await self.write(pending)
+
+
+class _LeaseLost(Exception):
+    """Another worker took the payment over (this one was too slow); stop touching it."""
+
+
+_UNKNOWN = object()

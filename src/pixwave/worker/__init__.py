@@ -1,0 +1,1 @@
+"""Background jobs: the broker, job registration, after-commit enqueueing, the scheduler."""

@@ -1,0 +1,55 @@
+"""Exactly one scheduler: kicks the periodic jobs (the sweep, the gateway probe) on time.
+
+Any number of `pixwave scheduler` processes may run; a Redis lease (renewed every second,
+expiring after a few) lets exactly one of them kick, and a standby takes over within the lease
+when the leader dies. The embedded default runs the same loop inside `pixwave up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from pixwave.worker.jobs import PERIODIC, load_jobs
+
+if TYPE_CHECKING:
+    from pixwave.resources import Resources
+
+log = structlog.get_logger("pixwave.scheduler")
+
+LEASE = "scheduler:leader"
+LEASE_SECONDS = 5.0
+TICK_SECONDS = 0.25
+
+
+async def run_scheduler(resources: Resources, stop: asyncio.Event) -> None:
+    load_jobs()
+    token: str | None = None
+    due: dict[str, float] = {}
+    try:
+        while not stop.is_set():
+            if token is None:
+                token = await resources.locks.acquire(LEASE, LEASE_SECONDS)
+                if token is not None:
+                    log.info("scheduler.leading")
+            elif not await resources.locks.extend(LEASE, token, LEASE_SECONDS):
+                log.warning("scheduler.lease_lost")
+                token = None
+            if token is not None:
+                now = time.monotonic()
+                for name, entry in PERIODIC.items():
+                    if due.get(name, 0.0) <= now:
+                        due[name] = now + float(getattr(resources.settings, entry.interval_setting))
+                        try:
+                            await resources.jobs.kick(name)
+                        except Exception as exc:  # Redis blip: the next tick tries again
+                            log.warning("scheduler.kick_failed", job=name, error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS if token else 1.0)
+    finally:
+        if token is not None:
+            await resources.locks.release(LEASE, token)

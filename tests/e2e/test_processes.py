@@ -1,0 +1,308 @@
+"""The production shape, as separate processes: API, worker, scheduler and both simulators.
+
+Everything talks over real sockets: MariaDB, Redis streams for the jobs, HTTP between the
+API/worker and the simulators, and the simulators' webhooks back into the API. `pixwave audit`
+runs after each scenario.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pixwave.gateways.registry import (
+    SANDBOX_EFI_CLIENT_ID,
+    SANDBOX_EFI_CLIENT_SECRET,
+    SANDBOX_EFI_WEBHOOK_HMAC,
+    SANDBOX_MERCADOPAGO_TOKEN,
+)
+from pixwave.sandbox.efi import EfiSimConfig
+from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
+from tests.conftest import mariadb_url, recreate_mariadb_database
+from tests.test_embedded import PIXWAVE, _free_port
+
+E2E_DATABASE = os.environ.get("TEST_E2E_DATABASE", "pixwave_e2e")
+E2E_REDIS = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@dataclass
+class Cluster:
+    workdir: Path
+    env: dict[str, str]
+    api_url: str
+    sims: dict[str, str]
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def start(self, name: str, *args: str, ready_url: str | None = None) -> Process:
+        log = self.workdir / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                [PIXWAVE, *args], cwd=self.workdir, env=self.env, stdout=out, stderr=out
+            )
+        process = Process(name, popen, log)
+        self.processes[name] = process
+        if ready_url is not None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if popen.poll() is not None:
+                    pytest.fail(f"{name} exited:\n{log.read_text()}")
+                try:
+                    if httpx.get(ready_url, timeout=1).status_code < 500:
+                        return process
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            pytest.fail(f"{name} did not start:\n{log.read_text()}")
+        return process
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PIXWAVE, *args], cwd=self.workdir, env=self.env, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    def stop_all(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Cluster]:
+    del redis_url  # only to fail/skip loudly when Redis is missing
+    recreate_mariadb_database(E2E_DATABASE)
+    workdir = tmp_path_factory.mktemp("e2e")
+    api_port, mp_port, efi_port = _free_port(), _free_port(), _free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": mariadb_url(E2E_DATABASE).replace("+aiomysql", ""),
+            "REDIS_URL": E2E_REDIS,
+            "APP_URL": api,
+            "LOG_LEVEL": "info",
+            "SANDBOX_GATEWAYS": "false",
+            "MERCADOPAGO_ACCESS_TOKEN": SANDBOX_MERCADOPAGO_TOKEN,
+            "MERCADOPAGO_BASE_URL": f"http://127.0.0.1:{mp_port}",
+            "MERCADOPAGO_WEBHOOK_SECRET": MercadoPagoSimConfig().webhook_secret,
+            "MERCADOPAGO_PAYOUTS_ENABLED": "true",
+            "GERENCIANET_CLIENT_ID": SANDBOX_EFI_CLIENT_ID,
+            "GERENCIANET_CLIENT_SECRET": SANDBOX_EFI_CLIENT_SECRET,
+            "GERENCIANET_PIX_KEY": EfiSimConfig().pix_key,
+            "EFI_BASE_URL": f"http://127.0.0.1:{efi_port}",
+            "EFI_WEBHOOK_HMAC": SANDBOX_EFI_WEBHOOK_HMAC,
+            "EFI_WEBHOOK_ALLOWED_IPS": "127.0.0.1",
+            "EFI_WEBHOOK_MTLS_HEADER": "",
+            "PAYMENT_LEASE_SECONDS": "2",
+            "JOB_REDELIVERY_SECONDS": "3",
+            "SWEEP_INTERVAL_SECONDS": "0.2",
+            "RETRY_BASE_DELAY": "0.05",
+            "AMBIGUOUS_QUERY_DELAY": "0.1",
+            "GATEWAY_READ_TIMEOUT": "1",
+            "CHARGE_POLL_SECONDS": "1",
+            "SEND_POLL_SECONDS": "0.5",
+            "WORKER_CONCURRENCY": "20",
+        }
+    )
+    redis_flush(E2E_REDIS)
+    sims = {"mercadopago": f"http://127.0.0.1:{mp_port}", "efi": f"http://127.0.0.1:{efi_port}"}
+    c = Cluster(workdir, env, api, sims)
+    try:
+        c.start("mercadopago", "sandbox", "mercadopago", "--port", str(mp_port),
+                "--time-scale", "0.001", ready_url=f"{sims['mercadopago']}/_sandbox")  # fmt: skip
+        c.start("efi", "sandbox", "efi", "--port", str(efi_port), "--time-scale", "0.001",
+                "--webhook-url", f"{api}/webhooks/efi?hmac={SANDBOX_EFI_WEBHOOK_HMAC}&ignorar=",
+                ready_url=f"{sims['efi']}/_sandbox")  # fmt: skip
+        for sim in sims.values():
+            httpx.patch(f"{sim}/_sandbox/config", json={"settle_delay_seconds": 0.2})
+        migrated = c.run("migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        c.start("api", "api", "--port", str(api_port), ready_url=f"{api}/healthz")
+        c.start("worker", "worker", "--processes", "1")
+        c.start("scheduler", "scheduler")
+        yield c
+    finally:
+        c.stop_all()
+
+
+def redis_flush(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+@dataclass
+class User:
+    token: str
+    wallet_id: str
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        import uuid
+
+        return {
+            "Authorization": f"Bearer {self.token}",
+            "Idempotency-Key": key or str(uuid.uuid4()),
+        }
+
+
+def admin_token(cluster: Cluster) -> str:
+    result = cluster.run("admin", "create-token", "--admin")
+    match = re.search(r"pxw_[A-Za-z0-9_-]{20,}", result.stdout + result.stderr)
+    assert match, result.stdout + result.stderr
+    return match.group(0)
+
+
+def new_user(cluster: Cluster, admin: str, *, balance: int = 0) -> User:
+    import random
+
+    from pixwave.pix import generate_cpf
+
+    with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+        auth = {"Authorization": f"Bearer {admin}"}
+        n = random.randrange(10**9)
+        user = http.post(
+            "/v1/users",
+            json={"name": f"E2E {n}", "email": f"e2e{n}@example.com",
+                  "document": generate_cpf(random.Random(n))},
+            headers={**auth, "Idempotency-Key": f"user-{n}"},
+        ).json()  # fmt: skip
+        token = http.post(
+            f"/v1/users/{user['id']}/tokens", json={}, headers={**auth, "Idempotency-Key": f"t{n}"}
+        ).json()["token"]
+        if balance:
+            http.post(
+                "/v1/admin/adjustments",
+                json={"wallet_id": user["wallet_id"], "direction": "credit", "amount": balance,
+                      "reason": "e2e funding"},
+                headers={**auth, "Idempotency-Key": f"fund-{n}"},
+            ).raise_for_status()  # fmt: skip
+    return User(token, user["wallet_id"])
+
+
+def wait_status(
+    cluster: Cluster, user: User, transaction_id: str, *statuses: str, seconds: float = 30
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+        while True:
+            current: dict[str, Any] = http.get(
+                f"/v1/transactions/{transaction_id}", headers=user.headers()
+            ).json()
+            if current["status"] in statuses:
+                return current
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still {current['status']}: {current}")
+            time.sleep(0.1)
+
+
+def audit(cluster: Cluster) -> None:
+    result = cluster.run("audit")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def admin(cluster: Cluster) -> str:
+    return admin_token(cluster)
+
+
+class TestAcrossProcesses:
+    def test_deposit_paid_via_webhook_on_each_gateway(self, cluster: Cluster, admin: str) -> None:
+        """API → Redis → worker → simulator; payer pays; webhook → API → worker credits."""
+        user = new_user(cluster, admin)
+        with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+            for gateway in ("mercadopago", "efi"):
+                other = "efi" if gateway == "mercadopago" else "mercadopago"
+                http.patch(
+                    f"/v1/gateways/{other}", json={"enabled": False},
+                    headers={"Authorization": f"Bearer {admin}"},
+                ).raise_for_status()  # fmt: skip
+                http.patch(
+                    f"/v1/gateways/{gateway}", json={"enabled": True},
+                    headers={"Authorization": f"Bearer {admin}"},
+                ).raise_for_status()  # fmt: skip
+                created = http.post(
+                    "/v1/deposits", json={"amount": 77_00}, headers=user.headers()
+                ).json()
+                ready = wait_status(cluster, user, created["id"], "awaiting_payment")
+                assert ready["gateway"] == gateway
+                paid = httpx.post(
+                    f"{cluster.sims[gateway]}/_sandbox/pay", json={"brcode": ready["brcode"]}
+                )
+                assert paid.status_code == 200, paid.text
+                wait_status(cluster, user, created["id"], "succeeded")
+            for gateway in ("mercadopago", "efi"):
+                http.patch(
+                    f"/v1/gateways/{gateway}", json={"enabled": True},
+                    headers={"Authorization": f"Bearer {admin}"},
+                ).raise_for_status()  # fmt: skip
+            assert http.get("/v1/wallet", headers=user.headers()).json()["posted"] == 154_00
+        audit(cluster)
+
+    def test_worker_killed_mid_withdrawal_completes_once(
+        self, cluster: Cluster, admin: str
+    ) -> None:
+        """SIGKILL while the send is in flight: a new worker asks first, and one Pix leaves."""
+        user = new_user(cluster, admin, balance=50_00)
+        auth = {"Authorization": f"Bearer {admin}"}
+        with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+            http.patch("/v1/gateways/mercadopago", json={"enabled": False}, headers=auth)
+            httpx.put(
+                f"{cluster.sims['efi']}/_sandbox/faults/send.put",
+                json={"latency": {"fixed_ms": 1500}},
+            ).raise_for_status()
+            before = httpx.get(f"{cluster.sims['efi']}/_sandbox").json()["resources"]["sends"]
+            created = http.post(
+                "/v1/withdrawals",
+                json={"amount": 20_00, "pix_key": "pix@bcb.gov.br"},
+                headers=user.headers(),
+            ).json()
+            wait_status(cluster, user, created["id"], "processing", seconds=10)
+            time.sleep(0.3)  # the send is now waiting inside the simulator
+            cluster.processes["worker"].stop(signal.SIGKILL)
+            httpx.delete(f"{cluster.sims['efi']}/_sandbox/faults")
+            cluster.start("worker-2", "worker", "--processes", "1")
+            done = wait_status(cluster, user, created["id"], "succeeded", "failed", seconds=30)
+            http.patch("/v1/gateways/mercadopago", json={"enabled": True}, headers=auth)
+        assert done["status"] == "succeeded", done
+        after = httpx.get(f"{cluster.sims['efi']}/_sandbox").json()["resources"]["sends"]
+        assert after - before == 1
+        with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+            wallet = http.get("/v1/wallet", headers=user.headers()).json()
+        assert (wallet["posted"], wallet["held"]) == (30_00, 0)
+        audit(cluster)
+
+    def test_reconcile_command_reports(self, cluster: Cluster) -> None:
+        """`pixwave reconcile --json` runs by hand and says what it examined."""
+        result = cluster.run("reconcile", "--json")
+        assert result.returncode == 0, result.stderr
+        assert '"examined"' in result.stdout
