@@ -110,3 +110,60 @@ def test_newcomer_flow_on_the_embedded_default(embedded: tuple[str, str, Path]) 
         check=False,
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_deposit_pay_and_fail_over_on_the_embedded_default(
+    embedded: tuple[str, str, Path],
+) -> None:
+    """The tour: deposit, pay the QR in the sandbox, see the balance; kill that gateway and
+    the next deposit goes through the other — and the ledger still balances."""
+    base, admin_token, workdir = embedded
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=base, timeout=15) as http:
+        user = http.post(
+            "/v1/users",
+            json={"name": "Ana", "email": "ana@example.com", "document": "52998224725"},
+            headers={**admin, "Idempotency-Key": "ana"},
+        ).json()
+        token = http.post(
+            f"/v1/users/{user['id']}/tokens", json={}, headers={**admin, "Idempotency-Key": "ta"}
+        ).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        used: list[str] = []
+        for round_ in range(2):
+            ready = http.post(
+                "/v1/deposits",
+                json={"amount": 50_00, "description": f"depósito {round_}"},
+                headers={**auth, "Idempotency-Key": f"dep-{round_}", "Prefer": "wait=10"},
+            )
+            assert ready.status_code == 200, ready.text
+            charge = ready.json()
+            assert charge["status"] == "awaiting_payment"
+            assert charge["gateway"] not in used
+            used.append(charge["gateway"])
+            paid = http.post(
+                f"/sandbox/{charge['gateway']}/_sandbox/pay", json={"brcode": charge["brcode"]}
+            )
+            assert paid.status_code == 200, paid.text
+            deadline = time.monotonic() + 15
+            while (
+                http.get(f"/v1/transactions/{charge['id']}", headers=auth).json()["status"]
+                != "succeeded"
+            ):
+                assert time.monotonic() < deadline, "the deposit was never credited"
+                time.sleep(0.1)
+            # Kill the gateway that just worked; the next deposit must use the other one.
+            http.put(
+                f"/sandbox/{charge['gateway']}/_sandbox/faults/*", json={"outage": "503"}
+            ).raise_for_status()
+        assert sorted(used) == ["efi", "mercadopago"]
+        assert http.get("/v1/wallet", headers=auth).json()["posted"] == 100_00
+    audit = subprocess.run(
+        [PIXWAVE, "audit", "--json"],
+        cwd=workdir,
+        env=_embedded_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -7,6 +7,8 @@ and both gateway simulators over HTTP. Each test ends with the ledger audit.
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +18,15 @@ import httpx
 import pytest
 import uvicorn
 
+from pixwave.accounts.models import Role
 from pixwave.app import create_app
 from pixwave.gateways.efi import EfiConnector
+from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signature
 from pixwave.gateways.registry import SANDBOX_EFI_WEBHOOK_HMAC, build_gateway
 from pixwave.resources import Resources
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import build_simulator
+from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
 from pixwave.sandbox.server import bind
 from tests.conftest import assert_ledger_balances, make_settings, migrated_database, wipe
 from tests.factories import Actor, create_actor
@@ -249,27 +254,17 @@ class TestDeposit:
             await world.status(actor, created["id"], "succeeded")
         assert (await world.balance(actor))["posted"] == 2 * 50_00
 
-    async def test_unpaid_charge_expires_and_is_cancelled(self, world: World) -> None:
+    @pytest.mark.parametrize("gateway", ["mercadopago", "efi"])
+    async def test_unpaid_charge_expires_and_is_cancelled(self, world: World, gateway: str) -> None:
         """Past its expiry the charge is cancelled at the gateway and the deposit expires."""
+        await world.disable("efi" if gateway == "mercadopago" else "mercadopago", enabled=False)
         actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 20_00, expires_in=60)
+        created = await world.deposit(actor, 20_00, expires_in=1800)
         ready = await world.status(actor, created["id"], "awaiting_payment")
-        sim = world.sims[ready["gateway"]]
-        await world.admin[sim.name].post("/_sandbox/clock/advance", json={"seconds": 3600})
-        async with world.resources.sessionmaker() as session:
-            from sqlalchemy import update
-
-            from pixwave.db import utcnow
-            from pixwave.payments.repository import TABLE
-
-            await session.execute(
-                update(TABLE)
-                .where(TABLE.c.id == created["id"])
-                .values(expires_at=utcnow(), next_attempt_at=utcnow())
-            )
-            await session.commit()
+        assert ready["gateway"] == gateway
+        await world.admin[gateway].post("/_sandbox/clock/advance", json={"seconds": 2 * 86400})
         await world.status(actor, created["id"], "expired")
-        paid = await world.admin[sim.name].post("/_sandbox/pay", json={"brcode": ready["brcode"]})
+        paid = await world.admin[gateway].post("/_sandbox/pay", json={"brcode": ready["brcode"]})
         assert paid.status_code == 409
         assert (await world.balance(actor))["posted"] == 0
 
@@ -284,6 +279,36 @@ class TestDeposit:
         assert {a["outcome"] for a in failed["attempts"]} == {"unavailable"}
         assert len(failed["attempts"]) == 6
         assert await _alerts(world, created["id"]) == ["alert.all_gateways_unavailable"]
+
+
+class TestRouting:
+    async def test_a_flaky_primary_loses_its_traffic(self, world: World) -> None:
+        """Mercado Pago failing half its charges: new deposits shift to Efí, none fail."""
+        await world.admin["mercadopago"].put(
+            "/_sandbox/faults", json={"seed": 3, "rules": {"payments.create": {"error_rate": 0.5}}}
+        )
+        actor = await create_actor(world.resources)
+        ids = [(await world.deposit(actor, 1_00 + i))["id"] for i in range(12)]
+        done = [await world.status(actor, i, "awaiting_payment") for i in ids]
+        assert all(t["status"] == "awaiting_payment" for t in done)
+        last = [t["gateway"] for t in done[-4:]]
+        assert last == ["efi"] * 4
+        health = await world.resources.health.snapshot("mercadopago", "charge")
+        assert health.success_rate is not None
+        assert health.success_rate < 1
+
+    async def test_operator_disable_takes_effect_at_once(self, world: World) -> None:
+        """PATCH /v1/gateways/{name} enabled=false: the next payment avoids it."""
+        admin = await create_actor(world.resources, role=Role.ADMIN)
+        response = await world.api.patch(
+            "/v1/gateways/mercadopago", json={"enabled": False}, headers=admin.headers()
+        )
+        assert response.status_code == 200, response.text
+        actor = await create_actor(world.resources)
+        created = await world.deposit(actor, 3_00)
+        assert (await world.status(actor, created["id"], "awaiting_payment"))["gateway"] == "efi"
+        listed = (await world.api.get("/v1/gateways", headers=actor.headers())).json()
+        assert {g["name"]: g["enabled"] for g in listed} == {"mercadopago": False, "efi": True}
 
 
 class TestWithdrawal:
@@ -414,26 +439,70 @@ class TestRefund:
 
 
 class TestWebhooks:
-    async def test_duplicates_and_replays_credit_once(self, world: World) -> None:
-        """Every stored notification delivered again: one credit, nothing new stored."""
+    async def mp_notify(self, world: World, payment_id: str, notification_id: int) -> int:
+        """Post a correctly signed Mercado Pago notification; return how many events were new."""
+        request_id, ts = str(uuid.uuid4()), str(int(time.time()))
+        secret = MercadoPagoSimConfig().webhook_secret
+        signature = compute_signature(secret, build_manifest(payment_id, request_id, ts))
+        response = await world.api.post(
+            f"/webhooks/mercadopago?data.id={payment_id}&type=payment",
+            json={"id": notification_id, "type": "payment", "action": "payment.updated",
+                  "data": {"id": payment_id}, "live_mode": False},
+            headers={"x-signature": f"ts={ts},v1={signature}", "x-request-id": request_id},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        received: int = response.json()["received"]
+        return received
+
+    async def test_duplicate_notifications_credit_once(self, world: World) -> None:
+        """The same notification three times (and the provider's own): stored once, one credit."""
+        await world.disable("efi", enabled=False)
         actor = await create_actor(world.resources)
         created = await world.deposit(actor, 12_00)
         ready = await world.status(actor, created["id"], "awaiting_payment")
         await world.pay(ready)
         await world.status(actor, created["id"], "succeeded")
-        deliveries = (await world.admin[ready["gateway"]].get("/_sandbox/webhooks")).json()
-        assert deliveries
-        for delivery in deliveries:
-            attempt_headers = {"content-type": "application/json"}
-            response = await world.api.post(
-                delivery["url"].replace(str(world.api.base_url), ""),
-                content=delivery["body"],
-                headers=attempt_headers,
-            )
-            # MP signatures are per attempt (headers not kept): a replay without them is
-            # refused; Efí's shared secret is in the URL, so a replay is accepted and ignored.
-            assert response.status_code in (200, 401)
+        payment_id = ready["gateway_payment_id"]
+        results = await asyncio.gather(*(self.mp_notify(world, payment_id, 777) for _ in range(3)))
+        assert sorted(results) == [0, 0, 1]
+        await asyncio.sleep(0.3)
         assert (await world.balance(actor))["posted"] == 12_00
+
+    async def test_an_early_notification_changes_nothing_then_the_payment_credits_once(
+        self, world: World
+    ) -> None:
+        """A notification before the payment (out of order): the engine asks, sees it unpaid,
+        does nothing; the real payment later credits exactly once."""
+        await world.disable("efi", enabled=False)
+        actor = await create_actor(world.resources)
+        created = await world.deposit(actor, 8_00)
+        ready = await world.status(actor, created["id"], "awaiting_payment")
+        assert await self.mp_notify(world, ready["gateway_payment_id"], 1) == 1
+        await asyncio.sleep(0.3)
+        assert (await world.get(actor, created["id"]))["status"] == "awaiting_payment"
+        await world.pay(ready)
+        await world.status(actor, created["id"], "succeeded")
+        assert (await world.balance(actor))["posted"] == 8_00
+
+    async def test_efi_batches_are_stored_once(self, world: World) -> None:
+        """Efí's notification replayed (shared secret in the URL): accepted, nothing new."""
+        await world.disable("mercadopago", enabled=False)
+        actor = await create_actor(world.resources)
+        created = await world.deposit(actor, 9_00)
+        ready = await world.status(actor, created["id"], "awaiting_payment")
+        await world.pay(ready)
+        await world.status(actor, created["id"], "succeeded")
+        deliveries = (await world.admin["efi"].get("/_sandbox/webhooks")).json()
+        delivered = [d for d in deliveries if d["delivered"]]
+        assert delivered
+        for delivery in delivered:
+            url = delivery["url"].replace(str(world.api.base_url).rstrip("/"), "")
+            replay = await world.api.post(
+                url, content=delivery["body"], headers={"content-type": "application/json"}
+            )
+            assert replay.status_code == 200, replay.text
+            assert replay.json() == {"received": 0}
+        assert (await world.balance(actor))["posted"] == 9_00
 
     async def test_a_forged_notification_is_refused(self, world: World) -> None:
         """No signature: 401 problem+json and nothing stored."""
