@@ -1,0 +1,108 @@
+"""Job registration, enqueue after commit, and the scheduler's single leader."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from pixwave.kit.locks import MemoryLocks, RedisLocks
+from pixwave.resources import Resources
+from pixwave.unit_of_work import flush_and_commit
+from pixwave.worker.jobs import JOBS, PERIODIC, JobQueue, kick_after_commit, load_jobs
+from pixwave.worker.scheduler import LEASE, run_scheduler
+
+
+class TestRegistry:
+    def test_every_job_is_registered_by_its_dotted_name(self) -> None:
+        """Importing the task modules registers the engine's jobs and periodic jobs."""
+        load_jobs()
+        assert {"payments.advance", "inbox.handle"} <= set(JOBS)
+        assert {"payments.sweep", "gateways.probe"} <= set(PERIODIC)
+
+    async def test_unknown_jobs_are_refused(self) -> None:
+        """A typo in a job name fails loudly instead of vanishing."""
+
+        async def kicker(name: str, argument: str) -> None:
+            return None
+
+        with pytest.raises(ValueError, match="no job named"):
+            await JobQueue(kicker).kick("payments.advanse", "x")
+
+
+class TestAfterCommit:
+    async def test_sent_only_after_commit(self, any_resources: Resources) -> None:
+        """A kick queued in a transaction leaves only once it commits."""
+        sent: list[tuple[str, str]] = []
+
+        async def kicker(name: str, argument: str) -> None:
+            sent.append((name, argument))
+
+        queue = JobQueue(kicker)
+        async with any_resources.sessionmaker() as session:
+            await session.execute(text("SELECT 1"))
+            kick_after_commit(session, queue, "payments.advance", "txn_a")
+            assert sent == []
+            await flush_and_commit(session)
+        assert sent == [("payments.advance", "txn_a")]
+
+    async def test_forgotten_on_rollback(self, any_resources: Resources) -> None:
+        """A rolled-back transaction enqueues nothing, even if the session commits later."""
+        sent: list[Any] = []
+
+        async def kicker(name: str, argument: str) -> None:
+            sent.append(name)
+
+        queue = JobQueue(kicker)
+        async with any_resources.sessionmaker() as session:
+            await session.execute(text("SELECT 1"))
+            kick_after_commit(session, queue, "payments.advance", "txn_b")
+            await session.rollback()
+            await session.execute(text("SELECT 1"))
+            await flush_and_commit(session)
+        assert sent == []
+
+
+class TestLocksExtend:
+    @pytest.mark.parametrize("kind", ["memory", "redis"])
+    async def test_only_the_owner_extends(self, kind: str, resources: Resources) -> None:
+        """extend() keeps a lock for its owner and refuses anyone else."""
+        assert resources.redis is not None
+        locks = MemoryLocks() if kind == "memory" else RedisLocks(resources.redis)
+        token = await locks.acquire("x", 1.0)
+        assert token is not None
+        assert await locks.extend("x", token, 5.0)
+        assert not await locks.extend("x", "someone-else", 5.0)
+        await locks.release("x", token)
+        assert not await locks.extend("x", token, 5.0)
+
+
+class TestSchedulerLeader:
+    async def test_one_leader_kicks_the_other_stands_by(self, resources: Resources) -> None:
+        """Two schedulers on one Redis: only one holds the lease and kicks periodic jobs."""
+        kicks: list[str] = []
+
+        async def kicker(name: str, argument: str) -> None:
+            kicks.append(name)
+
+        original = resources.jobs
+        resources.jobs = JobQueue(kicker)
+        stop = asyncio.Event()
+        try:
+            first = asyncio.create_task(run_scheduler(resources, stop))
+            await asyncio.sleep(0.3)
+            second = asyncio.create_task(run_scheduler(resources, stop))
+            await asyncio.sleep(0.5)
+            assert resources.redis is not None
+            holder = await resources.redis.get(f"pixwave:lock:{LEASE}")
+            assert holder is not None
+            stop.set()
+            await asyncio.gather(first, second)
+        finally:
+            resources.jobs = original
+        # The sweep runs every SWEEP_INTERVAL_SECONDS (1 s) and both loops together lived
+        # 0.8 s: the leader kicked it once; a second leader would have kicked it again.
+        assert resources.settings.sweep_interval_seconds == 1.0
+        assert kicks.count("payments.sweep") == 1
