@@ -306,3 +306,75 @@ class TestAcrossProcesses:
         result = cluster.run("reconcile", "--json")
         assert result.returncode == 0, result.stderr
         assert '"examined"' in result.stdout
+
+    def test_process_then_timeout_sends_exactly_one_pix(self, cluster: Cluster, admin: str) -> None:
+        """Efí processes the send and never answers: the worker asks, and one Pix leaves."""
+        user = new_user(cluster, admin, balance=30_00)
+        auth = {"Authorization": f"Bearer {admin}"}
+        efi = cluster.sims["efi"]
+        before = httpx.get(f"{efi}/_sandbox").json()["resources"]["sends"]
+        with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+            http.patch("/v1/gateways/mercadopago", json={"enabled": False}, headers=auth)
+            httpx.put(
+                f"{efi}/_sandbox/faults/send.put", json={"timeout_rate": 1, "hang_seconds": 5}
+            ).raise_for_status()
+            try:
+                created = http.post(
+                    "/v1/withdrawals",
+                    json={"amount": 12_00, "pix_key": "+5511987654321"},
+                    headers=user.headers(),
+                ).json()
+                done = wait_status(cluster, user, created["id"], "succeeded", "failed")
+            finally:
+                httpx.delete(f"{efi}/_sandbox/faults")
+                http.patch("/v1/gateways/mercadopago", json={"enabled": True}, headers=auth)
+        assert done["status"] == "succeeded", done
+        assert [a["outcome"] for a in done["attempts"] if a["operation"] == "send"] == ["ambiguous"]
+        assert httpx.get(f"{efi}/_sandbox").json()["resources"]["sends"] - before == 1
+        audit(cluster)
+
+    def test_all_gateways_down_fails_and_releases_the_hold(
+        self, cluster: Cluster, admin: str
+    ) -> None:
+        """Both simulators refusing: the withdrawal fails, the hold is released."""
+        user = new_user(cluster, admin, balance=15_00)
+        for sim in cluster.sims.values():
+            httpx.put(f"{sim}/_sandbox/faults/*", json={"outage": "503"}).raise_for_status()
+        try:
+            with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+                created = http.post(
+                    "/v1/withdrawals",
+                    json={"amount": 15_00, "pix_key": "pix@bcb.gov.br"},
+                    headers=user.headers(),
+                ).json()
+                failed = wait_status(cluster, user, created["id"], "failed")
+                wallet = http.get("/v1/wallet", headers=user.headers()).json()
+        finally:
+            for sim in cluster.sims.values():
+                httpx.delete(f"{sim}/_sandbox/faults")
+        assert failed["failure_code"] == "all_gateways_unavailable"
+        assert (wallet["posted"], wallet["held"], wallet["available"]) == (15_00, 0, 15_00)
+        audit(cluster)
+
+    def test_partial_and_full_refund(self, cluster: Cluster, admin: str) -> None:
+        """A received deposit refunded in two parts through the gateway that received it."""
+        user = new_user(cluster, admin)
+        with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+            created = http.post(
+                "/v1/deposits", json={"amount": 40_00}, headers=user.headers()
+            ).json()
+            ready = wait_status(cluster, user, created["id"], "awaiting_payment")
+            httpx.post(
+                f"{cluster.sims[ready['gateway']]}/_sandbox/pay", json={"brcode": ready["brcode"]}
+            ).raise_for_status()
+            wait_status(cluster, user, created["id"], "succeeded")
+            for amount, parent_status in ((15_00, "partially_refunded"), (None, "refunded")):
+                body = {} if amount is None else {"amount": amount}
+                refund = http.post(
+                    f"/v1/transactions/{created['id']}/refunds", json=body, headers=user.headers()
+                ).json()
+                assert refund["gateway"] == ready["gateway"]
+                wait_status(cluster, user, refund["id"], "succeeded")
+                wait_status(cluster, user, created["id"], parent_status)
+            assert http.get("/v1/wallet", headers=user.headers()).json()["posted"] == 0
+        audit(cluster)
