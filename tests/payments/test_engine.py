@@ -383,6 +383,26 @@ class TestWithdrawal:
         assert outcomes[0] == "ambiguous"
         assert (await world.balance(actor))["posted"] == 25_00
 
+    async def test_unknowable_outcome_goes_to_review_then_settles(self, world: World) -> None:
+        """Sent, unanswered, and the gateway cannot be asked: needs_review with an alert, the
+        hold kept — and once the gateway answers again, the payment settles by itself."""
+        world.resources.settings.review_after_seconds = 0.5
+        await world.disable("mercadopago", enabled=False)
+        await world.fault("efi", "send.put", timeout_rate=1, hang_seconds=5)
+        await world.fault("efi", "send.get", error_rate=1, error_status=500)
+        actor = await create_actor(world.resources, balance=10_00)
+        created = await world.withdraw(actor, 10_00)
+        review = await world.status(actor, created["id"], "needs_review")
+        assert review["failure_code"] == "send_status_unknown"
+        assert (await world.balance(actor))["held"] == 10_00
+        assert "alert.needs_review" in await _alerts(world, created["id"])
+        await world.admin["efi"].delete("/_sandbox/faults")
+        done = await world.status(actor, created["id"], "succeeded")
+        assert done["gateway"] == "efi"
+        assert await world.sim_count("efi", "sends") == 1
+        balance = await world.balance(actor)
+        assert (balance["posted"], balance["held"]) == (0, 0)
+
     async def test_all_gateways_down_fails_and_releases_the_hold(self, world: World) -> None:
         """Nothing can send: failed with an alert, and the held money is available again."""
         for name in world.sims:

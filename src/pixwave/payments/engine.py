@@ -249,9 +249,16 @@ class _Run:
             return await repository.attempts_by_gateway(session, self.id, operation)
 
     def overdue(self) -> bool:
-        """Past the bounded time after which an unresolved payment goes to a human."""
-        age: timedelta = utcnow() - self.row["created_at"]
-        return age > timedelta(seconds=self.settings.review_after_seconds)
+        """Past the bounded time after which an unresolved payment goes to a human.
+
+        Counted from creation — or, for a charge, from its expiry: waiting for the payer is
+        normal, not knowing whether they paid after the charge closed is not.
+        """
+        since: datetime = self.row["created_at"]
+        expires_at = self.row.get("expires_at")
+        if self.row["status"] == S.AWAITING_PAYMENT and expires_at is not None:
+            since = max(since, expires_at)
+        return utcnow() - since > timedelta(seconds=self.settings.review_after_seconds)
 
     def later(self, seconds: float) -> datetime:
         return utcnow() + timedelta(seconds=seconds)
@@ -794,6 +801,10 @@ class _Run:
                 continue
             except GatewayError as exc:
                 delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
+                if delay is None and tries < self.policy.tries_per_gateway:
+                    # A long Retry-After: come back then (via the sweep) rather than wait here.
+                    await self.retry_later("gateway_rate_limited", exc.retry_after or 1.0)
+                    return
                 await asyncio.sleep(delay or 0.0)
                 continue
             await self.apply_refund(name, refund, parent)
