@@ -127,9 +127,7 @@ async def _answer(
     while True:
         async with resources.sessionmaker() as session:
             read = await _read_with_attempts(session, principal, transaction_id)
-        if read.status is not TransactionStatus.PENDING and read.status is not (
-            TransactionStatus.PROCESSING
-        ):
+        if read.status not in (TransactionStatus.PENDING, TransactionStatus.PROCESSING):
             ready = True
             break
         if time.monotonic() >= deadline:

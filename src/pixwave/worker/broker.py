@@ -10,7 +10,8 @@ periodic jobs keep the stream moving (and the sweep re-drives the transaction an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
@@ -40,14 +41,16 @@ def build_broker(settings: Settings) -> AsyncBroker:
     return InMemoryBroker(max_async_tasks=settings.worker_concurrency, propagate_exceptions=False)
 
 
-def _bind(resources: Resources, function: JobFunction):  # type: ignore[no-untyped-def]
+def _bind(resources: Resources, function: JobFunction) -> Callable[[str], Awaitable[None]]:
     async def run(argument: str = "") -> None:
         await function(resources, argument)
 
     return run
 
 
-def _bind_periodic(resources: Resources, function: PeriodicFunction):  # type: ignore[no-untyped-def]
+def _bind_periodic(
+    resources: Resources, function: PeriodicFunction
+) -> Callable[[str], Awaitable[None]]:
     async def run(_: str = "") -> None:
         await function(resources)
 
@@ -57,7 +60,7 @@ def _bind_periodic(resources: Resources, function: PeriodicFunction):  # type: i
 def register_jobs(broker: AsyncBroker, resources: Resources) -> JobQueue:
     """Register every job on ``broker`` bound to ``resources``; return the queue to kick them."""
     load_jobs()
-    tasks = {}
+    tasks: dict[str, Any] = {}
     for name, function in JOBS.items():
         tasks[name] = broker.register_task(_bind(resources, function), task_name=name)
     for name, entry in PERIODIC.items():
