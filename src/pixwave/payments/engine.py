@@ -311,6 +311,32 @@ class _Run:
         await self.write(work)
         log.warning("payments.failed", transaction_id=self.id, code=code, message=message)
 
+    async def settle_hold(
+        self, session: AsyncSession, gateway: str, *, kind: str, description: str, **fields: Any
+    ) -> None:
+        """Money left through ``gateway``: post the hold to the gateway's account and succeed,
+        in one database transaction (the hold posts at most once, the status moves once)."""
+        target = await ledger.system_account(session, gateway_account_code(gateway))
+        ledger_transaction_id = await ledger.post_hold(
+            session,
+            hold_id=self.row["hold_id"],
+            to_account_id=target,
+            kind=kind,
+            reference=self.id,
+            description=description,
+        )
+        await service.transition(
+            session,
+            self.id,
+            S.SUCCEEDED,
+            gateway=gateway,
+            ledger_transaction_id=ledger_transaction_id,
+            next_attempt_at=None,
+            failure_code=None,
+            **fields,
+        )
+        self.invalidate(session)
+
     async def alert(self, session: AsyncSession, kind: str, details: dict[str, Any]) -> None:
         await outbox.append(
             session,
@@ -671,27 +697,14 @@ class _Run:
         if send.status is SendStatus.SUCCEEDED:
 
             async def settle(session: AsyncSession) -> None:
-                target = await ledger.system_account(session, gateway_account_code(gateway))
-                ledger_transaction_id = await ledger.post_hold(
+                await self.settle_hold(
                     session,
-                    hold_id=row["hold_id"],
-                    to_account_id=target,
+                    gateway,
                     kind="cash_out",
-                    reference=self.id,
                     description=f"Pix sent via {gateway}",
-                )
-                await service.transition(
-                    session,
-                    self.id,
-                    S.SUCCEEDED,
-                    gateway=gateway,
                     gateway_payment_id=send.send_id,
                     end_to_end_id=send.end_to_end_id,
-                    ledger_transaction_id=ledger_transaction_id,
-                    next_attempt_at=None,
-                    failure_code=None,
                 )
-                self.invalidate(session)
 
             if await self.write(settle):
                 log.info("payments.withdrawal_sent", transaction_id=self.id, gateway=gateway)
@@ -815,24 +828,13 @@ class _Run:
         if refund.status is RefundStatus.SUCCEEDED:
 
             async def settle(session: AsyncSession) -> None:
-                target = await ledger.system_account(session, gateway_account_code(gateway))
-                ledger_transaction_id = await ledger.post_hold(
+                await self.settle_hold(
                     session,
-                    hold_id=row["hold_id"],
-                    to_account_id=target,
+                    gateway,
                     kind="refund",
-                    reference=self.id,
                     description=f"Pix refund via {gateway}",
-                )
-                await service.transition(
-                    session,
-                    self.id,
-                    S.SUCCEEDED,
-                    gateway=gateway,
                     gateway_payment_id=refund.refund_id,
                     end_to_end_id=refund.return_id,
-                    ledger_transaction_id=ledger_transaction_id,
-                    next_attempt_at=None,
                 )
                 current = await repository.get(session, parent["id"], for_update=True)
                 assert current is not None
@@ -846,7 +848,6 @@ class _Run:
                 cache = self.res.transaction_cache
                 if cache is not None:
                     after_commit(session, lambda: cache.invalidate(parent["id"]))
-                self.invalidate(session)
 
             if await self.write(settle):
                 log.info("payments.refund_done", transaction_id=self.id, parent=parent["id"])
