@@ -226,6 +226,10 @@ class TestDeposit:
         # More polls and webhooks change nothing.
         await asyncio.sleep(0.5)
         assert (await world.balance(actor))["posted"] == 123_45
+        # The reads above went through the Redis cache, and never served a stale status.
+        assert world.resources.redis is not None
+        assert await world.resources.redis.keys(f"pixwave:txn:d:{created['id']}:*")
+        assert (await world.get(actor, created["id"]))["status"] == "succeeded"
 
     async def test_prefer_wait_returns_the_ready_charge(self, world: World) -> None:
         """`Prefer: wait=5` answers with the BR Code in the same response."""
