@@ -189,8 +189,8 @@ class _Run:
         """One gateway call: lease renewed first; health and an attempt row recorded after."""
         try:
             await self.renew()
-        except _LeaseLost:
-            send.close()
+        except BaseException:
+            send.close()  # never started: close it rather than leave it unawaited
             raise
         try:
             result = await send
