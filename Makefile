@@ -34,6 +34,10 @@ types: install
 bench: install
 	$(BIN)/python bench/transfers.py
 
+## The payments engine: deposits, charges, webhooks, cached reads, failover (see bench/README.md).
+bench-payments: install
+	$(BIN)/python bench/payments.py
+
 ## Re-resolve the lockfile after changing dependencies in pyproject.toml.
 lock:
 	$(BIN)/python -m pip install --quiet uv

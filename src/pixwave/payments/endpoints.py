@@ -73,24 +73,25 @@ async def get_transaction(
     cache = resources.transaction_cache
     version = None
     if cache is not None:
-        version, body = await cache.get(transaction_id)
-        if body is not None:
-            read = TransactionRead.model_validate_json(body)
-            if not _visible(principal, read):
+        version, cached = await cache.get(transaction_id)
+        if cached is not None:
+            # "<wallet> <counterparty>\n<body>": who may see it, without parsing the body.
+            owners, _, body = cached.partition(b"\n")
+            if not _visible(principal, owners.decode().split(" ")):
                 raise service.TransactionNotFound(f"transaction {transaction_id} does not exist")
             return Response(body, media_type="application/json")
     async with resources.sessionmaker() as session:
         read = await _read_with_attempts(session, principal, transaction_id)
     body = read.model_dump_json().encode()
     if cache is not None and version is not None:
-        await cache.put(transaction_id, version, body)
+        owners = f"{read.wallet_id} {read.counterparty_wallet_id or '-'}".encode()
+        await cache.put(transaction_id, version, owners + b"\n" + body)
     return Response(body, media_type="application/json")
 
 
-def _visible(principal: Principal, read: TransactionRead) -> bool:
+def _visible(principal: Principal, wallets: list[str]) -> bool:
     return principal.is_admin or (
-        principal.wallet_id is not None
-        and principal.wallet_id in (read.wallet_id, read.counterparty_wallet_id)
+        principal.wallet_id is not None and principal.wallet_id in wallets
     )
 
 

@@ -47,8 +47,11 @@ def _run(
     log_level: str,
     extra: dict[str, Any],
 ) -> None:
+    from pixwave.observability.logging import configure_logging
     from pixwave.sandbox.embedded import build_simulator
     from pixwave.sandbox.server import serve
+
+    configure_logging(log_level, json=not sys.stderr.isatty())
 
     simulator = build_simulator(
         provider.value,
