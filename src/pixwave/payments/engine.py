@@ -138,14 +138,20 @@ class _Run:
         self.lease = lease
         self.token = token
         self.row: dict[str, Any] = {}
+        #: Tries per operation and gateway, as of the last reload.
+        self.counts: dict[str, dict[str, int]] = {}
+        #: Attempt rows not yet written: they go in with the next state change's transaction
+        #: (one transaction per step, not one per call); whatever is left is written at the end.
+        self.attempts: list[dict[str, Any]] = []
 
     # --- plumbing --------------------------------------------------------------------------
 
     async def reload(self) -> bool:
         async with self.res.sessionmaker() as session:
             row = await repository.get(session, self.id)
-        if row is None:
-            return False
+            if row is None:
+                return False
+            self.counts = await repository.attempts_by_operation(session, self.id)
         self.row = row
         return True
 
@@ -158,14 +164,27 @@ class _Run:
 
     async def write(self, work: Callable[[AsyncSession], Awaitable[None]]) -> bool:
         """One database transaction; False when the row moved under us (someone else won)."""
+        pending = list(self.attempts)
         async with self.res.sessionmaker() as session:
             try:
+                for attempt in pending:
+                    repository.insert_attempt(session, attempt)
                 await work(session)
                 await flush_and_commit(session)
             except (IllegalTransition, HoldAlreadyResolved):
                 await session.rollback()
                 return False
+        del self.attempts[: len(pending)]
         return True
+
+    async def write_attempts(self) -> None:
+        """The attempts no state change took with it (the step ended without one)."""
+        if self.attempts:
+
+            async def nothing_else(_: AsyncSession) -> None:
+                return None
+
+            await self.write(nothing_else)
 
     def invalidate(self, session: AsyncSession) -> None:
         """Drop the cached representation once the change commits."""
@@ -215,24 +234,20 @@ class _Run:
         except Exception as exc:  # health is advisory; the payment goes on
             log.warning("payments.health_record_failed", gateway=gateway, error=repr(exc))
 
-        async def work(session: AsyncSession) -> None:
-            repository.insert_attempt(
-                session,
-                {
-                    "id": new_id("att"),
-                    "transaction_id": self.id,
-                    "gateway": gateway,
-                    "operation": operation,
-                    "try_number": try_number,
-                    "outcome": outcome.value,
-                    "latency_ms": latency_ms,
-                    "error_code": error.code if error else None,
-                    "error_message": error.message[:255] if error else None,
-                    "created_at": utcnow(),
-                },
-            )
-
-        await self.write(work)
+        self.attempts.append(
+            {
+                "id": new_id("att"),
+                "transaction_id": self.id,
+                "gateway": gateway,
+                "operation": operation,
+                "try_number": try_number,
+                "outcome": outcome.value,
+                "latency_ms": latency_ms,
+                "error_code": error.code if error else None,
+                "error_message": error.message[:255] if error else None,
+                "created_at": utcnow(),
+            }
+        )
         log.info(
             "payments.attempt",
             transaction_id=self.id,
@@ -245,8 +260,12 @@ class _Run:
         )
 
     async def tries(self, operation: str) -> dict[str, int]:
-        async with self.res.sessionmaker() as session:
-            return await repository.attempts_by_gateway(session, self.id, operation)
+        """Tries so far per gateway: written ones (as of the last reload) plus this run's."""
+        counts = dict(self.counts.get(operation, {}))
+        for attempt in self.attempts:
+            if attempt["operation"] == operation:
+                counts[attempt["gateway"]] = counts.get(attempt["gateway"], 0) + 1
+        return counts
 
     def overdue(self) -> bool:
         """Past the bounded time after which an unresolved payment goes to a human.
@@ -284,6 +303,13 @@ class _Run:
                 await self.refund(status)
         except _LeaseLost:
             log.warning("payments.lease_lost", transaction_id=self.id)
+        finally:
+            try:
+                await self.write_attempts()
+            except Exception as exc:  # history only; never mask what happened in the step
+                log.warning(
+                    "payments.attempts_not_written", transaction_id=self.id, error=repr(exc)
+                )
 
     # --- shared endings ---------------------------------------------------------------------
 

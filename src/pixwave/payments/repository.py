@@ -140,15 +140,19 @@ def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
     defer(session, _INSERT_ATTEMPT, values)
 
 
-async def attempts_by_gateway(
-    session: AsyncSession, transaction_id: str, operation: str
-) -> dict[str, int]:
+async def attempts_by_operation(
+    session: AsyncSession, transaction_id: str
+) -> dict[str, dict[str, int]]:
+    """How many calls of each operation went to each gateway for this transaction."""
     rows = await session.execute(
-        select(A.gateway, func.count())
-        .where(A.transaction_id == transaction_id, A.operation == operation)
-        .group_by(A.gateway)
+        select(A.operation, A.gateway, func.count())
+        .where(A.transaction_id == transaction_id)
+        .group_by(A.operation, A.gateway)
     )
-    return {str(gateway): int(count) for gateway, count in rows}
+    counts: dict[str, dict[str, int]] = {}
+    for operation, gateway, count in rows:
+        counts.setdefault(str(operation), {})[str(gateway)] = int(count)
+    return counts
 
 
 async def list_attempts(session: AsyncSession, transaction_id: str) -> list[dict[str, Any]]:
