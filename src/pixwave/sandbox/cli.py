@@ -7,7 +7,6 @@ API (`--url http://127.0.0.1:8000/sandbox/efi`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from enum import StrEnum
@@ -15,6 +14,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+import uvloop
 from rich.console import Console
 
 sandbox_app = typer.Typer(
@@ -64,7 +64,7 @@ def _run(
         f"[bold green]{provider.value} sandbox[/] on http://{host}:{port} "
         f"(admin: http://{host}:{port}/_sandbox, docs: /_sandbox/docs)"
     )
-    asyncio.run(serve(simulator, host=host, port=port, log_level=log_level))
+    uvloop.run(serve(simulator, host=host, port=port, log_level=log_level))
 
 
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
