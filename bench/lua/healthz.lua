@@ -3,50 +3,13 @@
 -- Usage: wrk ... -s bench/lua/healthz.lua URL
 -- done() prints one line "WRK_RESULT {json}" in the same shape as the other scripts.
 
-local threads = {}
-
-function setup(thread)
-  thread:set("thread_no", #threads + 1)
-  table.insert(threads, thread)
-end
+success_status = 200
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
 
 function init(_args)
-  created = 0
-  statuses = {}
+  start_counting()
 end
 
 function request()
   return wrk.format("GET", "/healthz")
-end
-
-function response(status, _headers, _body)
-  if status == 200 then
-    created = created + 1
-  else
-    local key = tostring(status)
-    statuses[key] = (statuses[key] or 0) + 1
-  end
-end
-
-function done(summary, latency, _requests)
-  local total_created = 0
-  local others = {}
-  for _, thread in ipairs(threads) do
-    total_created = total_created + thread:get("created")
-    for status, n in pairs(thread:get("statuses")) do
-      others[status] = (others[status] or 0) + n
-    end
-  end
-  local parts = {}
-  for status, n in pairs(others) do
-    table.insert(parts, string.format('"%s":%d', status, n))
-  end
-  local errors = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {"requests":%d,"duration_us":%d,"created":%d,"other_statuses":{%s},'
-      .. '"socket_errors":%d,"timeouts":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, total_created, table.concat(parts, ","),
-    errors.connect + errors.read + errors.write, errors.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max
-  ))
 end

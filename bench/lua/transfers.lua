@@ -5,12 +5,8 @@
 -- Idempotency-Key (nonce, thread, counter), so none is a replay. Responses are counted per status
 -- in each thread; done() prints one line "WRK_RESULT {json}" that the Python driver parses.
 
-local threads = {}
-
-function setup(thread)
-  thread:set("thread_no", #threads + 1)
-  table.insert(threads, thread)
-end
+success_status = 201
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
 
 function init(args)
   tokens, wallets = {}, {}
@@ -24,9 +20,7 @@ function init(args)
   count = #tokens
   prefix = args[2] .. "-" .. thread_no .. "-"
   sent = 0
-  created = 0
-  statuses = {}
-  math.randomseed(os.time() * 100 + thread_no)
+  start_counting()
   headers = { ["Content-Type"] = "application/json" }
 end
 
@@ -41,36 +35,4 @@ function request()
   headers["Idempotency-Key"] = prefix .. sent
   local body = '{"to_wallet_id":"' .. wallets[payee] .. '","amount":' .. math.random(100) .. "}"
   return wrk.format("POST", "/v1/transfers", headers, body)
-end
-
-function response(status, _headers, _body)
-  if status == 201 then
-    created = created + 1
-  else
-    local key = tostring(status)
-    statuses[key] = (statuses[key] or 0) + 1
-  end
-end
-
-function done(summary, latency, _requests)
-  local total_created = 0
-  local others = {}
-  for _, thread in ipairs(threads) do
-    total_created = total_created + thread:get("created")
-    for status, n in pairs(thread:get("statuses")) do
-      others[status] = (others[status] or 0) + n
-    end
-  end
-  local parts = {}
-  for status, n in pairs(others) do
-    table.insert(parts, string.format('"%s":%d', status, n))
-  end
-  local errors = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {"requests":%d,"duration_us":%d,"created":%d,"other_statuses":{%s},'
-      .. '"socket_errors":%d,"timeouts":%d,"p50_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, total_created, table.concat(parts, ","),
-    errors.connect + errors.read + errors.write, errors.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max
-  ))
 end
