@@ -9,13 +9,12 @@ the same across retries of one event.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
+from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signature
 from pixwave.sandbox.callbacks import Delivery, WebhookDispatcher
 from pixwave.sandbox.core import Clock
 from pixwave.sandbox.mercadopago.config import MercadoPagoSimConfig
@@ -25,31 +24,13 @@ from pixwave.sandbox.mercadopago.wire import dumps, mp_datetime
 USER_AGENT = "MercadoPago WebHook v1.0"
 
 
-def manifest(data_id: str | None, request_id: str | None, ts: str) -> str:
-    """The signed text; an absent value drops its whole ``key:value;`` pair, as MP's SDKs do."""
-    parts = []
-    if data_id:
-        parts.append(f"id:{data_id}")
-    if request_id:
-        parts.append(f"request-id:{request_id}")
-    parts.append(f"ts:{ts}")
-    return ";".join(parts) + ";"
-
-
-def sign(secret: str, data_id: str | None, request_id: str | None, ts: str) -> str:
-    """Hex HMAC-SHA256 of the manifest under the application's webhook secret."""
-    message = manifest(data_id, request_id, ts).encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
 def signed_headers(secret: str, data_id: str) -> dict[str, str]:
     """One attempt's headers: a new request id and the current time in seconds."""
     request_id = str(uuid.uuid4())
     ts = str(int(time.time()))
-    return {
-        "x-request-id": request_id,
-        "x-signature": f"ts={ts},v1={sign(secret, data_id, request_id, ts)}",
-    }
+    # The very manifest and HMAC the connector checks (and the official SDK accepts).
+    signature = compute_signature(secret, build_manifest(data_id, request_id, ts))
+    return {"x-request-id": request_id, "x-signature": f"ts={ts},v1={signature}"}
 
 
 def with_query(url: str, data_id: str, topic: str) -> str:
