@@ -170,6 +170,8 @@ class _Run:
                 for attempt in pending:
                     repository.insert_attempt(session, attempt)
                 await work(session)
+                # Every write changes what GET /v1/transactions/{id} shows (status or attempts).
+                self.invalidate(session)
                 await flush_and_commit(session)
             except (IllegalTransition, HoldAlreadyResolved):
                 await session.rollback()
@@ -259,6 +261,34 @@ class _Run:
             error_code=error.code if error else None,
         )
 
+    async def choose(
+        self,
+        capability: Capability,
+        operation: str,
+        excluded: set[str],
+        current: str | None,
+        what: str,
+    ) -> str | None:
+        """The gateway to call now: ``current`` while its circuit lets us, else the best one
+        not excluded. None — having failed the payment with an alert — when none is left."""
+        while True:
+            if current is None:
+                candidates = await self.res.router.candidates(
+                    capability, operation, exclude=excluded
+                )
+                if not candidates:
+                    await self.fail(
+                        "all_gateways_unavailable",
+                        f"no gateway could {what}",
+                        alert="all_gateways_unavailable",
+                    )
+                    return None
+                current = candidates[0]
+            if await self.res.router.acquire(current, operation):
+                return current
+            excluded.add(current)
+            current = None
+
     async def tries(self, operation: str) -> dict[str, int]:
         """Tries so far per gateway: written ones (as of the last reload) plus this run's."""
         counts = dict(self.counts.get(operation, {}))
@@ -332,7 +362,6 @@ class _Run:
             await service.transition(session, self.id, S.FAILED, **fields)
             if alert:
                 await self.alert(session, alert, {"failure_code": code, "message": message})
-            self.invalidate(session)
 
         await self.write(work)
         log.warning("payments.failed", transaction_id=self.id, code=code, message=message)
@@ -361,7 +390,6 @@ class _Run:
             failure_code=None,
             **fields,
         )
-        self.invalidate(session)
 
     async def alert(self, session: AsyncSession, kind: str, details: dict[str, Any]) -> None:
         await outbox.append(
@@ -390,7 +418,6 @@ class _Run:
                 next_attempt_at=self.later(self.settings.charge_poll_seconds),
             )
             await self.alert(session, "needs_review", {"reason": reason})
-            self.invalidate(session)
 
         await self.write(work)
         log.error("payments.needs_review", transaction_id=self.id, reason=reason)
@@ -424,22 +451,11 @@ class _Run:
             else self.settings.deposit_expires_in
         )
         while True:
+            current = await self.choose(
+                Capability.CHARGE, CHARGE, excluded, current, "create the charge"
+            )
             if current is None:
-                candidates = await self.res.router.candidates(
-                    Capability.CHARGE, CHARGE, exclude=excluded
-                )
-                if not candidates:
-                    await self.fail(
-                        "all_gateways_unavailable",
-                        "no gateway could create the charge",
-                        alert="all_gateways_unavailable",
-                    )
-                    return
-                current = candidates[0]
-            if not await self.res.router.acquire(current, CHARGE):
-                excluded.add(current)
-                current = None
-                continue
+                return
             gateway = self.res.gateways[current]
             try_number = tries.get(current, 0) + 1
             tries[current] = try_number
@@ -487,7 +503,6 @@ class _Run:
                 expires_at=expires_at,
                 next_attempt_at=poll,
             )
-            self.invalidate(session)
 
         if await self.write(work):
             log.info("payments.charge_created", transaction_id=self.id, gateway=gateway)
@@ -547,7 +562,6 @@ class _Run:
     async def close_charge(self, status: S) -> None:
         async def work(session: AsyncSession) -> None:
             await service.transition(session, self.id, status, next_attempt_at=None)
-            self.invalidate(session)
 
         await self.write(work)
 
@@ -580,7 +594,6 @@ class _Run:
                 next_attempt_at=None,
                 failure_code=None,
             )
-            self.invalidate(session)
 
         if await self.write(work):
             log.info("payments.deposit_credited", transaction_id=self.id, amount=row["amount"])
@@ -626,22 +639,9 @@ class _Run:
                 if tries.get(current, 0) >= self.policy.tries_per_gateway:
                     excluded.add(current)
                     current = None
+            current = await self.choose(Capability.SEND, SEND, excluded, current, "send the Pix")
             if current is None:
-                candidates = await self.res.router.candidates(
-                    Capability.SEND, SEND, exclude=excluded
-                )
-                if not candidates:
-                    await self.fail(
-                        "all_gateways_unavailable",
-                        "no gateway could send the Pix",
-                        alert="all_gateways_unavailable",
-                    )
-                    return
-                current = candidates[0]
-            if not await self.res.router.acquire(current, SEND):
-                excluded.add(current)
-                current = None
-                continue
+                return
             if not await self.mark_sending(current):
                 return  # someone else moved the payment on
             gateway = self.res.gateways[current]
@@ -688,7 +688,6 @@ class _Run:
                 await service.transition(
                     session, self.id, S.PROCESSING, gateway=gateway, next_attempt_at=lease_end
                 )
-            self.invalidate(session)
 
         if not await self.write(work):
             return False
@@ -756,7 +755,6 @@ class _Run:
                     },
                 ):
                     raise IllegalTransition("moved")
-                self.invalidate(session)
 
             await self.write(pending)
             if self.overdue() and status != S.NEEDS_REVIEW:
@@ -892,7 +890,6 @@ class _Run:
                         "next_attempt_at": self.later(self.settings.send_poll_seconds),
                     },
                 )
-                self.invalidate(session)
 
             await self.write(pending)
 
