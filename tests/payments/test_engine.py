@@ -171,6 +171,7 @@ async def world(
         await client.patch(
             "/_sandbox/config", json={"auto_settle_sends": True, "settle_delay_seconds": 0.05}
         )
+    await admin["efi"].patch("/_sandbox/config", json={"magic_amounts": False})
     efi = gateways["efi"]
     assert isinstance(efi, EfiConnector)
     await efi.register_webhook(
@@ -447,6 +448,53 @@ class TestRefund:
         await world.status(actor, rest.json()["id"], "succeeded")
         await world.status(actor, deposit["id"], "refunded")
         assert (await world.balance(actor))["posted"] == 0
+
+    async def test_refund_not_performed_releases_the_hold(self, world: World) -> None:
+        """The provider reports the refund as not performed: failed, money back to spendable,
+        the deposit untouched (Efí homologation refuses a R$ 0,01 refund)."""
+        await world.disable("mercadopago", enabled=False)
+        await world.admin["efi"].patch("/_sandbox/config", json={"magic_amounts": True})
+        actor = await create_actor(world.resources)
+        deposit = await world.status(actor, (await world.deposit(actor, 5_00))["id"], "succeeded")
+        response = await world.api.post(
+            f"/v1/transactions/{deposit['id']}/refunds",
+            json={"amount": 1},
+            headers=actor.headers(),
+        )
+        assert response.status_code == 202, response.text
+        failed = await world.status(actor, response.json()["id"], "failed")
+        assert failed["failure_code"] == "refund_not_performed"
+        parent = await world.get(actor, deposit["id"])
+        assert (parent["status"], parent["refunded_amount"]) == ("succeeded", 0)
+        balance = await world.balance(actor)
+        assert (balance["posted"], balance["held"]) == (5_00, 0)
+
+    async def test_refund_timeout_is_asked_about_not_repeated(self, world: World) -> None:
+        """Mercado Pago takes the refund and never answers: the engine finds that refund by its
+        idempotency key; exactly one refund exists and the wallet is debited once."""
+        await world.disable("efi", enabled=False)
+        actor = await create_actor(world.resources)
+        deposit = await self.received(world, actor, 20_00)
+        await world.fault("mercadopago", "refunds.create", timeout_rate=1, hang_seconds=5)
+        response = await world.api.post(
+            f"/v1/transactions/{deposit['id']}/refunds",
+            json={"amount": 8_00},
+            headers=actor.headers(),
+        )
+        assert response.status_code == 202, response.text
+        refund_id = response.json()["id"]
+        await world.until(
+            actor, refund_id, lambda t: any(a["outcome"] == "ambiguous" for a in t["attempts"])
+        )
+        await world.admin["mercadopago"].delete("/_sandbox/faults")
+        done = await world.status(actor, refund_id, "succeeded")
+        assert [a["outcome"] for a in done["attempts"] if a["operation"] == "refund"][0] == (
+            "ambiguous"
+        )
+        assert await world.sim_count("mercadopago", "refunds") == 1
+        parent = await world.status(actor, deposit["id"], "partially_refunded")
+        assert parent["refunded_amount"] == 8_00
+        assert (await world.balance(actor))["posted"] == 12_00
 
     async def test_more_than_remains_is_refused(self, world: World) -> None:
         """A refund above what remains is a clear 422 and holds nothing."""
