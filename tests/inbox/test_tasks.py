@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pixwave.inbox.tasks import announces_nothing, transaction_id_from_reference
+from pixwave.inbox.tasks import transaction_id_from_reference
 
 
 class TestReferenceMapping:
@@ -22,20 +22,3 @@ class TestReferenceMapping:
     ) -> None:
         """idEnvio / devolução ids we derived from `txn_…` map back; anything else does not."""
         assert transaction_id_from_reference(reference) == expected
-
-
-class TestNotificationsWithNothingToLearn:
-    @pytest.mark.parametrize(
-        ("gateway", "action", "skipped"),
-        [
-            ("mercadopago", "payment.created", True),
-            ("mercadopago", "payment.updated", False),
-            ("efi", None, False),
-        ],
-    )
-    def test_only_mercado_pagos_creation_notice_is_skipped(
-        self, gateway: str, action: str | None, skipped: bool
-    ) -> None:
-        """A charge's own creation tells us nothing; every other notification is looked at."""
-        data = {} if action is None else {"action": action}
-        assert announces_nothing({"gateway": gateway, "data": data}) is skipped

@@ -488,9 +488,8 @@ class TestRefund:
         )
         await world.admin["mercadopago"].delete("/_sandbox/faults")
         done = await world.status(actor, refund_id, "succeeded")
-        assert [a["outcome"] for a in done["attempts"] if a["operation"] == "refund"][0] == (
-            "ambiguous"
-        )
+        refund_outcomes = [a["outcome"] for a in done["attempts"] if a["operation"] == "refund"]
+        assert refund_outcomes[0] == "ambiguous"
         assert await world.sim_count("mercadopago", "refunds") == 1
         parent = await world.status(actor, deposit["id"], "partially_refunded")
         assert parent["refunded_amount"] == 8_00

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -25,21 +25,11 @@ def transaction_id_from_reference(reference: str) -> str | None:
     return None
 
 
-def announces_nothing(event: dict[str, Any]) -> bool:
-    """Mercado Pago notifies every payment's *creation*: we created it, nothing to learn."""
-    action = event["data"].get("action")
-    return bool(event["gateway"] == "mercadopago" and action == "payment.created")
-
-
 @job(HANDLE)
 async def handle(resources: Resources, event_row_id: str) -> None:
     async with resources.sessionmaker() as session:
         event = await repository.get(session, event_row_id)
         if event is None or event["processed_at"] is not None:
-            return
-        if announces_nothing(event):
-            await repository.mark_processed(session, event_row_id)
-            await session.commit()
             return
         transaction_id = await payments.find_by_gateway_reference(
             session, event["gateway"], event["resource_id"]

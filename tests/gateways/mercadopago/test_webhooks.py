@@ -149,6 +149,10 @@ class TestValidSignature:
         body = notification(kind="merchant_order", action="merchant_order.updated")
         assert connector.verify_webhook(inbound(body=body)) == []
 
+    def test_creation_notices_carry_no_event(self, connector: MercadoPagoConnector) -> None:
+        """payment.created (MP announcing the charge we just made) is accepted, with no event."""
+        assert connector.verify_webhook(inbound(body=notification(action="payment.created"))) == []
+
     def test_alphanumeric_id_kept_verbatim(self, connector: MercadoPagoConnector) -> None:
         """An alphanumeric data.id is signed and compared as received, case preserved."""
         body = notification(data_id="ORD01JQ4S4KY8HWQ6NA5PXB65B3D3")

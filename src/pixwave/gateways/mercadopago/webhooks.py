@@ -150,6 +150,9 @@ def parse_notification(request: InboundWebhook) -> list[WebhookEvent]:
         raise WebhookRejected(
             "invalid_body", "the body's data.id is not the signed data.id of the query string"
         )
+    if notification.action == "payment.created":
+        # MP announces every payment we create: authenticated, acknowledged, nothing to learn.
+        return []
     data = {"action": notification.action} if notification.action else {}
     return [
         WebhookEvent(
