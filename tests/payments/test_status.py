@@ -58,3 +58,13 @@ class TestTable:
         for target in (S.FAILED, S.PENDING, S.EXPIRED, S.CANCELLED, S.PROCESSING):
             with pytest.raises(IllegalTransition):
                 check_transition(S.SUCCEEDED, target)
+
+
+class TestUnfinished:
+    def test_unfinished_is_what_the_engine_still_works_on(self) -> None:
+        """Pending, processing, awaiting payment and needs_review; never a settled status."""
+        from pixwave.payments.status import IN_FLIGHT, UNFINISHED
+
+        assert {S.PENDING, S.PROCESSING, S.NEEDS_REVIEW} == IN_FLIGHT
+        assert IN_FLIGHT | {S.AWAITING_PAYMENT} == UNFINISHED
+        assert not UNFINISHED & (TERMINAL | {S.SUCCEEDED, S.PARTIALLY_REFUNDED})

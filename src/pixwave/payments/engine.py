@@ -51,7 +51,12 @@ from pixwave.ledger.service import Posting
 from pixwave.notifications import outbox
 from pixwave.payments import repository, service
 from pixwave.payments.retry import RetryPolicy
-from pixwave.payments.status import IllegalTransition, TransactionStatus, TransactionType
+from pixwave.payments.status import (
+    UNFINISHED,
+    IllegalTransition,
+    TransactionStatus,
+    TransactionType,
+)
 from pixwave.unit_of_work import after_commit, flush_and_commit
 
 if TYPE_CHECKING:
@@ -320,8 +325,7 @@ class _Run:
         kind = TransactionType(self.row["type"])
         status = S(self.row["status"])
         try:
-            if status in (S.SUCCEEDED, S.FAILED, S.EXPIRED, S.CANCELLED, S.REFUNDED,
-                          S.PARTIALLY_REFUNDED):  # fmt: skip
+            if status not in UNFINISHED:
                 if self.row.get("next_attempt_at") is not None:
                     await self.schedule(None)
                 return

@@ -13,14 +13,7 @@ from sqlalchemy import select
 
 from pixwave.config import Settings
 from pixwave.payments.repository import TABLE
-from pixwave.payments.status import TransactionStatus
-
-UNFINISHED = (
-    TransactionStatus.PENDING,
-    TransactionStatus.PROCESSING,
-    TransactionStatus.AWAITING_PAYMENT,
-    TransactionStatus.NEEDS_REVIEW,
-)
+from pixwave.payments.status import UNFINISHED
 
 
 async def reconcile_all(settings: Settings) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.db import table
 from pixwave.payments.models import GatewayAttempt, Transaction
+from pixwave.payments.status import IN_FLIGHT
 from pixwave.unit_of_work import defer
 
 TABLE = table(Transaction)
@@ -130,7 +131,7 @@ async def refunds_in_flight(session: AsyncSession, parent_id: str) -> int:
     total = await session.scalar(
         select(func.coalesce(func.sum(C.amount), 0)).where(
             C.parent_id == parent_id,
-            C.status.in_(("pending", "processing", "needs_review")),
+            C.status.in_(IN_FLIGHT),
         )
     )
     return int(total or 0)

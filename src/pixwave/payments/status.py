@@ -54,6 +54,10 @@ TRANSITIONS: dict[TransactionStatus, frozenset[TransactionStatus]] = {
 
 TERMINAL: frozenset[TransactionStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
+#: Money may still be on its way: the engine keeps working on these (and the sweep re-drives them).
+IN_FLIGHT: frozenset[TransactionStatus] = frozenset({S.PENDING, S.PROCESSING, S.NEEDS_REVIEW})
+UNFINISHED: frozenset[TransactionStatus] = IN_FLIGHT | {S.AWAITING_PAYMENT}
+
 
 class IllegalTransition(Conflict):
     code = "illegal_transition"
