@@ -946,6 +946,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--server-cpus", help="taskset list for every cluster process")
     add("--generator-cpus", help="taskset list for wrk and the asyncio load generator")
     add("--no-pin", action="store_true", help="let the kernel place everything")
+    add("--keep", type=Path, help="keep every process's log and scratch file in this directory")
     return parser.parse_args(argv)
 
 
@@ -973,9 +974,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report()
     shared = Shared()
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="pixwave-bench-payments-") as scratch:
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            scratch = str(args.keep)
+        else:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="pixwave-bench-"))
         for name in chosen:
             where = Path(scratch) / name
+            shutil.rmtree(where, ignore_errors=True)
             where.mkdir()
             began = time.monotonic()
             if name == "deposits":

@@ -338,7 +338,7 @@ class Cluster:
                 "DATABASE_URL": DATABASE_URL,
                 "REDIS_URL": REDIS_URL,
                 "APP_URL": self.api_url,
-                "LOG_LEVEL": "warning",
+                "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
                 "SANDBOX_GATEWAYS": "false",
                 "MERCADOPAGO_ACCESS_TOKEN": SANDBOX_MERCADOPAGO_TOKEN,
                 "MERCADOPAGO_BASE_URL": self.sim_url("mercadopago"),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pymysql
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.util import greenlet_spawn
 
+from pixwave.db import is_transient
 from pixwave.resources import Resources
 from tests.conftest import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, make_settings
 
@@ -78,3 +83,42 @@ class TestPoolHygiene:
             row = cursor.fetchone()
         assert row is not None
         assert row[0] == 0
+
+
+class TestTransientErrors:
+    async def test_a_real_deadlock_is_transient_and_a_duplicate_is_not(
+        self, resources: Resources
+    ) -> None:
+        """Two transactions locking two rows in opposite orders: the server kills one with
+        error 1213, which `is_transient` says to run again; a unique violation it does not."""
+        engine = resources.engine
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TABLE IF EXISTS deadlock_probe"))
+            await connection.execute(
+                text("CREATE TABLE deadlock_probe (id INT PRIMARY KEY, n INT) ENGINE=InnoDB")
+            )
+            await connection.execute(text("INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)"))
+        both_hold_one = asyncio.Barrier(2)
+
+        async def lock(first: int, second: int) -> None:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text("UPDATE deadlock_probe SET n = n + 1 WHERE id = :id"), {"id": first}
+                )
+                await both_hold_one.wait()
+                await connection.execute(
+                    text("UPDATE deadlock_probe SET n = n + 1 WHERE id = :id"), {"id": second}
+                )
+
+        try:
+            outcomes = await asyncio.gather(lock(1, 2), lock(2, 1), return_exceptions=True)
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            assert len(errors) == 1, outcomes
+            assert is_transient(errors[0])
+            with pytest.raises(IntegrityError) as duplicate:
+                async with engine.begin() as connection:
+                    await connection.execute(text("INSERT INTO deadlock_probe VALUES (1, 0)"))
+            assert not is_transient(duplicate.value)
+        finally:
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP TABLE deadlock_probe"))

@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -67,6 +67,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: MySQL/MariaDB errors after which the whole transaction may simply be run again: deadlock
+#: (the server rolled it back) and lock wait timeout.
+TRANSIENT_MYSQL_ERRORS = frozenset({1205, 1213})
+
+
+def is_transient(error: BaseException) -> bool:
+    """A database error that says "try the transaction again", not "this is wrong"."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    args = getattr(error.orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in TRANSIENT_MYSQL_ERRORS:
+        return True
+    return "database is locked" in str(error.orig)
 
 
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:

@@ -126,6 +126,16 @@ class TestPost:
         second = await ledger.system_account(session, "system:once")
         assert first == second
 
+    async def test_a_concurrent_opener_that_wins_is_re_read(self, resources: Resources) -> None:
+        """Two credits through a new gateway open its account at once: the loser's snapshot,
+        taken before the winner committed, must not hide the winner's row."""
+        async with resources.sessionmaker() as loser, resources.sessionmaker() as winner:
+            assert await loser.scalar(select(func.count()).select_from(LedgerHold)) == 0
+            opened = await ledger.system_account(winner, "gateway:race")
+            await winner.commit()
+            assert await ledger.system_account(loser, "gateway:race") == opened
+            await loser.commit()
+
 
 class TestHolds:
     async def test_hold_reduces_available_not_posted(self, session: AsyncSession) -> None:

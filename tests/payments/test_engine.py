@@ -12,17 +12,22 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from pymysql.err import OperationalError as MySQLOperationalError
+from sqlalchemy.exc import OperationalError
 
 from pixwave.accounts.models import Role
 from pixwave.app import create_app
 from pixwave.gateways.efi import EfiConnector
 from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signature
 from pixwave.gateways.registry import SANDBOX_EFI_WEBHOOK_HMAC, build_gateway
+from pixwave.ledger import service as ledger_service
+from pixwave.payments import engine as engine_module
 from pixwave.resources import Resources
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import build_simulator
@@ -231,6 +236,41 @@ class TestDeposit:
         assert world.resources.redis is not None
         assert await world.resources.redis.keys(f"pixwave:txn:d:{created['id']}:*")
         assert (await world.get(actor, created["id"]))["status"] == "succeeded"
+
+    async def test_a_deadlocked_credit_is_run_again_at_once(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The database rolls the credit back (deadlock): the same advance runs the step again
+        instead of leaving the deposit to the next poll — and it is still credited once."""
+        real_post = ledger_service.post
+        failures: list[str] = []
+
+        async def deadlock_once(session: Any, **kwargs: Any) -> str:
+            if kwargs.get("kind") == "cash_in" and not failures:
+                failures.append(kwargs["reference"])
+                raise OperationalError("INSERT …", {}, MySQLOperationalError(1213, "Deadlock"))
+            return await real_post(session, **kwargs)
+
+        retried: list[str] = []
+        real_warning = engine_module.log.warning
+
+        def warning(event: str, **fields: Any) -> None:
+            if event == "payments.step_retried":
+                retried.append(fields["transaction_id"])
+            real_warning(event, **fields)
+
+        monkeypatch.setattr(ledger_service, "post", deadlock_once)
+        monkeypatch.setattr(engine_module, "log", SimpleNamespace(
+            info=engine_module.log.info, error=engine_module.log.error, warning=warning
+        ))  # fmt: skip
+        actor = await create_actor(world.resources)
+        created = await world.deposit(actor, 31_00)
+        ready = await world.status(actor, created["id"], "awaiting_payment")
+        await world.pay(ready)
+        await world.status(actor, created["id"], "succeeded")
+        assert failures == [created["id"]]
+        assert retried == [created["id"]]
+        assert (await world.balance(actor))["posted"] == 31_00
 
     async def test_prefer_wait_returns_the_ready_charge(self, world: World) -> None:
         """`Prefer: wait=5` answers with the BR Code in the same response."""

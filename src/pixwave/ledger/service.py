@@ -356,6 +356,11 @@ async def system_account(session: AsyncSession, code: str) -> str:
                 session, kind=AccountKind.SYSTEM, code=code, allow_negative=True
             )
     except IntegrityError:
-        found = await session.scalar(select(_c.id).where(_c.code == code))
-        assert found is not None
+        # A locking read: under REPEATABLE READ a plain one would answer from this
+        # transaction's snapshot, taken before the winner committed, and find nothing.
+        found = await session.scalar(
+            select(_c.id).where(_c.code == code).with_for_update(read=True)
+        )
+        if found is None:  # the winner's row is committed, or the insert would not conflict
+            raise
         return str(found)

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pixwave.db import utcnow
+from pixwave.db import is_transient, utcnow
 from pixwave.gateways.base import (
     Capability,
     Charge,
@@ -65,6 +66,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("pixwave.payments")
 S = TransactionStatus
 T = TypeVar("T")
+
+#: Runs of one advance() that may end in a deadlock or lock timeout before it gives up.
+TRANSIENT_RETRIES = 3
 
 #: Operation names for health, attempts and routing.
 CHARGE, SEND, REFUND, QUERY = "charge", "send", "refund", "query"
@@ -118,6 +122,7 @@ class Engine:
         lease = f"txn:{transaction_id}"
         if poke:
             await self.pokes.leave(transaction_id)
+        transient_failures = 0
         for _ in range(5):
             token = await self.res.locks.acquire(lease, self.settings.payment_lease_seconds)
             if token is None:
@@ -125,6 +130,16 @@ class Engine:
             await self.pokes.take(transaction_id)
             try:
                 await _Run(self, transaction_id, lease, token).go()
+            except DBAPIError as exc:
+                # A deadlock or lock timeout rolled the step's write back; the step is safe to
+                # run again (it re-reads the row), so do that now rather than at the next poll.
+                transient_failures += 1
+                if not is_transient(exc) or transient_failures >= TRANSIENT_RETRIES:
+                    raise
+                log.warning(
+                    "payments.step_retried", transaction_id=transaction_id, error=str(exc.orig)
+                )
+                await self.pokes.leave(transaction_id)
             finally:
                 await self.res.locks.release(lease, token)
             if not await self.pokes.take(transaction_id):
