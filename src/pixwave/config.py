@@ -155,7 +155,12 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Wait before asking a gateway about an unanswered send."
     )
     charge_poll_seconds: float = Field(
-        default=30.0, gt=0, description="Ask the gateway about an unpaid charge this often."
+        default=30.0,
+        gt=0,
+        description="First look at an unpaid charge; each later look waits twice as long.",
+    )
+    charge_poll_max_seconds: float = Field(
+        default=600.0, gt=0, description="Longest wait between two looks at an unpaid charge."
     )
     send_poll_seconds: float = Field(
         default=5.0, gt=0, description="Ask about an accepted, unsettled send this often."

@@ -128,6 +128,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
             "AMBIGUOUS_QUERY_DELAY": "0.1",
             "GATEWAY_READ_TIMEOUT": "1",
             "CHARGE_POLL_SECONDS": "1",
+            "CHARGE_POLL_MAX_SECONDS": "2",
             "SEND_POLL_SECONDS": "0.5",
             "WORKER_CONCURRENCY": "20",
         }

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import uvicorn
 from pymysql.err import OperationalError as MySQLOperationalError
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from pixwave.accounts.models import Role
@@ -46,6 +47,7 @@ ENGINE_SETTINGS: dict[str, Any] = {
     "gateway_read_timeout": 0.5,
     "gateway_connect_timeout": 0.5,
     "charge_poll_seconds": 0.3,
+    "charge_poll_max_seconds": 1.0,
     "send_poll_seconds": 0.2,
     "payment_lease_seconds": 3.0,
     "sweep_interval_seconds": 0.1,
@@ -298,6 +300,36 @@ class TestDeposit:
             await world.pay(ready)
             await world.status(actor, created["id"], "succeeded")
         assert (await world.balance(actor))["posted"] == 2 * 50_00
+
+    async def test_an_unpaid_charge_is_looked_at_less_and_less_often(self, world: World) -> None:
+        """No webhook, no payment: each look schedules the next twice as far (0.3 s → 0.6 s →
+        1.0 s, the ceiling), instead of asking the gateway every 0.3 s until expiry."""
+        actor = await create_actor(world.resources)
+        created = await world.deposit(actor, 5_00)
+        await world.status(actor, created["id"], "awaiting_payment")
+        gaps: dict[int, float] = {}
+        deadline = time.monotonic() + 10
+        while len(gaps) < 3 and time.monotonic() < deadline:
+            async with world.resources.sessionmaker() as session:
+                row = (
+                    await session.execute(
+                        text(
+                            "SELECT COUNT(*), MAX(a.created_at), t.next_attempt_at "
+                            "FROM gateway_attempts a JOIN transactions t "
+                            "ON t.id = a.transaction_id "
+                            "WHERE a.transaction_id = :id AND a.operation = 'query' "
+                            "GROUP BY t.next_attempt_at"
+                        ),
+                        {"id": created["id"]},
+                    )
+                ).one_or_none()
+            if row is not None and row[0] not in gaps:
+                gaps[row[0]] = (row[2] - row[1]).total_seconds()
+            await asyncio.sleep(0.02)
+        assert sorted(gaps) == [1, 2, 3], gaps
+        assert gaps[1] == pytest.approx(0.6, abs=0.1)
+        assert gaps[2] == pytest.approx(1.0, abs=0.1)
+        assert gaps[3] == pytest.approx(1.0, abs=0.1)
 
     @pytest.mark.parametrize("gateway", ["mercadopago", "efi"])
     async def test_unpaid_charge_expires_and_is_cancelled(self, world: World, gateway: str) -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from pixwave.gateways.errors import Outcome
-from pixwave.payments.retry import NEXT_STEP, NextStep, RetryPolicy
+from pixwave.payments.retry import NEXT_STEP, NextStep, RetryPolicy, charge_poll_delay
 
 
 class TestNextStep:
@@ -56,3 +56,13 @@ class TestBackoff:
     def test_a_long_retry_after_moves_on(self) -> None:
         """Waiting a minute inside a job is worse than trying the other gateway."""
         assert self.policy.delay(1, 60.0, random.Random()) is None
+
+
+class TestChargePolling:
+    @pytest.mark.parametrize(
+        ("looks", "delay"),
+        [(0, 30.0), (1, 60.0), (2, 120.0), (3, 240.0), (4, 480.0), (5, 600.0), (40, 600.0)],
+    )
+    def test_doubles_up_to_the_ceiling(self, looks: int, delay: float) -> None:
+        """30 s after the charge is created, then twice as long after each look, at most 600 s."""
+        assert charge_poll_delay(looks, 30.0, 600.0) == delay

@@ -51,7 +51,7 @@ from pixwave.ledger.errors import HoldAlreadyResolved
 from pixwave.ledger.service import Posting
 from pixwave.notifications import outbox
 from pixwave.payments import repository, service
-from pixwave.payments.retry import RetryPolicy
+from pixwave.payments.retry import RetryPolicy, charge_poll_delay
 from pixwave.payments.status import (
     UNFINISHED,
     IllegalTransition,
@@ -548,8 +548,15 @@ class _Run:
         elif charge.status is ChargeStatus.EXPIRED or self.past_expiry():
             await self.expire_charge()
         else:
-            expires_at = row.get("expires_at") or self.later(self.settings.charge_poll_seconds)
-            await self.schedule(min(expires_at, self.later(self.settings.charge_poll_seconds)))
+            poll = self.later(await self.charge_poll_delay())
+            expires_at = row.get("expires_at") or poll
+            await self.schedule(min(expires_at, poll))
+
+    async def charge_poll_delay(self) -> float:
+        looks = sum((await self.tries(QUERY)).values())
+        return charge_poll_delay(
+            looks, self.settings.charge_poll_seconds, self.settings.charge_poll_max_seconds
+        )
 
     def past_expiry(self) -> bool:
         expires_at = self.row.get("expires_at")

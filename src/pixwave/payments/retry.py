@@ -8,6 +8,10 @@
 | ambiguous    | query the same gateway with the same id before anything else        |
 
 Refunds have no fallback (only the gateway that received the money can return it).
+
+Unpaid charges are looked at on a doubling schedule (:func:`charge_poll_delay`): polling only
+makes up for lost webhooks, and a flat interval would cost one gateway call per open charge
+every few seconds, nearly all of them still unpaid.
 """
 
 from __future__ import annotations
@@ -64,3 +68,9 @@ class RetryPolicy:
             return retry_after if retry_after <= self.max_retry_after else None
         ceiling = min(self.max_delay, self.base_delay * 2 ** (try_number - 1))
         return rng.uniform(0, ceiling)
+
+
+def charge_poll_delay(looks: int, first: float, longest: float) -> float:
+    """Seconds until the next look at an unpaid charge after ``looks`` looks so far:
+    ``first``, then twice as long each time, never more than ``longest``."""
+    return float(min(longest, first * 2 ** min(max(looks, 0), 30)))
