@@ -96,6 +96,9 @@ def redis_url() -> str:
 
 
 def make_settings(**overrides: object) -> Settings:
+    # The test process starts many apps: freezing its objects each time would keep every
+    # earlier test's garbage for good.
+    overrides.setdefault("python_gc_threshold", 0)
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
 

@@ -22,6 +22,7 @@ from pixwave.config import Settings, get_settings
 from pixwave.exceptions import PayloadTooLarge, PixWaveError, ServiceUnavailable
 from pixwave.gateways.endpoints import router as gateways_router
 from pixwave.inbox.endpoints import router as webhooks_router
+from pixwave.kit.runtime import tune_gc
 from pixwave.payments.endpoints import router as payments_router
 from pixwave.resources import Resources
 from pixwave.sandbox.embedded import internal_base_url, mount_simulators
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         purger = asyncio.create_task(_purge_idempotency_keys(res))
         await res.broker.startup()
         background = start_background_jobs(res) if runs_jobs(settings) else None
+        tune_gc(settings.python_gc_threshold)
         try:
             yield
         finally:

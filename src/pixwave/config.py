@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("var"), description="Where the embedded default keeps files."
     )
+    python_gc_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Server processes: Python's young-generation GC threshold, with everything "
+        "alive after start-up frozen out of collections (0: Python's defaults).",
+    )
 
     # --- database ----------------------------------------------------------------------------
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; wins over DB_*.")

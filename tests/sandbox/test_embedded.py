@@ -21,6 +21,7 @@ from tests.servers import ServerThread
 
 
 def embedded_settings(tmp_path: Path, **values: object) -> Settings:
+    values.setdefault("python_gc_threshold", 0)  # in the test process: see make_settings
     return Settings(
         data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", **values
     )

@@ -20,6 +20,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 
 from pixwave.config import Settings, get_settings
+from pixwave.kit.runtime import tune_gc
 from pixwave.worker.scheduler import run_scheduler
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ async def _serve_forever(role: str) -> None:
     configure_logging(settings.log_level)
     resources = Resources.build(settings, sandbox_base_url=internal_base_url(settings))
     await resources.broker.startup()
+    tune_gc(settings.python_gc_threshold)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
