@@ -379,6 +379,25 @@ class TestSettings:
         assert (await store.get_settings("mercadopago")).enabled is True
 
 
+class TestView:
+    async def test_one_read_equals_the_separate_reads(self, store: HealthStore) -> None:
+        """The router's view of several gateways (one round trip on Redis) is exactly each
+        gateway's settings and snapshot: an open circuit, latencies, an operator's change."""
+        await trip(store, "mercadopago", "charge")
+        await outcomes(store, Outcome.SUCCEEDED, 4, gateway="efi", operation="charge")
+        await store.record("efi", "charge", Outcome.UNAVAILABLE, 900)
+        await store.set_settings("efi", priority=5)
+        names = ["efi", "mercadopago", "unknown"]
+        separate = [
+            (await store.get_settings(name), await store.snapshot(name, "charge")) for name in names
+        ]
+        assert await store.view(names, "charge") == separate
+        assert separate[1][1].circuit is CircuitState.OPEN
+        assert separate[0][0].priority == 5
+        assert separate[0][1].samples == 5
+        assert await store.view([], "charge") == []
+
+
 class TestRedisAcrossProcesses:
     async def test_circuit_opened_by_one_process_is_open_for_another(
         self, redis_backend: Backend

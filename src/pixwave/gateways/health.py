@@ -136,6 +136,12 @@ class HealthStore(Protocol):
 
     async def get_settings(self, gateway: str) -> GatewaySettings: ...
 
+    async def view(
+        self, gateways: Sequence[str], operation: str
+    ) -> list[tuple[GatewaySettings, GatewayHealth]]:
+        """Settings and snapshot of each gateway, in order: what the router ranks by."""
+        ...
+
     async def set_settings(
         self, gateway: str, *, enabled: bool | None = None, priority: int | None = None
     ) -> GatewaySettings:
@@ -294,35 +300,61 @@ return 2
 """
 )
 
+# One (gateway, operation)'s window and circuit: {state (0 closed, 1 open, 2 half-open),
+# open_until, successes, failures, p95 or -1}; the p95 is nearest-rank, like :func:`p95`.
+_SNAPSHOT_FUNCTION = """
+local function snapshot(circuit, base, bucket_ms, buckets)
+  local index = math.floor(now / bucket_ms)
+  local open_until = tonumber(redis.call('HGET', circuit, 'until'))
+  local state = 0
+  if open_until then
+    if now < open_until then state = 1 else state = 2 end
+  end
+  local successes, failures, latencies = 0, 0, {}
+  for i = index - buckets + 1, index do
+    local v = redis.call('HMGET', base .. 'b:' .. i, 's', 'f')
+    successes = successes + (tonumber(v[1]) or 0)
+    failures = failures + (tonumber(v[2]) or 0)
+    for _, latency in ipairs(redis.call('LRANGE', base .. 'l:' .. i, 0, -1)) do
+      table.insert(latencies, tonumber(latency))
+    end
+  end
+  local p95 = -1
+  if #latencies > 0 then
+    table.sort(latencies)
+    p95 = latencies[math.floor((95 * #latencies + 99) / 100)]
+  end
+  return {state, open_until or 0, successes, failures, p95}
+end
+"""
+
 # KEYS: circuit. ARGV: now, key base, bucket ms, buckets.
-# Returns {state (0 closed, 1 open, 2 half-open), open_until, successes, failures, p95 or -1};
-# the p95 is nearest-rank, like :func:`p95`.
 _SNAPSHOT = (
     _NOW
+    + _SNAPSHOT_FUNCTION
     + """
-local base = ARGV[2]
-local buckets = tonumber(ARGV[4])
-local index = math.floor(now / tonumber(ARGV[3]))
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'until'))
-local state = 0
-if open_until then
-  if now < open_until then state = 1 else state = 2 end
-end
-local successes, failures, latencies = 0, 0, {}
-for i = index - buckets + 1, index do
-  local v = redis.call('HMGET', base .. 'b:' .. i, 's', 'f')
-  successes = successes + (tonumber(v[1]) or 0)
-  failures = failures + (tonumber(v[2]) or 0)
-  for _, latency in ipairs(redis.call('LRANGE', base .. 'l:' .. i, 0, -1)) do
-    table.insert(latencies, tonumber(latency))
+return snapshot(KEYS[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+"""
+)
+
+# The router's question in one round trip. KEYS: per gateway, its circuit and settings hash.
+# ARGV: now, bucket ms, buckets, then per gateway its key base. Returns per gateway the
+# snapshot's five values, then enabled and priority (false when unset).
+_VIEW = (
+    _NOW
+    + _SNAPSHOT_FUNCTION
+    + """
+local out = {}
+local bucket_ms, buckets = tonumber(ARGV[2]), tonumber(ARGV[3])
+for g = 1, #KEYS / 2 do
+  for _, v in ipairs(snapshot(KEYS[2 * g - 1], ARGV[3 + g], bucket_ms, buckets)) do
+    table.insert(out, v)
   end
+  local settings = redis.call('HMGET', KEYS[2 * g], 'enabled', 'priority')
+  table.insert(out, settings[1])
+  table.insert(out, settings[2])
 end
-local p95 = -1
-if #latencies > 0 then
-  table.sort(latencies)
-  p95 = latencies[math.floor((95 * #latencies + 99) / 100)]
-end
-return {state, open_until or 0, successes, failures, p95}
+return out
 """
 )
 
@@ -330,7 +362,8 @@ _STATES: Final = (CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 
 
 class RedisHealthStore:
-    """The cluster-wide store. One round trip (one script) per record, allow and snapshot.
+    """The cluster-wide store. One round trip (one script) per record, allow, snapshot and
+    the router's view of every gateway.
 
     ``now`` (epoch seconds) is for tests; by default the Redis server's clock is used, so
     processes whose clocks drift still agree on when a cooldown ends.
@@ -353,6 +386,7 @@ class RedisHealthStore:
         self._record = redis.register_script(_RECORD)
         self._allow = redis.register_script(_ALLOW)
         self._snapshot = redis.register_script(_SNAPSHOT)
+        self._view = redis.register_script(_VIEW)
 
     def _base(self, gateway: str, operation: str) -> str:
         # The hash tag keeps one pair's keys in one slot.
@@ -420,6 +454,9 @@ class RedisHealthStore:
             keys=self._keys(gateway, operation)[:1],
             args=[self._time(), self._base(gateway, operation), c.bucket_ms, c.buckets],
         )
+        return self._snapshot_of(reply)
+
+    def _snapshot_of(self, reply: Sequence[Any]) -> GatewayHealth:
         state, until, successes, failures, p95_ms = (int(v) for v in reply)
         return _health(
             successes=successes,
@@ -428,6 +465,29 @@ class RedisHealthStore:
             state=_STATES[state],
             until=until,
         )
+
+    async def view(
+        self, gateways: Sequence[str], operation: str
+    ) -> list[tuple[GatewaySettings, GatewayHealth]]:
+        if not gateways:
+            return []
+        c = self.config
+        keys = [
+            key
+            for gateway in gateways
+            for key in (self._keys(gateway, operation)[0], self._settings_key(gateway))
+        ]
+        bases = [self._base(gateway, operation) for gateway in gateways]
+        reply: list[Any] = await self._view(
+            keys=keys, args=[self._time(), c.bucket_ms, c.buckets, *bases]
+        )
+        return [
+            (
+                self._settings(gateway, reply[7 * i + 5], reply[7 * i + 6]),
+                self._snapshot_of(reply[7 * i : 7 * i + 5]),
+            )
+            for i, gateway in enumerate(gateways)
+        ]
 
     async def get_settings(self, gateway: str) -> GatewaySettings:
         enabled, priority = await self.redis.hmget(
@@ -588,6 +648,14 @@ class MemoryHealthStore:
             state=state,
             until=pair.open_until or 0,
         )
+
+    async def view(
+        self, gateways: Sequence[str], operation: str
+    ) -> list[tuple[GatewaySettings, GatewayHealth]]:
+        return [
+            (await self.get_settings(gateway), await self.snapshot(gateway, operation))
+            for gateway in gateways
+        ]
 
     async def get_settings(self, gateway: str) -> GatewaySettings:
         return self._settings.get(gateway) or GatewaySettings(

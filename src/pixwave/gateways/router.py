@@ -106,7 +106,7 @@ class Router:
             for name, gateway in self.gateways.items()
             if capability in gateway.capabilities and name not in exclude
         ]
-        views = await asyncio.gather(*(self._view(name, operation) for name in names))
+        views = await self.health.view(names, operation)
         ranked = sorted(
             (rank(settings, health), name)
             for name, (settings, health) in zip(names, views, strict=True)
@@ -121,12 +121,6 @@ class Router:
 
     async def record(self, name: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
         await self.health.record(name, operation, outcome, latency_ms)
-
-    async def _view(self, name: str, operation: str) -> tuple[GatewaySettings, GatewayHealth]:
-        settings, health = await asyncio.gather(
-            self.health.get_settings(name), self.health.snapshot(name, operation)
-        )
-        return settings, health
 
     async def _read_all(
         self, name: str, operations: list[Operation]

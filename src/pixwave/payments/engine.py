@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,11 +46,13 @@ from pixwave.gateways.errors import (
     Outcome,
 )
 from pixwave.kit.ids import new_id
+from pixwave.kit.locks import MemoryLocks, RedisLocks
 from pixwave.ledger import service as ledger
 from pixwave.ledger.errors import HoldAlreadyResolved
 from pixwave.ledger.service import Posting
 from pixwave.notifications import outbox
 from pixwave.payments import repository, service
+from pixwave.payments.lease import Leases, MemoryLeases, RedisLeases
 from pixwave.payments.retry import RetryPolicy, charge_poll_delay
 from pixwave.payments.status import (
     UNFINISHED,
@@ -79,32 +81,6 @@ def gateway_account_code(gateway: str) -> str:
     return f"gateway:{gateway}"
 
 
-class Pokes:
-    """ "Look again" notes per transaction: Redis when configured, else this process's memory."""
-
-    def __init__(self, redis: Redis | None, ttl_seconds: float) -> None:
-        self.redis = redis
-        self.ttl = max(1, int(ttl_seconds))
-        self._local: set[str] = set()
-
-    async def leave(self, transaction_id: str) -> None:
-        if self.redis is None:
-            self._local.add(transaction_id)
-        else:
-            await self.redis.set(f"pixwave:poke:{transaction_id}", 1, ex=self.ttl)
-
-    async def take(self, transaction_id: str) -> bool:
-        if self.redis is None:
-            if transaction_id in self._local:
-                self._local.discard(transaction_id)
-                return True
-            return False
-        deleted: int = await self.redis.delete(f"pixwave:poke:{transaction_id}")
-        return deleted > 0
-
-    # --- entry point ----------------------------------------------------------------------
-
-
 class Engine:
     """One per process; holds nothing but references to the process's resources."""
 
@@ -113,23 +89,21 @@ class Engine:
         self.settings = resources.settings
         self.policy = RetryPolicy.from_settings(resources.settings)
         self.rng = random.Random()  # noqa: S311 - backoff jitter
-        self.pokes = Pokes(resources.redis, ttl_seconds=resources.settings.payment_lease_seconds)
+        self.leases = build_leases(resources)
 
     async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
         """Move the transaction on. If another worker owns it right now, ``poke`` leaves it a
         note to take one more look when it is done (a webhook arriving mid-step must not wait
         for the next poll)."""
-        lease = f"txn:{transaction_id}"
-        if poke:
-            await self.pokes.leave(transaction_id)
+        ttl = self.settings.payment_lease_seconds
         transient_failures = 0
         for _ in range(5):
-            token = await self.res.locks.acquire(lease, self.settings.payment_lease_seconds)
+            token = await self.leases.enter(transaction_id, ttl, note=poke)
             if token is None:
-                return  # the owner will see the note after releasing
-            await self.pokes.take(transaction_id)
+                return  # the owner will see the note as it lets go
+            run_again = False
             try:
-                await _Run(self, transaction_id, lease, token).go()
+                await _Run(self, transaction_id, token).go()
             except DBAPIError as exc:
                 # A deadlock or lock timeout rolled the step's write back; the step is safe to
                 # run again (it re-reads the row), so do that now rather than at the next poll.
@@ -139,24 +113,32 @@ class Engine:
                 log.warning(
                     "payments.step_retried", transaction_id=transaction_id, error=str(exc.orig)
                 )
-                await self.pokes.leave(transaction_id)
+                run_again = True
             finally:
-                await self.res.locks.release(lease, token)
-            if not await self.pokes.take(transaction_id):
+                noted = await self.leases.leave(transaction_id, token)
+            if not (noted or run_again):
                 return
+
+
+def build_leases(resources: Resources) -> Leases:
+    if isinstance(resources.locks, RedisLocks) and resources.redis is not None:
+        return RedisLeases(resources.redis, resources.locks)
+    assert isinstance(resources.locks, MemoryLocks)
+    return MemoryLeases(resources.locks)
 
 
 class _Run:
     """One ownership of one transaction: the state machine steps, with the lease held."""
 
-    def __init__(self, engine: Engine, transaction_id: str, lease: str, token: str) -> None:
+    def __init__(self, engine: Engine, transaction_id: str, token: str) -> None:
         self.engine = engine
         self.res = engine.res
         self.settings = engine.settings
         self.policy = engine.policy
         self.id = transaction_id
-        self.lease = lease
         self.token = token
+        #: When the lease was taken or last renewed (it was taken just before this run).
+        self.leased_at = time.monotonic()
         self.row: dict[str, Any] = {}
         #: Tries per operation and gateway, as of the last reload.
         self.counts: dict[str, dict[str, int]] = {}
@@ -176,11 +158,17 @@ class _Run:
         return True
 
     async def renew(self) -> None:
-        """Keep the lease for the next gateway call; losing it means stop (someone took over)."""
-        if not await self.res.locks.extend(
-            self.lease, self.token, self.settings.payment_lease_seconds
-        ):
+        """Keep the lease for the next gateway call; losing it means stop (someone took over).
+
+        A lease taken or renewed within the last quarter of its TTL still has three quarters
+        left — longer than a gateway call may take — so the round trip is skipped."""
+        ttl = self.settings.payment_lease_seconds
+        now = time.monotonic()
+        if now - self.leased_at < ttl / 4:
+            return
+        if not await self.engine.leases.extend(self.id, self.token, ttl):
             raise _LeaseLost(self.id)
+        self.leased_at = now
 
     async def write(self, work: Callable[[AsyncSession], Awaitable[None]]) -> bool:
         """One database transaction; False when the row moved under us (someone else won)."""

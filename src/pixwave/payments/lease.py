@@ -1,0 +1,104 @@
+"""Who owns a payment right now, and the "look again" note for its owner.
+
+One worker at a time moves a payment (the lease: a lock with a TTL, renewed before each gateway
+call). Whoever finds it taken — a webhook's job while a poll is running, say — leaves a note
+instead of waiting; the owner reads the note as it lets go and takes one more look, so news
+that lands mid-step is acted on at once, not at the next poll.
+
+Taking the lease and leaving the note are one Redis round trip, and so are letting go and
+reading the note: a step costs two, and no note can fall between "let go" and "read".
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from pixwave.kit.locks import MemoryLocks, RedisLocks
+
+# KEYS: lease, note. ARGV: token, ttl ms, note (1/0). Returns 1 when the lease was taken.
+_ENTER = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], 1, 'PX', ARGV[2]) end
+return 0
+"""
+
+# KEYS: lease, note. ARGV: token. Returns 1 when a note was waiting (look again).
+_LEAVE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return redis.call('DEL', KEYS[2])
+"""
+
+
+class Leases(Protocol):
+    async def enter(self, transaction_id: str, ttl_seconds: float, *, note: bool) -> str | None:
+        """A token if the payment was free (any note is cleared: this run will see the news);
+        None if another run owns it — then, with ``note``, it is told to look again."""
+
+    async def extend(self, transaction_id: str, token: str, ttl_seconds: float) -> bool:
+        """Push the expiry to now + ttl while ``token`` owns it; False once it was lost."""
+
+    async def leave(self, transaction_id: str, token: str) -> bool:
+        """Let go; True when a note arrived meanwhile (the caller should look again)."""
+
+
+def lease_name(transaction_id: str) -> str:
+    return f"txn:{transaction_id}"
+
+
+class RedisLeases:
+    """Shared by every API and worker process; the lease is a :class:`RedisLocks` lock."""
+
+    def __init__(self, redis: Redis, locks: RedisLocks, note_prefix: str = "pixwave:poke:") -> None:
+        self.locks = locks
+        self.note_prefix = note_prefix
+        self._enter = redis.register_script(_ENTER)
+        self._leave = redis.register_script(_LEAVE)
+
+    def _keys(self, transaction_id: str) -> list[str]:
+        return [self.locks.prefix + lease_name(transaction_id), self.note_prefix + transaction_id]
+
+    async def enter(self, transaction_id: str, ttl_seconds: float, *, note: bool) -> str | None:
+        token = secrets.token_hex(8)
+        taken = await self._enter(
+            keys=self._keys(transaction_id),
+            args=[token, max(1, int(ttl_seconds * 1000)), 1 if note else 0],
+        )
+        return token if int(taken) else None
+
+    async def extend(self, transaction_id: str, token: str, ttl_seconds: float) -> bool:
+        return await self.locks.extend(lease_name(transaction_id), token, ttl_seconds)
+
+    async def leave(self, transaction_id: str, token: str) -> bool:
+        return bool(int(await self._leave(keys=self._keys(transaction_id), args=[token])))
+
+
+class MemoryLeases:
+    """The embedded default's twin (one process is the whole deployment)."""
+
+    def __init__(self, locks: MemoryLocks) -> None:
+        self.locks = locks
+        self._notes: set[str] = set()
+
+    async def enter(self, transaction_id: str, ttl_seconds: float, *, note: bool) -> str | None:
+        token = await self.locks.acquire(lease_name(transaction_id), ttl_seconds)
+        if token is not None:
+            self._notes.discard(transaction_id)
+        elif note:
+            self._notes.add(transaction_id)
+        return token
+
+    async def extend(self, transaction_id: str, token: str, ttl_seconds: float) -> bool:
+        return await self.locks.extend(lease_name(transaction_id), token, ttl_seconds)
+
+    async def leave(self, transaction_id: str, token: str) -> bool:
+        await self.locks.release(lease_name(transaction_id), token)
+        if transaction_id in self._notes:
+            self._notes.discard(transaction_id)
+            return True
+        return False

@@ -1,0 +1,66 @@
+"""The payment lease and its "look again" note, on Redis and in memory alike."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pixwave.kit.locks import MemoryLocks, RedisLocks
+from pixwave.payments.lease import Leases, MemoryLeases, RedisLeases
+from pixwave.resources import Resources
+
+
+@pytest.fixture(params=["redis", "memory"])
+def leases(request: pytest.FixtureRequest, resources: Resources) -> Leases:
+    if request.param == "memory":
+        return MemoryLeases(MemoryLocks())
+    assert resources.redis is not None
+    return RedisLeases(resources.redis, RedisLocks(resources.redis))
+
+
+async def test_one_owner_at_a_time(leases: Leases) -> None:
+    """A second runner is turned away while the first owns the payment; then it may enter."""
+    first = await leases.enter("txn_a", 5, note=False)
+    assert first is not None
+    assert await leases.enter("txn_a", 5, note=False) is None
+    assert await leases.enter("txn_b", 5, note=False) is not None  # other payments are free
+    assert await leases.leave("txn_a", first) is False  # nobody asked for another look
+    assert await leases.enter("txn_a", 5, note=False) is not None
+
+
+async def test_a_runner_turned_away_leaves_a_note_the_owner_reads_once(leases: Leases) -> None:
+    """News that arrives mid-step (a webhook) makes the owner look again, exactly once."""
+    owner = await leases.enter("txn_a", 5, note=False)
+    assert owner is not None
+    assert await leases.enter("txn_a", 5, note=True) is None
+    assert await leases.leave("txn_a", owner) is True
+    again = await leases.enter("txn_a", 5, note=False)
+    assert again is not None
+    assert await leases.leave("txn_a", again) is False
+
+
+async def test_entering_clears_an_old_note(leases: Leases) -> None:
+    """A note left for an owner that then crashed is read by whoever enters next."""
+    owner = await leases.enter("txn_a", 0.2, note=False)
+    assert owner is not None
+    assert await leases.enter("txn_a", 5, note=True) is None
+    await asyncio.sleep(0.3)  # the owner's lease runs out: it never let go
+    successor = await leases.enter("txn_a", 5, note=False)
+    assert successor is not None
+    assert await leases.leave("txn_a", successor) is False
+
+
+async def test_a_lost_lease_is_neither_extended_nor_released_by_its_old_owner(
+    leases: Leases,
+) -> None:
+    old = await leases.enter("txn_a", 0.2, note=False)
+    assert old is not None
+    assert await leases.extend("txn_a", old, 0.2)
+    await asyncio.sleep(0.3)
+    new = await leases.enter("txn_a", 5, note=False)
+    assert new is not None
+    assert not await leases.extend("txn_a", old, 5)
+    await leases.leave("txn_a", old)
+    assert await leases.enter("txn_a", 5, note=False) is None  # still the new owner's
+    assert await leases.extend("txn_a", new, 5)
