@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     job_stream_maxlen: int = Field(default=100_000, description="Approximate stream length cap.")
     sweep_interval_seconds: float = Field(default=1.0, gt=0, description="Reconciliation tick.")
     probe_interval_seconds: float = Field(default=5.0, gt=0, description="Open-circuit probes.")
+    inbox_retry_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A stored notification still unhandled this long is handed to a job again "
+        "(checked this often).",
+    )
     payment_lease_seconds: float = Field(
         default=30.0, gt=0, description="One worker owns a payment this long (renewed per call)."
     )

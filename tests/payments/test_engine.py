@@ -29,6 +29,7 @@ from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signat
 from pixwave.gateways.registry import SANDBOX_EFI_WEBHOOK_HMAC, build_gateway
 from pixwave.ledger import service as ledger_service
 from pixwave.payments import engine as engine_module
+from pixwave.payments import repository as payments_repository
 from pixwave.resources import Resources
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import build_simulator
@@ -54,6 +55,7 @@ ENGINE_SETTINGS: dict[str, Any] = {
     "probe_interval_seconds": 0.2,
     "circuit_open_seconds": 1.0,
     "review_after_seconds": 60.0,
+    "inbox_retry_seconds": 0.3,
     "transaction_cache_seconds": 30.0,
 }
 
@@ -596,6 +598,40 @@ class TestWebhooks:
         assert response.status_code == 200, response.text
         received: int = response.json()["received"]
         return received
+
+    async def test_a_notification_whose_job_failed_is_handled_again(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The inbox job raises (the database blinked): the stored notification is handed to
+        a job again after INBOX_RETRY_SECONDS and handled — nothing is left unprocessed."""
+        await world.disable("efi", enabled=False)
+        real_find = payments_repository.find_by_gateway_reference
+        failed: list[str] = []
+
+        async def fail_once(session: Any, gateway: str, reference: str) -> str | None:
+            if not failed:
+                failed.append(reference)
+                raise OperationalError("SELECT …", {}, MySQLOperationalError(2013, "Lost"))
+            return await real_find(session, gateway, reference)
+
+        monkeypatch.setattr(payments_repository, "find_by_gateway_reference", fail_once)
+        actor = await create_actor(world.resources)
+        created = await world.deposit(actor, 9_00)
+        ready = await world.status(actor, created["id"], "awaiting_payment")
+        await world.pay(ready)
+        await world.status(actor, created["id"], "succeeded")
+        assert failed == [ready["gateway_payment_id"]]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            async with world.resources.sessionmaker() as session:
+                waiting = await session.scalar(
+                    text("SELECT COUNT(*) FROM inbox_events WHERE processed_at IS NULL")
+                )
+            if waiting == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting == 0
+        assert (await world.balance(actor))["posted"] == 9_00
 
     async def test_duplicate_notifications_credit_once(self, world: World) -> None:
         """The same notification three times (and the provider's own): stored once, one credit."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -28,6 +29,23 @@ async def store(session: AsyncSession, values: dict[str, Any]) -> bool:
 async def get(session: AsyncSession, event_id: str) -> dict[str, Any] | None:
     row = (await session.execute(select(TABLE).where(C.id == event_id))).one_or_none()
     return None if row is None else dict(row._mapping)
+
+
+async def unprocessed(
+    session: AsyncSession, received_before: datetime, received_after: datetime, limit: int
+) -> list[str]:
+    """Events no job has finished, oldest first, received within the given bounds."""
+    rows = await session.execute(
+        select(C.id)
+        .where(
+            C.processed_at.is_(None),
+            C.received_at < received_before,
+            C.received_at > received_after,
+        )
+        .order_by(C.received_at)
+        .limit(limit)
+    )
+    return [str(row[0]) for row in rows]
 
 
 async def mark_processed(session: AsyncSession, event_id: str) -> None:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 
+from pixwave.db import utcnow
 from pixwave.inbox import repository
 from pixwave.inbox.service import HANDLE
 from pixwave.payments import repository as payments
-from pixwave.worker.jobs import job
+from pixwave.worker.jobs import job, periodic
 
 if TYPE_CHECKING:
     from pixwave.resources import Resources
 
 log = structlog.get_logger("pixwave.inbox")
+
+RETRY = "inbox.retry"
+#: Most events one retry tick hands out.
+RETRY_BATCH = 200
+#: Unhandled for longer than this, an event is left for a human (it stays in the table).
+GIVE_UP_AFTER = timedelta(days=1)
 
 
 def transaction_id_from_reference(reference: str) -> str | None:
@@ -50,3 +58,27 @@ async def handle(resources: Resources, event_row_id: str) -> None:
     async with resources.sessionmaker() as session:
         await repository.mark_processed(session, event_row_id)
         await session.commit()
+
+
+async def retry_once(resources: Resources) -> int:
+    """Hand every event whose job did not finish (it raised, or its worker died before the
+    message was redelivered) to a job again; return how many.
+
+    Handling is idempotent, so an event whose first job is merely slow is harmless to repeat;
+    only events older than one interval are taken, so a queued job normally finishes first.
+    Without this a payment whose notification was dropped would wait for its next poll.
+    """
+    now = utcnow()
+    wait = timedelta(seconds=resources.settings.inbox_retry_seconds)
+    async with resources.sessionmaker() as session:
+        ids = await repository.unprocessed(session, now - wait, now - GIVE_UP_AFTER, RETRY_BATCH)
+    for event_row_id in ids:
+        await resources.jobs.kick(HANDLE, event_row_id)
+    if ids:
+        log.warning("inbox.retried", events=len(ids))
+    return len(ids)
+
+
+@periodic(RETRY, interval_setting="inbox_retry_seconds")
+async def retry(resources: Resources) -> None:
+    await retry_once(resources)
