@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -113,3 +119,38 @@ class TestPix:
         decoded = json.loads(runner.invoke(app, ["pix", "decode", encoded["brcode"]]).stdout)
         assert decoded["amount_centavos"] == 1050
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class TestApiWorkers:
+    def test_every_worker_logs_json_at_the_configured_level(
+        self, database: Path, tmp_path: Path
+    ) -> None:
+        """`pixwave api --workers 2`: each worker is a fresh interpreter and must set up
+        logging itself — JSON lines at LOG_LEVEL, not the colourful development console."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            "DATA_DIR": str(tmp_path),
+            "LOG_LEVEL": "info",
+        }
+        out = tmp_path / "api.log"
+        with out.open("wb") as sink:
+            process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("pixwave")), "api", "--workers", "2",
+                 "--port", str(port)],
+                env=env, stdout=sink, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                deadline = time.monotonic() + 30
+                while "scheduler." not in out.read_text() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            finally:
+                process.terminate()
+                process.wait(timeout=15)
+        ours = [line for line in out.read_text().splitlines() if "scheduler." in line]
+        assert ours, out.read_text()
+        assert all(json.loads(line)["level"] == "info" for line in ours), ours

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,7 @@ from pixwave.exceptions import PayloadTooLarge, PixWaveError, ServiceUnavailable
 from pixwave.gateways.endpoints import router as gateways_router
 from pixwave.inbox.endpoints import router as webhooks_router
 from pixwave.kit.runtime import tune_gc
+from pixwave.observability.logging import configure_logging
 from pixwave.payments.endpoints import router as payments_router
 from pixwave.resources import Resources
 from pixwave.sandbox.embedded import internal_base_url, mount_simulators
@@ -34,6 +36,18 @@ PROBLEM = "application/problem+json"
 
 #: Error types from our own validators that deserve their own stable code.
 _CUSTOM_CODES = {"invalid_document", "invalid_pix_key"}
+
+
+def create_served_app() -> FastAPI:
+    """The factory `pixwave api` and `pixwave up` hand to uvicorn.
+
+    With ``--workers N`` uvicorn starts each worker as a fresh interpreter, where the command's
+    own logging set-up never ran: each configures it again here (LOG_LEVEL, JSON unless on a
+    terminal), or it would log everything, in colour, with slow rich tracebacks.
+    """
+    settings = get_settings()
+    configure_logging(settings.log_level, json=not sys.stderr.isatty())
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, resources: Resources | None = None) -> FastAPI:

@@ -88,7 +88,7 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
     get_settings.cache_clear()
     uvicorn.run(
-        "pixwave.app:create_app",
+        "pixwave.app:create_served_app",
         factory=True,
         host=host,
         port=port,
