@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.app import create_app
 from pixwave.config import Settings
 from pixwave.ledger.audit import run_audit
+from pixwave.ledger.service import forget_system_accounts
 from pixwave.migrate import upgrade_async
 from pixwave.models import Base
 from pixwave.resources import Resources
@@ -107,6 +108,7 @@ _TABLES_CHILD_FIRST = [t.name for t in reversed(Base.metadata.sorted_tables)]
 
 async def wipe(resources: Resources) -> None:
     """Delete every row (children first); far faster than recreating the schema per test."""
+    forget_system_accounts()
     async with resources.engine.begin() as connection:
         for name in _TABLES_CHILD_FIRST:
             if name == "transactions":

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -99,6 +99,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             url, pool_size=1, max_overflow=0, pool_timeout=30, echo=settings.app_debug
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     engine = create_async_engine(
         url,
@@ -156,7 +157,17 @@ def _install_pool_hygiene(engine: AsyncEngine, *, ping_after_idle: float) -> Non
             dbapi_connection.rollback()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # The sqlite3 module starts transactions itself, only before INSERT/UPDATE/DELETE: a
+    # SAVEPOINT issued first would become the outermost transaction, and releasing it would
+    # COMMIT at once — a write the caller later rolls back would stay. The driver is told to
+    # keep out, and every transaction is begun explicitly (`_sqlite_begin`), as SQLAlchemy's
+    # documentation recommends.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.ledger import service as ledger
@@ -15,7 +15,7 @@ from pixwave.ledger.errors import (
 )
 from pixwave.ledger.models import AccountKind, LedgerEntry, LedgerHold, LedgerTransaction
 from pixwave.resources import Resources
-from pixwave.unit_of_work import flush
+from pixwave.unit_of_work import flush, flush_and_commit
 
 
 async def _wallet(session: AsyncSession, balance: int = 0) -> str:
@@ -125,6 +125,33 @@ class TestPost:
         first = await ledger.system_account(session, "system:once")
         second = await ledger.system_account(session, "system:once")
         assert first == second
+
+    async def test_a_committed_id_is_remembered_a_rolled_back_one_is_not(
+        self, any_resources: Resources
+    ) -> None:
+        """After a commit the id costs no query; an account opened in a transaction that rolled
+        back was never there, so it is not remembered either."""
+        statements: list[str] = []
+
+        def count(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        sync_engine = any_resources.engine.sync_engine
+        async with any_resources.sessionmaker() as session:
+            ledger.forget_system_accounts()
+            gone = await ledger.system_account(session, "clearing:rolled-back")
+            await session.rollback()
+        async with any_resources.sessionmaker() as session:
+            opened = await ledger.system_account(session, "clearing:rolled-back")
+            await flush_and_commit(session)
+        assert opened != gone
+        event.listen(sync_engine, "before_cursor_execute", count)
+        try:
+            async with any_resources.sessionmaker() as session:
+                assert await ledger.system_account(session, "clearing:rolled-back") == opened
+        finally:
+            event.remove(sync_engine, "before_cursor_execute", count)
+        assert statements == []
 
     async def test_a_concurrent_opener_that_wins_is_re_read(self, resources: Resources) -> None:
         """Two credits through a new gateway open its account at once: the loser's snapshot,

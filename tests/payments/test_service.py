@@ -6,10 +6,12 @@ import pytest
 from sqlalchemy import select
 
 from pixwave.notifications.models import OutboxEvent
+from pixwave.payments import repository
 from pixwave.payments import service as transactions
 from pixwave.payments.models import Transaction
 from pixwave.payments.status import IllegalTransition, TransactionStatus, TransactionType
 from pixwave.resources import Resources
+from pixwave.unit_of_work import flush_and_commit
 from tests.factories import create_user
 
 
@@ -93,3 +95,51 @@ class TestTransition:
         async with any_resources.sessionmaker() as session:
             with pytest.raises(transactions.TransactionNotFound):
                 await transactions.transition(session, "txn_missing", TransactionStatus.FAILED)
+
+
+class TestTransitionFromWhatWasSeen:
+    async def test_writes_like_the_locking_path(self, any_resources: Resources) -> None:
+        """With the row the caller read, the move is queued with the other writes and lands the
+        same: row fields, status and one event."""
+        txn = await _pending(any_resources)
+        async with any_resources.sessionmaker() as session:
+            seen = await repository.get(session, txn)
+        assert seen is not None
+        async with any_resources.sessionmaker() as session:
+            moved = await transactions.transition(
+                session, txn, TransactionStatus.AWAITING_PAYMENT, seen=seen, gateway="efi"
+            )
+            await flush_and_commit(session)
+        assert moved.status is TransactionStatus.AWAITING_PAYMENT
+        async with any_resources.sessionmaker() as session:
+            row = await repository.get(session, txn)
+        assert row is not None
+        assert (row["status"], row["gateway"]) == ("awaiting_payment", "efi")
+        assert await _events(any_resources, txn) == [
+            "transaction.pending",
+            "transaction.awaiting_payment",
+        ]
+
+    async def test_a_status_that_moved_meanwhile_writes_nothing(
+        self, any_resources: Resources
+    ) -> None:
+        """Someone moved the row after the caller read it: IllegalTransition before COMMIT, and
+        none of the unit of work's writes (the event included) lands."""
+        txn = await _pending(any_resources)
+        async with any_resources.sessionmaker() as session:
+            stale = await repository.get(session, txn)
+        assert stale is not None
+        async with any_resources.sessionmaker() as session, session.begin():
+            await transactions.transition(session, txn, TransactionStatus.FAILED)
+        async with any_resources.sessionmaker() as session:
+            await transactions.transition(
+                session, txn, TransactionStatus.AWAITING_PAYMENT, seen=stale, gateway="efi"
+            )
+            with pytest.raises(IllegalTransition):
+                await flush_and_commit(session)
+            await session.rollback()
+        async with any_resources.sessionmaker() as session:
+            row = await repository.get(session, txn)
+        assert row is not None
+        assert (row["status"], row["gateway"]) == ("failed", None)
+        assert await _events(any_resources, txn) == ["transaction.pending", "transaction.failed"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import Update
 
 from pixwave.db import table, utcnow
@@ -40,7 +40,7 @@ from pixwave.ledger.models import (
     LedgerHold,
     LedgerTransaction,
 )
-from pixwave.unit_of_work import defer, flush
+from pixwave.unit_of_work import after_commit, defer, flush
 
 ACCOUNTS = table(LedgerAccount)
 ENTRIES = table(LedgerEntry)
@@ -339,12 +339,39 @@ async def open_account(
     return account_id
 
 
+#: System account ids by (database, code), learned once a transaction that saw them committed:
+#: they never change or go away, and every credit and payout needs one.
+_SYSTEM_ACCOUNTS: dict[tuple[str, str], str] = {}
+
+
+def forget_system_accounts() -> None:
+    """For tests that empty the tables under a running process."""
+    _SYSTEM_ACCOUNTS.clear()
+
+
 async def system_account(session: AsyncSession, code: str) -> str:
     """The id of the system account named `code`, opened on first use.
 
     System accounts may go negative: they mirror money that lives outside PixWave (what the
-    operator injected by adjustment, what sits at a gateway).
+    operator injected by adjustment, what sits at a gateway). Known ids cost no query — nor the
+    flush of queued writes a query forces.
     """
+    bind = session.bind
+    engine = bind if bind is None or isinstance(bind, AsyncEngine) else bind.engine
+    key = ("" if engine is None else str(engine.url), code)
+    known = _SYSTEM_ACCOUNTS.get(key)
+    if known is not None:
+        return known
+    account_id = await _find_or_open_system_account(session, code)
+
+    async def remember() -> None:
+        _SYSTEM_ACCOUNTS[key] = account_id
+
+    after_commit(session, remember)
+    return account_id
+
+
+async def _find_or_open_system_account(session: AsyncSession, code: str) -> str:
     found = await session.scalar(select(_c.id).where(_c.code == code))
     if found is not None:
         return str(found)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.db import table
@@ -56,6 +57,44 @@ async def update_status(
         update(TABLE).where(C.id == transaction_id, C.status == current).values(**values)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+#: Compare-and-set updates by the set of columns they write (a handful of shapes in all), so
+#: each stays one constant statement whose compiled form the unit of work caches.
+_CAS_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def queue_status_update(
+    session: AsyncSession,
+    transaction_id: str,
+    *,
+    current: str,
+    values: dict[str, Any],
+    on_miss: Callable[[], Exception],
+) -> None:
+    """:func:`update_status`, queued with the unit of work's other writes: the row count is
+    checked when they are sent, and ``on_miss()`` is raised (before COMMIT) if the status had
+    already moved."""
+    columns = tuple(sorted(values))
+    statement = _CAS_UPDATES.get(columns)
+    if statement is None:
+        statement = _CAS_UPDATES.setdefault(
+            columns,
+            update(TABLE)
+            .where(C.id == bindparam("cas_id"), C.status == bindparam("cas_current"))
+            .values({c: bindparam(f"v_{c}", type_=C[c].type) for c in columns}),
+        )
+    defer(
+        session,
+        statement,
+        {
+            **{f"v_{c}": v for c, v in values.items()},
+            "cas_id": transaction_id,
+            "cas_current": current,
+        },
+        expect_rowcount=1,
+        on_mismatch=lambda _connection: on_miss(),
+    )
 
 
 async def list_transactions(

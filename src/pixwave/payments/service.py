@@ -89,17 +89,37 @@ async def transition(
     session: AsyncSession,
     transaction_id: str,
     target: TransactionStatus,
+    *,
+    seen: dict[str, Any] | None = None,
     **fields: Any,
 ) -> TransactionRead:
-    """Move a transaction to `target`, or raise `IllegalTransition` having written nothing."""
-    row = await repository.get(session, transaction_id, for_update=True)
-    if row is None:
-        raise TransactionNotFound(f"transaction {transaction_id} does not exist")
+    """Move a transaction to `target`, or raise `IllegalTransition` having written nothing.
+
+    ``seen`` is the row as the caller last read it (the payments engine has just done so).
+    Then nothing is read here: the compare-and-set on the status the caller saw is queued with
+    the unit of work's other writes, and a status that moved meanwhile raises `IllegalTransition`
+    when they are sent, before COMMIT — one round trip instead of a locking read and an update.
+    The event carries ``seen`` and ``fields``, so a field that can change without a status
+    change (the gateway of a send) must be passed in ``fields``.
+    """
+    if seen is None:
+        row = await repository.get(session, transaction_id, for_update=True)
+        if row is None:
+            raise TransactionNotFound(f"transaction {transaction_id} does not exist")
+    else:
+        row = dict(seen)
     current = TransactionStatus(row["status"])
     check_transition(current, target)
     values = {**fields, "status": target, "updated_at": utcnow()}
-    if not await repository.update_status(session, transaction_id, current=current, values=values):
-        raise IllegalTransition(f"transaction {transaction_id} changed status concurrently")
+    moved = IllegalTransition(f"transaction {transaction_id} changed status concurrently")
+    if seen is not None:
+        repository.queue_status_update(
+            session, transaction_id, current=current, values=values, on_miss=lambda: moved
+        )
+    elif not await repository.update_status(
+        session, transaction_id, current=current, values=values
+    ):
+        raise moved
     row.update(values)
     await outbox.append(
         session,
