@@ -27,9 +27,9 @@ from pixwave.app import create_app
 from pixwave.gateways.efi import EfiConnector
 from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signature
 from pixwave.gateways.registry import SANDBOX_EFI_WEBHOOK_HMAC, build_gateway
+from pixwave.inbox import repository as inbox_repository
 from pixwave.ledger import service as ledger_service
 from pixwave.payments import engine as engine_module
-from pixwave.payments import repository as payments_repository
 from pixwave.resources import Resources
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import build_simulator
@@ -605,22 +605,22 @@ class TestWebhooks:
         """The inbox job raises (the database blinked): the stored notification is handed to
         a job again after INBOX_RETRY_SECONDS and handled — nothing is left unprocessed."""
         await world.disable("efi", enabled=False)
-        real_find = payments_repository.find_by_gateway_reference
+        real_get = inbox_repository.get_with_payment
         failed: list[str] = []
 
-        async def fail_once(session: Any, gateway: str, reference: str) -> str | None:
+        async def fail_once(session: Any, event_row_id: str) -> Any:
             if not failed:
-                failed.append(reference)
+                failed.append(event_row_id)
                 raise OperationalError("SELECT …", {}, MySQLOperationalError(2013, "Lost"))
-            return await real_find(session, gateway, reference)
+            return await real_get(session, event_row_id)
 
-        monkeypatch.setattr(payments_repository, "find_by_gateway_reference", fail_once)
+        monkeypatch.setattr(inbox_repository, "get_with_payment", fail_once)
         actor = await create_actor(world.resources)
         created = await world.deposit(actor, 9_00)
         ready = await world.status(actor, created["id"], "awaiting_payment")
         await world.pay(ready)
         await world.status(actor, created["id"], "succeeded")
-        assert failed == [ready["gateway_payment_id"]]
+        assert len(failed) == 1
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             async with world.resources.sessionmaker() as session:

@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.db import table, utcnow
 from pixwave.inbox.models import InboxEvent
+from pixwave.payments.repository import TABLE as TRANSACTIONS
+from pixwave.unit_of_work import defer
 
 TABLE = table(InboxEvent)
 C = TABLE.c
+T = TRANSACTIONS.c
 
 
 async def store(session: AsyncSession, values: dict[str, Any]) -> bool:
@@ -24,11 +27,6 @@ async def store(session: AsyncSession, values: dict[str, Any]) -> bool:
     except IntegrityError:
         return False
     return True
-
-
-async def get(session: AsyncSession, event_id: str) -> dict[str, Any] | None:
-    row = (await session.execute(select(TABLE).where(C.id == event_id))).one_or_none()
-    return None if row is None else dict(row._mapping)
 
 
 async def unprocessed(
@@ -48,5 +46,39 @@ async def unprocessed(
     return [str(row[0]) for row in rows]
 
 
-async def mark_processed(session: AsyncSession, event_id: str) -> None:
-    await session.execute(update(TABLE).where(C.id == event_id).values(processed_at=utcnow()))
+async def get_with_payment(
+    session: AsyncSession, event_id: str
+) -> tuple[dict[str, Any], str | None] | None:
+    """The event and the transaction whose provider id (charge, send or refund) or txid is
+    its resource — one round trip for what the job needs first."""
+    matched = (
+        select(T.id)
+        .where(
+            T.gateway == C.gateway,
+            or_(T.gateway_payment_id == C.resource_id, T.txid == C.resource_id),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(
+            select(TABLE, matched.label("transaction_id")).where(C.id == event_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    fields = dict(row._mapping)
+    transaction_id = fields.pop("transaction_id")
+    return fields, None if transaction_id is None else str(transaction_id)
+
+
+_MARK_PROCESSED = (
+    update(TABLE)
+    .where(C.id == bindparam("row_id"))
+    .values(processed_at=bindparam("handled_at", type_=C.processed_at.type))
+)
+
+
+def mark_processed(session: AsyncSession, event_id: str) -> None:
+    """Queued: sent with the COMMIT (see `unit_of_work`)."""
+    defer(session, _MARK_PROCESSED, {"row_id": event_id, "handled_at": utcnow()})

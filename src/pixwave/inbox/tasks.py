@@ -11,6 +11,7 @@ from pixwave.db import utcnow
 from pixwave.inbox import repository
 from pixwave.inbox.service import HANDLE
 from pixwave.payments import repository as payments
+from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import job, periodic
 
 if TYPE_CHECKING:
@@ -36,12 +37,10 @@ def transaction_id_from_reference(reference: str) -> str | None:
 @job(HANDLE)
 async def handle(resources: Resources, event_row_id: str) -> None:
     async with resources.sessionmaker() as session:
-        event = await repository.get(session, event_row_id)
-        if event is None or event["processed_at"] is not None:
+        found = await repository.get_with_payment(session, event_row_id)
+        if found is None or found[0]["processed_at"] is not None:
             return
-        transaction_id = await payments.find_by_gateway_reference(
-            session, event["gateway"], event["resource_id"]
-        )
+        event, transaction_id = found
         if transaction_id is None:
             candidate = transaction_id_from_reference(event["resource_id"])
             if candidate is not None and await payments.exists(session, candidate):
@@ -56,8 +55,8 @@ async def handle(resources: Resources, event_row_id: str) -> None:
     else:
         await resources.payments.advance(transaction_id, poke=True)
     async with resources.sessionmaker() as session:
-        await repository.mark_processed(session, event_row_id)
-        await session.commit()
+        repository.mark_processed(session, event_row_id)
+        await flush_and_commit(session)
 
 
 async def retry_once(resources: Resources) -> int:

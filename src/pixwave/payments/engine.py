@@ -140,8 +140,8 @@ class _Run:
         #: When the lease was taken or last renewed (it was taken just before this run).
         self.leased_at = time.monotonic()
         self.row: dict[str, Any] = {}
-        #: Tries per operation and gateway, as of the last reload.
-        self.counts: dict[str, dict[str, int]] = {}
+        #: Written tries per operation and gateway; None until needed (see `reload`).
+        self.counts: dict[str, dict[str, int]] | None = None
         #: Attempt rows not yet written: they go in with the next state change's transaction
         #: (one transaction per step, not one per call); whatever is left is written at the end.
         self.attempts: list[dict[str, Any]] = []
@@ -149,11 +149,17 @@ class _Run:
     # --- plumbing --------------------------------------------------------------------------
 
     async def reload(self) -> bool:
+        """Read the row again — with the tries so far, unless it awaits its payer: a webhook's
+        look at a charge needs no counts, and most looks are those."""
         async with self.res.sessionmaker() as session:
             row = await repository.get(session, self.id)
             if row is None:
                 return False
-            self.counts = await repository.attempts_by_operation(session, self.id)
+            self.counts = (
+                None
+                if row["status"] == S.AWAITING_PAYMENT
+                else await repository.attempts_by_operation(session, self.id)
+            )
         self.row = row
         return True
 
@@ -185,6 +191,10 @@ class _Run:
                 await session.rollback()
                 return False
         del self.attempts[: len(pending)]
+        if self.counts is not None:  # written now: count them with the others
+            for attempt in pending:
+                by_gateway = self.counts.setdefault(attempt["operation"], {})
+                by_gateway[attempt["gateway"]] = by_gateway.get(attempt["gateway"], 0) + 1
         return True
 
     async def write_attempts(self) -> None:
@@ -298,7 +308,10 @@ class _Run:
             current = None
 
     async def tries(self, operation: str) -> dict[str, int]:
-        """Tries so far per gateway: written ones (as of the last reload) plus this run's."""
+        """Tries so far per gateway: written ones plus this run's not yet written."""
+        if self.counts is None:
+            async with self.res.sessionmaker() as session:
+                self.counts = await repository.attempts_by_operation(session, self.id)
         counts = dict(self.counts.get(operation, {}))
         for attempt in self.attempts:
             if attempt["operation"] == operation:

@@ -134,18 +134,6 @@ async def set_fields(
     return await update_status(session, transaction_id, current=current, values=values)
 
 
-async def find_by_gateway_reference(
-    session: AsyncSession, gateway: str, reference: str
-) -> str | None:
-    """The transaction whose provider id (charge, send or refund) or txid is ``reference``."""
-    found = await session.scalar(
-        select(C.id)
-        .where(C.gateway == gateway, or_(C.gateway_payment_id == reference, C.txid == reference))
-        .limit(1)
-    )
-    return None if found is None else str(found)
-
-
 async def exists(session: AsyncSession, transaction_id: str) -> bool:
     return (await session.scalar(select(C.id).where(C.id == transaction_id))) is not None
 
