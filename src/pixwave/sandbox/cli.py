@@ -47,6 +47,8 @@ def _run(
     log_level: str,
     extra: dict[str, Any],
 ) -> None:
+    from pixwave.config import get_settings
+    from pixwave.kit.runtime import tune_gc
     from pixwave.observability.logging import configure_logging
     from pixwave.sandbox.embedded import build_simulator
     from pixwave.sandbox.server import serve
@@ -60,6 +62,9 @@ def _run(
         time_scale=time_scale,
         **extra,
     )
+    # Like the API's workers (ADR 11): the simulator keeps every payment in memory, and full
+    # collections over that growing heap would dominate its CPU under load.
+    tune_gc(get_settings().python_gc_threshold)
     console.print(
         f"[bold green]{provider.value} sandbox[/] on http://{host}:{port} "
         f"(admin: http://{host}:{port}/_sandbox, docs: /_sandbox/docs)"
