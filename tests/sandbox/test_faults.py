@@ -315,6 +315,30 @@ class TestWebhookDispatcher:
         assert [a.status for a in delivery.attempts][-1] == 200
         assert 500 in [a.status for a in delivery.attempts]
 
+    async def test_sends_at_most_max_in_flight_at_once(self) -> None:
+        """A burst of notifications to a slow receiver: never more than the limit in flight,
+        every one delivered."""
+        in_flight = peak = 0
+
+        async def slow(_: httpx.Request) -> httpx.Response:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return httpx.Response(200)
+
+        dispatcher = WebhookDispatcher(
+            schedule=(1.0,), timeout=2, transport=httpx.MockTransport(slow), max_in_flight=4
+        )
+        deliveries = [
+            dispatcher.submit(f"http://receiver.test/{n}", b"{}", topic="t") for n in range(40)
+        ]
+        await dispatcher.drain(within=10)
+        await dispatcher.aclose()
+        assert all(d.delivered for d in deliveries)
+        assert peak == 4
+
     async def test_gives_up_after_the_schedule(self) -> None:
         """After the last scheduled attempt the delivery is marked abandoned."""
         dispatcher = WebhookDispatcher(schedule=(1.0,), timeout=0.5, time_scale=0.001)
