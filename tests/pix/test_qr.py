@@ -60,6 +60,19 @@ class TestRenderQrPng:
         large = PIL.Image.open(io.BytesIO(render_qr_png(STATIC_VECTOR, scale=8)))
         assert large.size == (small.size[0] * 2, small.size[1] * 2)
 
+    def test_every_scale_draws_the_same_modules(self) -> None:
+        """Scale 8 writes module bytes straight into the rows; downscaled, it is the image
+        the general path draws at scale 1 and 3 (pixel for pixel)."""
+
+        def pixels(scale: int) -> list[int]:
+            image = PIL.Image.open(io.BytesIO(render_qr_png(STATIC_VECTOR, scale=scale)))
+            side = image.size[0] // scale
+            return list(
+                image.convert("L").resize((side, side), PIL.Image.Resampling.NEAREST).tobytes()
+            )
+
+        assert pixels(8) == pixels(1) == pixels(3)
+
     def test_quiet_zone_is_four_modules(self) -> None:
         """A border of 4 modules is left white around the symbol."""
         image = PIL.Image.open(io.BytesIO(render_qr_png(STATIC_VECTOR, scale=1))).convert("L")

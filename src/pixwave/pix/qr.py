@@ -1,8 +1,9 @@
 """QR rendering of BR Codes, in memory only: the API returns the image, it never writes files.
 
 Every charge needs one, so this is on the hot path of a deposit: the symbol is encoded by
-zxing-cpp (C++, ~1 ms, with the standard's mask selection) and written as a 1-bit grayscale PNG
-by the few lines below (~1 ms) — against ~30 ms for a pure-Python encoder.
+zxing-cpp (C++, ~0.5 ms, with the standard's mask selection) and written as a 1-bit grayscale
+PNG by the few lines below (~0.25 ms at the default scale) — against ~30 ms for a pure-Python
+encoder.
 """
 
 from __future__ import annotations
@@ -61,11 +62,14 @@ def render_qr_png(text: str, *, scale: int = 8) -> bytes:
     padding = (-pixels) % 8
     rows = bytearray()
     for y in range(height):
-        bits = (
-            "".join(("1" if modules[y * width + x] else "0") * scale for x in range(width))
-            + "0" * padding
-        )
-        row = b"\x00" + int(bits, 2).to_bytes((pixels + padding) // 8, "big")
+        line = modules[y * width : (y + 1) * width]
+        if scale == 8:
+            # One module is exactly one byte of eight 1-bit pixels, and the modules already
+            # are 0x00 (dark) / 0xFF (light): the row is the modules themselves.
+            row = b"\x00" + line
+        else:
+            bits = "".join(("1" if module else "0") * scale for module in line) + "0" * padding
+            row = b"\x00" + int(bits, 2).to_bytes((pixels + padding) // 8, "big")
         rows += row * scale
     header = struct.pack(">IIBBBBB", pixels, height * scale, 1, 0, 0, 0, 0)  # 1-bit grayscale
     return (
