@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     circuit_failure_rate: float = Field(
         default=0.5, gt=0, le=1, description="…and at least this share of calls failing."
     )
+    circuit_consecutive_failures: int = Field(
+        default=10,
+        ge=0,
+        description="This many failures in a row open a circuit whatever the window holds "
+        "(0: off).",
+    )
     circuit_open_seconds: float = Field(
         default=10.0, gt=0, description="An open circuit waits this long before one probe."
     )

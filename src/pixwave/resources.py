@@ -114,6 +114,7 @@ class Resources:
                 window_seconds=settings.health_window_seconds,
                 failure_threshold=settings.circuit_failure_threshold,
                 failure_rate=settings.circuit_failure_rate,
+                consecutive_failures=settings.circuit_consecutive_failures,
                 open_seconds=settings.circuit_open_seconds,
                 probe_seconds=max(settings.gateway_read_timeout * 2, 1.0),
             ),

@@ -228,6 +228,41 @@ class TestOpening:
         await outcomes(store, Outcome.AMBIGUOUS, 1)
         assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.OPEN
 
+    async def test_failures_in_a_row_open_after_a_busy_minute(self, store: HealthStore) -> None:
+        """A gateway that served 100 calls and then fails 10 in a row opens, though 10 of 110
+        is far below the failure rate: a dead gateway must not wait for its failures to
+        outnumber a minute of successes."""
+        await outcomes(store, Outcome.SUCCEEDED, 100)
+        await outcomes(store, Outcome.UNAVAILABLE, 9)
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.CLOSED
+        await outcomes(store, Outcome.AMBIGUOUS, 1)
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.OPEN
+
+    async def test_a_success_restarts_the_count(self, store: HealthStore) -> None:
+        """Nine failures, one success, nine failures: never ten in a row, still closed."""
+        await outcomes(store, Outcome.SUCCEEDED, 100)
+        await outcomes(store, Outcome.UNAVAILABLE, 9)
+        await outcomes(store, Outcome.REJECTED, 1)  # an answer: the gateway is up
+        await outcomes(store, Outcome.UNAVAILABLE, 9)
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.CLOSED
+
+    async def test_a_streak_does_not_outlive_the_window(self, backend: Backend) -> None:
+        """Failures more than a window apart are not "in a row" (the rate rule is set out of
+        reach here, so only the streak could open the circuit)."""
+        store = backend.store(HealthConfig(failure_threshold=1_000))
+        await outcomes(store, Outcome.UNAVAILABLE, 9)
+        backend.clock.advance(70)
+        await outcomes(store, Outcome.UNAVAILABLE, 9)
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.CLOSED
+        await outcomes(store, Outcome.UNAVAILABLE, 1)
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.OPEN
+
+    async def test_zero_turns_the_streak_rule_off(self, backend: Backend) -> None:
+        store = backend.store(HealthConfig(consecutive_failures=0))
+        await outcomes(store, Outcome.SUCCEEDED, 100)
+        await outcomes(store, Outcome.UNAVAILABLE, 30)
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.CLOSED
+
     async def test_rejections_never_open(self, store: HealthStore) -> None:
         """A gateway that says no to everything is up: the circuit stays closed."""
         await outcomes(store, Outcome.REJECTED, 20)

@@ -68,6 +68,9 @@ class HealthConfig:
     buckets: int = 10  # the window slides one bucket (window / buckets) at a time
     failure_threshold: int = 5  # at least this many failures in the window …
     failure_rate: float = 0.5  # … and at least this share of the window's calls, to open
+    #: … or this many failures in a row, whatever else the window holds (0: off). After a
+    #: minute of traffic the rate alone would need as many failures as there were successes.
+    consecutive_failures: int = 10
     open_seconds: float = 10.0  # cooldown before a probe is allowed
     #: How long a won probe blocks other callers; after that (the prober died or hung) the
     #: next caller may probe. Above the gateway read timeout.
@@ -83,6 +86,8 @@ class HealthConfig:
             raise ValueError("buckets, failure_threshold and latency_samples must be ≥ 1")
         if not 0 < self.failure_rate <= 1:
             raise ValueError("failure_rate must be in (0, 1]")
+        if self.consecutive_failures < 0:
+            raise ValueError("consecutive_failures must be ≥ 0")
 
     @property
     def bucket_ms(self) -> int:
@@ -219,7 +224,8 @@ end
 """
 
 # KEYS: circuit, probe. ARGV: now, key base, up (1/0), latency ms, bucket ms, buckets,
-# failure threshold, failure rate, open ms, latencies kept per bucket, circuit TTL ms.
+# failure threshold, failure rate, open ms, latencies kept per bucket, circuit TTL ms,
+# consecutive failures that open (0: off).
 # Returns {transition, open_until, successes, failures}; transition is "" when none.
 _RECORD = (
     _NOW
@@ -234,10 +240,22 @@ local rate = tonumber(ARGV[8])
 local open_ms = tonumber(ARGV[9])
 local keep = tonumber(ARGV[10])
 local circuit_ttl = ARGV[11]
+local in_a_row = tonumber(ARGV[12])
 local index = math.floor(now / bucket_ms)
 local bucket_ttl = bucket_ms * (buckets + 1)
+local streak_key = base .. 'streak'
 
 local function count()
+  if up then
+    redis.call('DEL', streak_key)
+  else
+    -- a streak lasts one window: failures further apart are not "in a row"
+    local v = redis.call('HMGET', streak_key, 'n', 'at')
+    local n = tonumber(v[1]) or 0
+    if now - (tonumber(v[2]) or 0) > bucket_ttl then n = 0 end
+    redis.call('HSET', streak_key, 'n', n + 1, 'at', now)
+    redis.call('PEXPIRE', streak_key, bucket_ttl)
+  end
   local b = base .. 'b:' .. index
   redis.call('HINCRBY', b, up and 's' or 'f', 1)
   redis.call('PEXPIRE', b, bucket_ttl)
@@ -279,7 +297,9 @@ for i = index - buckets + 1, index do
   successes = successes + (tonumber(v[1]) or 0)
   failures = failures + (tonumber(v[2]) or 0)
 end
-if failures >= threshold and failures >= rate * (successes + failures) then
+local streak = tonumber(redis.call('HGET', streak_key, 'n')) or 0
+if (failures >= threshold and failures >= rate * (successes + failures))
+    or (in_a_row > 0 and streak >= in_a_row) then
   return {'opened', open(), successes, failures}
 end
 return {'', 0, successes, failures}
@@ -419,6 +439,7 @@ class RedisHealthStore:
                 c.open_ms,
                 c.latency_samples,
                 CIRCUIT_TTL_MS,
+                c.consecutive_failures,
             ],
         )
         transition = transition.decode() if isinstance(transition, bytes) else str(transition)
@@ -537,6 +558,8 @@ class _Pair:
     buckets: dict[int, _Bucket] = field(default_factory=dict)
     open_until: int | None = None  # None: closed
     probe_until: int | None = None
+    streak: int = 0  # failures in a row
+    streak_at: int = 0  # when the last of them was counted (a streak lasts one window)
 
 
 class MemoryHealthStore:
@@ -577,6 +600,12 @@ class MemoryHealthStore:
         up = Outcome(outcome) in UP_OUTCOMES
 
         def count() -> None:
+            if up:
+                pair.streak = 0
+            else:
+                stale = now - pair.streak_at > c.bucket_ms * (c.buckets + 1)
+                pair.streak = 1 if stale else pair.streak + 1
+                pair.streak_at = now
             bucket = pair.buckets.get(index)
             if bucket is None:
                 bucket = pair.buckets[index] = _Bucket(latencies=deque(maxlen=c.latency_samples))
@@ -609,7 +638,11 @@ class MemoryHealthStore:
         window = self._window(pair, index)
         successes = sum(b.successes for b in window)
         failures = sum(b.failures for b in window)
-        if failures >= c.failure_threshold and failures >= c.failure_rate * (successes + failures):
+        by_rate = failures >= c.failure_threshold and failures >= c.failure_rate * (
+            successes + failures
+        )
+        in_a_row = 0 < c.consecutive_failures <= pair.streak
+        if by_rate or in_a_row:
             pair.open_until = now + c.open_ms
             pair.probe_until = None
             _log_transition(
