@@ -220,20 +220,17 @@ class TestOpening:
         assert health.open_until == at(T0 + 10)
         assert not await store.allow("mercadopago", "send")
 
-    async def test_failure_rate_must_be_reached_too(self, store: HealthStore) -> None:
-        """5 failures among 11 calls (45 %) stay closed; the 6th failure (50 %) opens."""
-        await outcomes(store, Outcome.SUCCEEDED, 6)
-        await outcomes(store, Outcome.UNAVAILABLE, 5)
-        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.CLOSED
-        await outcomes(store, Outcome.AMBIGUOUS, 1)
-        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.OPEN
-
-    async def test_failures_in_a_row_open_after_a_busy_minute(self, store: HealthStore) -> None:
-        """A gateway that served 100 calls and then fails 10 in a row opens, though 10 of 110
-        is far below the failure rate: a dead gateway must not wait for its failures to
-        outnumber a minute of successes."""
-        await outcomes(store, Outcome.SUCCEEDED, 100)
-        await outcomes(store, Outcome.UNAVAILABLE, 9)
+    @pytest.mark.parametrize(
+        ("successes", "failures"), [(6, 5), (100, 9)], ids=["rate", "in-a-row"]
+    )
+    async def test_the_next_failure_opens(
+        self, store: HealthStore, successes: int, failures: int
+    ) -> None:
+        """rate: 5 failures among 11 calls (45 %) stay closed; the 6th failure (50 %) opens.
+        in-a-row: after 100 successes, 9 failures (8 %) stay closed; the 10th in a row opens —
+        a dead gateway must not wait for its failures to outnumber a minute of successes."""
+        await outcomes(store, Outcome.SUCCEEDED, successes)
+        await outcomes(store, Outcome.UNAVAILABLE, failures)
         assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.CLOSED
         await outcomes(store, Outcome.AMBIGUOUS, 1)
         assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.OPEN
