@@ -122,21 +122,34 @@ class TestPix:
 
 
 class TestApiWorkers:
+    def test_several_workers_need_redis(self, database: Path) -> None:
+        """With the in-process queue every worker would run its own jobs and scheduler."""
+        result = runner.invoke(app, ["api", "--workers", "2"])
+        assert result.exit_code == 2
+        assert "needs Redis" in result.output
+
     def test_every_worker_logs_json_at_the_configured_level(
-        self, database: Path, tmp_path: Path
+        self, database: Path, tmp_path: Path, redis_url: str
     ) -> None:
         """`pixwave api --workers 2`: each worker is a fresh interpreter and must set up
-        logging itself — JSON lines at LOG_LEVEL, not the colourful development console."""
+        logging itself — JSON lines at LOG_LEVEL, not the colourful development console.
+        Without gateways configured, each worker warns once per gateway as it starts."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         env = {
             **os.environ,
             "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            "REDIS_URL": redis_url,
             "DATA_DIR": str(tmp_path),
-            "LOG_LEVEL": "info",
+            "SANDBOX_GATEWAYS": "false",
+            "LOG_LEVEL": "warning",
         }
         out = tmp_path / "api.log"
+
+        def warnings() -> list[str]:
+            return [line for line in out.read_text().splitlines() if "gateway.disabled" in line]
+
         with out.open("wb") as sink:
             process = subprocess.Popen(
                 [str(Path(sys.executable).with_name("pixwave")), "api", "--workers", "2",
@@ -145,12 +158,12 @@ class TestApiWorkers:
             )  # fmt: skip
             try:
                 deadline = time.monotonic() + 30
-                while "scheduler." not in out.read_text() and time.monotonic() < deadline:
+                while len(warnings()) < 4 and time.monotonic() < deadline:
                     time.sleep(0.1)
                 assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
             finally:
                 process.terminate()
                 process.wait(timeout=15)
-        ours = [line for line in out.read_text().splitlines() if "scheduler." in line]
-        assert ours, out.read_text()
-        assert all(json.loads(line)["level"] == "info" for line in ours), ours
+        lines = warnings()
+        assert len(lines) == 4, out.read_text()  # two gateways × two workers
+        assert all(json.loads(line)["level"] == "warning" for line in lines), lines

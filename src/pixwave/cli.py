@@ -76,6 +76,12 @@ def api(
 ) -> None:
     """Serve the HTTP API only (the schema must be migrated already)."""
     settings = get_settings()
+    if workers > 1 and settings.queue_backend != "redis":
+        console.print(
+            "[red]`--workers` above 1 needs Redis (REDIS_URL or REDIS_HOST): with the in-process "
+            "queue each worker would run its own jobs, scheduler and sandboxes[/]"
+        )
+        raise typer.Exit(2)
     _serve(settings, host or settings.host, port or settings.port, workers=workers)
 
 
