@@ -410,6 +410,10 @@ def only_gateway(c: Cluster, admin: str, gateway: str) -> None:
             ).raise_for_status()
 
 
+#: CHARGE_POLL_SECONDS in the charges scenario: longer than the whole scenario.
+CHARGES_FIRST_LOOK_SECONDS = 3600
+
+
 def charges_runs(
     args: argparse.Namespace, layout: Layout, scratch: Path, *, no_qr: bool
 ) -> dict[str, tuple[ChargesRun, ChargesRun | None]]:
@@ -423,7 +427,9 @@ def charges_runs(
     actors = asyncio.run(create_actors(args.wallets))
     admin = asyncio.run(create_admin_token())
     runs: dict[str, tuple[ChargesRun, ChargesRun | None]] = {}
-    with cluster(scratch, layout) as c:
+    # Every charge made here stays unpaid: with the default first look after 30 s, one run's
+    # charges would be polled inside the next run's window and their cost counted against it.
+    with cluster(scratch, layout, CHARGE_POLL_SECONDS=str(CHARGES_FIRST_LOOK_SECONDS)) as c:
         start_cluster(c, args, no_qr=no_qr)
         for gateway in GATEWAYS:
             only_gateway(c, admin, gateway)
