@@ -543,6 +543,36 @@ class TestRefund:
         balance = await world.balance(actor)
         assert (balance["posted"], balance["held"]) == (5_00, 0)
 
+    async def test_a_refund_that_never_settles_goes_to_review_then_settles(
+        self, world: World
+    ) -> None:
+        """Efí accepts the refund and keeps it in processing: past REVIEW_AFTER_SECONDS it is
+        handed to a human with an alert, the hold kept; when Efí returns the money, the
+        refund succeeds and the deposit shows it — the wallet debited once."""
+        await world.disable("mercadopago", enabled=False)
+        actor = await create_actor(world.resources)
+        deposit = await self.received(world, actor, 15_00)
+        await world.admin["efi"].patch("/_sandbox/config", json={"settle_delay_seconds": 3600})
+        world.resources.settings.review_after_seconds = 0.5
+        response = await world.api.post(
+            f"/v1/transactions/{deposit['id']}/refunds",
+            json={"amount": 6_00},
+            headers=actor.headers(),
+        )
+        assert response.status_code == 202, response.text
+        refund_id = response.json()["id"]
+        review = await world.status(actor, refund_id, "needs_review")
+        assert review["failure_code"] == "refund_not_settled"
+        assert "alert.needs_review" in await _alerts(world, refund_id)
+        assert (await world.balance(actor))["held"] == 6_00
+        await world.admin["efi"].post("/_sandbox/clock/advance", json={"seconds": 3600})
+        await world.status(actor, refund_id, "succeeded")
+        parent = await world.status(actor, deposit["id"], "partially_refunded")
+        assert parent["refunded_amount"] == 6_00
+        balance = await world.balance(actor)
+        assert (balance["posted"], balance["held"]) == (9_00, 0)
+        assert await world.sim_count("efi", "devolucoes") == 1
+
     async def test_refund_timeout_is_asked_about_not_repeated(self, world: World) -> None:
         """Mercado Pago takes the refund and never answers: the engine finds that refund by its
         idempotency key; exactly one refund exists and the wallet is debited once."""

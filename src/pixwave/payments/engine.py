@@ -747,7 +747,6 @@ class _Run:
             await self.retry_later("send_disappeared", self.settings.send_poll_seconds)
 
     async def apply_send(self, gateway: str, send: Send) -> None:
-        row = self.row
         if send.status is SendStatus.SUCCEEDED:
 
             async def settle(session: AsyncSession) -> None:
@@ -769,26 +768,26 @@ class _Run:
                 gateway=gateway,
             )
         else:
-            status = row["status"]
+            await self.await_settlement(
+                "send_not_settled",
+                gateway=gateway,
+                gateway_payment_id=send.send_id,
+                end_to_end_id=send.end_to_end_id,
+            )
 
-            async def pending(session: AsyncSession) -> None:
-                if not await repository.set_fields(
-                    session,
-                    self.id,
-                    current=status,
-                    values={
-                        "gateway": gateway,
-                        "gateway_payment_id": send.send_id,
-                        "end_to_end_id": send.end_to_end_id,
-                        "next_attempt_at": self.later(self.settings.send_poll_seconds),
-                    },
-                ):
-                    raise IllegalTransition("moved")
+    async def await_settlement(self, reason: str, **values: Any) -> None:
+        """Accepted by the provider, not final yet (a send or a refund): record what it said,
+        look again in SEND_POLL_SECONDS — and hand it to a human once it has taken too long."""
+        status = self.row["status"]
+        fields = {**values, "next_attempt_at": self.later(self.settings.send_poll_seconds)}
 
-            await self.write(pending)
-            if self.overdue() and status != S.NEEDS_REVIEW:
-                await self.reload()
-                await self.needs_review("send_not_settled")
+        async def work(session: AsyncSession) -> None:
+            if not await repository.set_fields(session, self.id, current=status, values=fields):
+                raise IllegalTransition(f"transaction {self.id} moved while settling")
+
+        if await self.write(work) and self.overdue() and status != S.NEEDS_REVIEW:
+            await self.reload()
+            await self.needs_review(reason)
 
     # --- refunds -------------------------------------------------------------------------------
 
@@ -907,20 +906,7 @@ class _Run:
         elif refund.status is RefundStatus.FAILED:
             await self.fail("refund_not_performed", refund.failure_message or "refund failed")
         else:
-            status = row["status"]
-
-            async def pending(session: AsyncSession) -> None:
-                await repository.set_fields(
-                    session,
-                    self.id,
-                    current=status,
-                    values={
-                        "gateway_payment_id": refund.refund_id,
-                        "next_attempt_at": self.later(self.settings.send_poll_seconds),
-                    },
-                )
-
-            await self.write(pending)
+            await self.await_settlement("refund_not_settled", gateway_payment_id=refund.refund_id)
 
 
 class _LeaseLost(Exception):
