@@ -199,9 +199,14 @@ CASES: list[Case] = [
          "payouts_not_enabled", "forbidden", moves_money=True),
     Case(10, "get_send", 403, mp_error(403, "forbidden"), GatewayRejected,
          "payouts_not_enabled", "forbidden"),
-    Case(11, "create_charge", 409, mp_error(409, "idempotency_conflict"), GatewayRejected,
+    # Money going out under a key still in flight: ask, never fail (the first may go through).
+    Case(11, "send_pix", 409, mp_error(409, "idempotency_conflict"), GatewayAmbiguous,
+         "idempotency_conflict", "idempotency_conflict", moves_money=True),
+    Case(11, "refund", 409, mp_error(409, "idempotency_conflict"), GatewayAmbiguous,
+         "idempotency_conflict", "idempotency_conflict", moves_money=True),
+    Case(12, "create_charge", 409, mp_error(409, "idempotency_conflict"), GatewayRejected,
          "idempotency_conflict", "idempotency_conflict"),
-    Case(12, "create_charge", 422, mp_error(422, "unprocessable_entity"), GatewayRejected,
+    Case(13, "create_charge", 422, mp_error(422, "unprocessable_entity"), GatewayRejected,
          "invalid_request", "unprocessable_entity"),
     # No row: classify_status decides.
     Case(None, "get_charge", 403, mp_error(403, "forbidden"), GatewayRejected, "forbidden",

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from pixwave.gateways.base import ChargeStatus, RefundStatus, SendStatus
 from pixwave.gateways.errors import (
+    GatewayAmbiguous,
     GatewayError,
     GatewayNotFound,
     GatewayRejected,
@@ -92,6 +93,8 @@ def send_status(status: str) -> SendStatus:
 
 #: Operations of the pay-out product, which MP enables per account (403 otherwise).
 PAYOUT_OPERATIONS: Final = frozenset({"send_pix", "get_send"})
+#: Operations that move money out: an unclear answer to one of them is never a failure.
+MONEY_OUT_OPERATIONS: Final = frozenset({"send_pix", "refund"})
 
 _CLIENT_ERRORS: Final = range(400, 500)
 
@@ -182,6 +185,14 @@ ERROR_RULES: Final[tuple[ErrorRule, ...]] = (
         code="payouts_not_enabled",
         operations=PAYOUT_OPERATIONS,
         note="Money Out is a restricted product, enabled by MP per application",
+    ),
+    ErrorRule(
+        statuses={409},
+        error=GatewayAmbiguous,
+        code="idempotency_conflict",
+        operations=MONEY_OUT_OPERATIONS,
+        note="the key is in flight: our own earlier request may still move the money, so the "
+        "engine asks about it instead of failing the payment",
     ),
     ErrorRule(
         statuses={409},
