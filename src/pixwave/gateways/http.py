@@ -90,20 +90,16 @@ class GatewayHTTP:
         map_error: ErrorMapper,
         transport: httpx.AsyncBaseTransport | None = None,
         cert: str | None = None,
-        verify: bool = True,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 100,
     ) -> None:
         self.gateway = gateway
         self._map_error = map_error
-        tls: ssl.SSLContext | bool = verify
+        tls: ssl.SSLContext | bool = True
         if cert is not None:
             # The client certificate (PEM with its key) for mTLS; loading it here makes a bad
             # file fail at start-up instead of on the first payment.
             tls = ssl.create_default_context()
-            if not verify:
-                tls.check_hostname = False
-                tls.verify_mode = ssl.CERT_NONE
             tls.load_cert_chain(cert)
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),

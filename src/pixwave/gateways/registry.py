@@ -10,13 +10,14 @@ reached over HTTP like the real thing, with the simulator's own well-known crede
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal, assert_never, get_args
 
 import httpx
 import structlog
 
 from pixwave.config import Settings
+from pixwave.db import utcnow
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.efi import EfiConnector, EfiWebhookAuth
 from pixwave.gateways.http import Timeouts
@@ -27,10 +28,6 @@ from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
 log = structlog.get_logger("pixwave.gateways")
 
 Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 GatewayName = Literal["mercadopago", "efi"]
@@ -63,7 +60,7 @@ def build_gateway(
     *,
     sandbox_url: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
 ) -> PixGateway:
     """One connector; ``sandbox_url`` (the simulator's base URL) selects the simulator.
 
@@ -157,7 +154,7 @@ def build_gateways(
     gateways: dict[str, PixGateway] = {}
     clocks = clocks or {}
     for name in GATEWAY_NAMES:
-        clock = clocks.get(name, _utcnow)
+        clock = clocks.get(name, utcnow)
         try:
             if settings.use_sandbox(is_configured(name, settings)):
                 if sandbox_base_url is None:

@@ -16,7 +16,6 @@ each circuit whose cooldown is over and makes one cheap read.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pixwave.gateways.health import (
     HealthStore,
     Operation,
 )
+from pixwave.pix import generate_txid
 
 log = structlog.get_logger("pixwave.gateways.router")
 
@@ -176,7 +176,7 @@ class Router:
 
     async def _read(self, gateway: PixGateway) -> tuple[Outcome, int]:
         """One cheap read of something that cannot exist: any answer proves the gateway up."""
-        reference = f"probe{secrets.token_hex(12)}"
+        reference = generate_txid()
         started = time.monotonic()
         try:
             if Capability.SEND in gateway.capabilities:

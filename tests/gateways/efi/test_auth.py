@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -54,31 +53,7 @@ async def connector(fake: FakeEfi, clock: FakeClock) -> AsyncIterator[EfiConnect
 @pytest.fixture(scope="module")
 def real_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A throw-away self-signed certificate and its key in one PEM, as Efí's is converted."""
-    folder = tmp_path_factory.mktemp("efi-cert")
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(
-        [  # noqa: S607 - openssl from PATH
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=pixwave-test",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    pem = folder / "efi.pem"
-    pem.write_text(cert.read_text() + key.read_text())
-    return pem
+    return self_signed_pem(tmp_path_factory.mktemp("efi-cert"))
 
 
 class TestTokenRequest:
