@@ -220,6 +220,35 @@ class TestFiltering:
         assert not await world.router.acquire("mercadopago", "send")
 
 
+class TestChoose:
+    async def test_the_best_closed_gateway_without_asking_its_circuit(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A closed circuit was just read: choosing it costs no `allow` round trip."""
+        await world.calls("mercadopago", ok=5, latency_ms=300)
+        await world.calls("efi", ok=5, latency_ms=20)
+        asked: list[str] = []
+        real_allow = world.health.allow
+
+        async def allow(gateway: str, operation: str) -> bool:
+            asked.append(gateway)
+            return await real_allow(gateway, operation)
+
+        monkeypatch.setattr(world.health, "allow", allow)
+        assert await world.router.choose(Capability.SEND, "send") == "efi"
+        assert asked == []
+
+    async def test_a_half_open_gateway_is_chosen_by_one_caller_only(self, world: World) -> None:
+        """Both gateways past their cooldown: the first caller takes the preferred one's
+        probe, the second the other's, and a third finds nothing to call."""
+        await world.calls("mercadopago", failed=5)
+        await world.calls("efi", failed=5)
+        world.clock.advance(10)
+        assert await world.router.choose(Capability.SEND, "send") == "mercadopago"
+        assert await world.router.choose(Capability.SEND, "send") == "efi"
+        assert await world.router.choose(Capability.SEND, "send") is None
+
+
 class TestAcquireAndRecord:
     async def test_closed_circuit_always_allows(self, world: World) -> None:
         """Healthy gateways never make callers wait."""

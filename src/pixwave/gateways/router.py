@@ -1,8 +1,8 @@
 """Which gateway a payment should use now, from the shared health view and operator settings.
 
-The payments engine asks :meth:`Router.candidates` for an ordered list, calls
-:meth:`Router.acquire` right before sending to one (an open circuit's single probe is handed
-out there), and reports every call with :meth:`Router.record`. Ranking, best first:
+The payments engine asks :meth:`Router.choose` for the best gateway it may call now (a
+half-open circuit's single probe is handed out there), :meth:`Router.acquire` before trying the
+same gateway again, and reports every call with :meth:`Router.record`. Ranking, best first:
 
 1. recent success rate, rounded to 0.05 so that noise does not flap traffic between gateways
    (a gateway with no samples counts as 1.0, so an idle one gets tried again);
@@ -101,6 +101,22 @@ class Router:
     ) -> list[str]:
         """Usable gateways for ``operation``, best first. Reads only: it never takes a probe,
         so a half-open gateway is listed and :meth:`acquire` decides."""
+        return [name for name, _ in await self._ranked(capability, operation, exclude)]
+
+    async def choose(
+        self, capability: Capability, operation: str, *, exclude: Collection[str] = ()
+    ) -> str | None:
+        """The best usable gateway, ready to be called: :meth:`candidates` then
+        :meth:`acquire` — which a closed circuit, just read, does not need (one Redis round
+        trip less per payment); a half-open one is asked, so only one caller probes."""
+        for name, circuit in await self._ranked(capability, operation, exclude):
+            if circuit is CircuitState.CLOSED or await self.acquire(name, operation):
+                return name
+        return None
+
+    async def _ranked(
+        self, capability: Capability, operation: str, exclude: Collection[str]
+    ) -> list[tuple[str, CircuitState]]:
         names = [
             name
             for name, gateway in self.gateways.items()
@@ -108,11 +124,11 @@ class Router:
         ]
         views = await self.health.view(names, operation)
         ranked = sorted(
-            (rank(settings, health), name)
+            (rank(settings, health), name, health.circuit)
             for name, (settings, health) in zip(names, views, strict=True)
             if settings.enabled and health.circuit is not CircuitState.OPEN
         )
-        return [name for _, name in ranked]
+        return [(name, circuit) for _, name, circuit in ranked]
 
     async def acquire(self, name: str, operation: str) -> bool:
         """Call right before sending: False when the circuit is open or another caller holds

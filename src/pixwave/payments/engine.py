@@ -289,23 +289,18 @@ class _Run:
     ) -> str | None:
         """The gateway to call now: ``current`` while its circuit lets us, else the best one
         not excluded. None — having failed the payment with an alert — when none is left."""
-        while True:
-            if current is None:
-                candidates = await self.res.router.candidates(
-                    capability, operation, exclude=excluded
-                )
-                if not candidates:
-                    await self.fail(
-                        "all_gateways_unavailable",
-                        f"no gateway could {what}",
-                        alert="all_gateways_unavailable",
-                    )
-                    return None
-                current = candidates[0]
+        if current is not None:
             if await self.res.router.acquire(current, operation):
                 return current
             excluded.add(current)
-            current = None
+        chosen = await self.res.router.choose(capability, operation, exclude=excluded)
+        if chosen is None:
+            await self.fail(
+                "all_gateways_unavailable",
+                f"no gateway could {what}",
+                alert="all_gateways_unavailable",
+            )
+        return chosen
 
     async def tries(self, operation: str) -> dict[str, int]:
         """Tries so far per gateway: written ones plus this run's not yet written."""
