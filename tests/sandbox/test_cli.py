@@ -166,6 +166,16 @@ class TestFaultsFromTheCommandLine:
         assert result.exit_code == 2
         assert "cannot reach" in result.output
 
+    def test_a_seeded_rule_for_an_unreachable_simulator_is_exit_code_2(self) -> None:
+        """`--seed` first reads the current rules: that read fails as cleanly."""
+        result = runner.invoke(
+            app,
+            ["sandbox", "fault", "--url", "http://127.0.0.1:9", "--operation", "cob.put",
+             "--error-rate", "1", "--seed", "3"],
+        )  # fmt: skip
+        assert result.exit_code == 2
+        assert "cannot reach" in result.output
+
     def test_a_refused_rule_is_exit_code_1(self, efi: str) -> None:
         """The simulator's 422 (unknown operation) is shown and the command fails."""
         result = runner.invoke(

@@ -126,7 +126,8 @@ def run_efi(
     )
 
 
-def _call(method: str, url: str, path: str, body: Any = None) -> Any:
+def _call(method: str, url: str, path: str, body: Any = None, *, show: bool = True) -> Any:
+    """One admin request; an unreachable simulator or an error answer is a clean exit."""
     try:
         response = httpx.request(method, url.rstrip("/") + path, json=body, timeout=10)
     except httpx.HTTPError as exc:
@@ -136,7 +137,8 @@ def _call(method: str, url: str, path: str, body: Any = None) -> Any:
         console.print(f"[red]{response.status_code}[/] {response.text}")
         raise typer.Exit(1)
     data = response.json() if response.content else {}
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if show:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return data
 
 
@@ -193,7 +195,7 @@ def fault(
     if rate_limit is not None:
         rule["rate_limit"] = rate_limit
     if seed is not None:
-        current = httpx.get(url.rstrip("/") + "/_sandbox/faults", timeout=10).json()
+        current = _call("GET", url, "/_sandbox/faults", show=False)
         rules = {**current["config"].get("rules", {}), operation: rule}
         _call("PUT", url, "/_sandbox/faults", {"seed": seed, "rules": rules})
         return
