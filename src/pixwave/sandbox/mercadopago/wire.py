@@ -9,13 +9,13 @@ ever passes through ``float``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 from starlette.responses import Response
 
+from pixwave.gateways.mercadopago.schemas import encode_json, to_centavos
 from pixwave.kit.money import MAX_AMOUNT
 
 #: MP's API answers in its servers' local time (the docs' samples all carry -04:00).
@@ -41,24 +41,8 @@ def loads(body: bytes) -> Any:
         raise InvalidJSON(str(exc)) from None
 
 
-def dumps(value: Any) -> bytes:
-    """Serialise a response; a ``Decimal`` is written with its exact digits, a float refused."""
-    return _encode(value).encode("utf-8")
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot write {value!r} as a JSON number")
-        return format(value, "f")
-    if isinstance(value, float):
-        raise TypeError("a float is never an amount here: use Decimal")
-    if isinstance(value, Mapping):
-        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{_encode(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return "[" + ",".join(_encode(item) for item in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
+#: The connector's exact encoder: a ``Decimal`` is written with its digits, a float refused.
+dumps = encode_json
 
 
 class MPResponse(Response):
@@ -85,22 +69,14 @@ def centavos_from_json(value: object) -> int | None:
     money with at most two decimals (``10.100`` is fine, ``10.001`` is not)."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         return None
-    number = Decimal(value)
-    # Comparisons are exact; arithmetic would round to the context's 28 digits, so the
-    # digits are shifted by hand below.
-    if not number.is_finite() or number <= 0 or number > _MAX_REAIS:
+    # Comparisons are exact (no rounding to the context's 28 digits); the conversion is the
+    # connector's, which refuses more than two decimals.
+    if not Decimal(value).is_finite() or not 0 < value <= _MAX_REAIS:
         return None
-    _, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)  # finite, checked above
-    kept = list(digits)
-    while exponent < -2 and kept and kept[-1] == 0:
-        kept.pop()
-        exponent += 1
-    if exponent < -2:
+    try:
+        return to_centavos(value)
+    except ValueError:
         return None
-    coefficient = int("".join(map(str, kept)) or "0")
-    scale: int = 10 ** (exponent + 2)  # exponent >= -2 here, so an int
-    return coefficient * scale
 
 
 def mp_datetime(moment: datetime | None) -> str | None:
