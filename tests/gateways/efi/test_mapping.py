@@ -381,6 +381,14 @@ class TestStatusDrivenRows:
         error = _map(response, moves_money=False, operation="cob.get")
         assert (type(error), error.code) == (GatewayUnavailable, "provider_unavailable")
 
+    @pytest.mark.parametrize("operation", ["send.put", "devolucao.put"])
+    def test_a_503_on_a_money_call_is_unavailable(self, operation: str) -> None:
+        """503 says the request was not taken (maintenance, overload): the engine may retry
+        and then fall back, as for a refused connection — unlike a 500 on the same call."""
+        response = efi_error(503, "erro_aplicacao", "Serviço indisponível")
+        error = _map(response, moves_money=True, operation=operation)
+        assert (type(error), error.code) == (GatewayUnavailable, "provider_unavailable")
+
     def test_timeout_problem_is_classified_as_504_whatever_the_status(self) -> None:
         """IndisponibilidadePorTempoEsgotado is a 504 even when sent with another status."""
         response = problem(500, "IndisponibilidadePorTempoEsgotado", "Tempo esgotado", "…")
