@@ -9,7 +9,6 @@ however the benchmark ends.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -27,9 +26,6 @@ import pymysql
 import redis
 
 from pixwave.accounts import service as accounts
-from pixwave.accounts.auth import Principal
-from pixwave.accounts.models import Role
-from pixwave.accounts.schemas import UserCreate
 from pixwave.config import Settings
 from pixwave.gateways.registry import (
     SANDBOX_EFI_CLIENT_ID,
@@ -37,15 +33,13 @@ from pixwave.gateways.registry import (
     SANDBOX_EFI_WEBHOOK_HMAC,
     SANDBOX_MERCADOPAGO_TOKEN,
 )
-from pixwave.ledger.audit import run_audit
 from pixwave.migrate import upgrade
-from pixwave.pix import generate_cpf
 from pixwave.resources import Resources
 from pixwave.sandbox.efi import EfiSimConfig
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
-from pixwave.wallet import service as wallets
-from pixwave.wallet.schemas import AdjustmentCreate, AdjustmentDirection
-from transfers import free_port, parse_cpus, pinned
+from transfers import Actor, free_port, parse_cpus, pinned, recreate_database
+from transfers import audit as shared_audit
+from transfers import create_actors as shared_create_actors
 
 ROOT = Path(__file__).resolve().parent.parent
 PIXWAVE = ROOT / ".venv" / "bin" / "pixwave"
@@ -83,15 +77,6 @@ QUIET_SANDBOX = (
     "from pixwave.observability.logging import configure_logging\n"
     f"configure_logging('warning', json=True)\n{LAUNCH}"
 )
-
-
-@dataclass(frozen=True)
-class Actor:
-    """A wallet owner as the load generator sees it: a token and the wallet it owns."""
-
-    user_id: str
-    wallet_id: str
-    token: str
 
 
 @dataclass(frozen=True)
@@ -136,10 +121,7 @@ def default_layout() -> Layout:
 def recreate_state() -> None:
     """A fresh schema and an empty Redis db: each scenario starts from the same place (and no
     circuit or health window leaks from one scenario into the next)."""
-    connection = pymysql.connect(host=DB_HOST, port=DB_PORT, user=DB_USER, connect_timeout=3)
-    with connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cursor.execute(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    recreate_database(DATABASE)
     upgrade(ASYNC_DATABASE_URL)
     client = redis.Redis.from_url(REDIS_URL)
     try:
@@ -153,48 +135,8 @@ def settings() -> Settings:
 
 
 async def create_actors(count: int, *, funding: int = 0) -> list[Actor]:
-    """Users with a wallet and a token, made through the services as an operator would."""
-    resources = Resources.build(settings(), gateways={})
-    operator = Principal(
-        token_id="tok_bench",  # noqa: S106 - a label, not a secret
-        user_id="usr_bench",
-        role=Role.ADMIN,
-        wallet_id=None,
-    )
-    import random
-
-    rng = random.Random(20261126)
-
-    async def one(n: int) -> Actor:
-        data = UserCreate(
-            name=f"Bench Payer {n}", email=f"payer{n}@example.com", document=generate_cpf(rng)
-        )
-        async with resources.sessionmaker() as session, session.begin():
-            user = await accounts.create_user(session, data)
-            assert user.wallet_id is not None
-            token = (await accounts.issue_token(session, user_id=user.id, name="bench")).token
-            assert token is not None
-            if funding:
-                await wallets.adjust(
-                    session,
-                    operator,
-                    AdjustmentCreate(
-                        wallet_id=user.wallet_id,
-                        direction=AdjustmentDirection.CREDIT,
-                        amount=funding,
-                        reason="benchmark funding",
-                    ),
-                )
-        return Actor(user_id=user.id, wallet_id=user.wallet_id, token=token)
-
-    try:
-        actors = [await one(0)]  # the first adjustment opens the system account
-        for start in range(1, count, 20):
-            batch = range(start, min(start + 20, count))
-            actors += await asyncio.gather(*(one(n) for n in batch))
-        return actors
-    finally:
-        await resources.close()
+    """Users with a wallet and a token (unfunded unless asked), on the bench database."""
+    return await shared_create_actors(count, database_url=ASYNC_DATABASE_URL, funding=funding)
 
 
 async def create_admin_token() -> str:
@@ -215,13 +157,7 @@ async def create_admin_token() -> str:
 
 async def audit() -> tuple[bool, int, list[str]]:
     """Every scenario ends here: a fast wrong answer is no answer."""
-    resources = Resources.build(settings(), gateways={})
-    try:
-        async with resources.sessionmaker() as session:
-            report = await run_audit(session)
-        return report.ok, report.ledger_transactions, report.problems
-    finally:
-        await resources.close()
+    return await shared_audit(ASYNC_DATABASE_URL)
 
 
 def query(sql: str, args: Sequence[Any] | Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:

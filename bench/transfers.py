@@ -93,17 +93,25 @@ class RunResult:
 # --- setup -----------------------------------------------------------------------------------
 
 
-def recreate_database() -> None:
+def recreate_database(database: str = DATABASE) -> None:
     """Start from an empty schema so every run measures the same table sizes."""
     connection = pymysql.connect(host=DB_HOST, port=DB_PORT, user=DB_USER, connect_timeout=3)
     with connection, connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cursor.execute(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        cursor.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 
 
-async def create_actors(count: int) -> list[Actor]:
-    """Users, wallets, tokens and funding through the services, as an operator would make them."""
-    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))
+def _resources(database_url: str) -> Resources:
+    """Set-up and audit need the database only: no gateway connector is built."""
+    return Resources.build(Settings(_env_file=None, database_url=database_url), gateways={})
+
+
+async def create_actors(
+    count: int, *, database_url: str = DATABASE_URL, funding: int = FUNDING
+) -> list[Actor]:
+    """Users, wallets, tokens (and ``funding`` each) through the services, as an operator
+    would make them."""
+    resources = _resources(database_url)
     operator = Principal(
         token_id="tok_bench",  # noqa: S106 - a label, not a secret
         user_id="usr_bench",
@@ -120,16 +128,18 @@ async def create_actors(count: int) -> list[Actor]:
             user = await accounts.create_user(session, data)
             assert user.wallet_id is not None
             token = (await accounts.issue_token(session, user_id=user.id, name="bench")).token
-            await wallets.adjust(
-                session,
-                operator,
-                AdjustmentCreate(
-                    wallet_id=user.wallet_id,
-                    direction=AdjustmentDirection.CREDIT,
-                    amount=FUNDING,
-                    reason="benchmark funding",
-                ),
-            )
+            assert token is not None
+            if funding:
+                await wallets.adjust(
+                    session,
+                    operator,
+                    AdjustmentCreate(
+                        wallet_id=user.wallet_id,
+                        direction=AdjustmentDirection.CREDIT,
+                        amount=funding,
+                        reason="benchmark funding",
+                    ),
+                )
         return Actor(user_id=user.id, wallet_id=user.wallet_id, token=token)
 
     try:
@@ -143,9 +153,9 @@ async def create_actors(count: int) -> list[Actor]:
         await resources.close()
 
 
-async def audit() -> tuple[bool, int, list[str]]:
-    """The ledger must balance after both runs; a fast wrong answer is no answer."""
-    resources = Resources.build(Settings(_env_file=None, database_url=DATABASE_URL))
+async def audit(database_url: str = DATABASE_URL) -> tuple[bool, int, list[str]]:
+    """The ledger must balance after every run; a fast wrong answer is no answer."""
+    resources = _resources(database_url)
     try:
         async with resources.sessionmaker() as session:
             report = await run_audit(session)
