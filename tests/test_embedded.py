@@ -30,12 +30,24 @@ def _embedded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "REDIS_"))}
 
 
+def _assert_audit_clean(workdir: Path) -> None:
+    """`pixwave audit` on the embedded database the run left behind."""
+    audit = subprocess.run(
+        [PIXWAVE, "audit", "--json"],
+        cwd=workdir,
+        env=_embedded_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """`pixwave up` in a scratch directory: (base url, admin token, working dir)."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "REDIS_"))}
-    env.update({"PORT": str(port), "LOG_LEVEL": "warning", "COLUMNS": "200"})
+    env = {**_embedded_env(), "PORT": str(port), "LOG_LEVEL": "warning", "COLUMNS": "200"}
     log = tmp_path / "up.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -101,15 +113,7 @@ def test_newcomer_flow_on_the_embedded_default(embedded: tuple[str, str, Path]) 
         wallet = http.get("/v1/wallet", headers={"Authorization": f"Bearer {token}"}).json()
         assert wallet["available"] == 10_000 - 1_234
     assert (workdir / "var" / "pixwave.db").exists()
-    audit = subprocess.run(
-        [PIXWAVE, "audit", "--json"],
-        cwd=workdir,
-        env=_embedded_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert audit.returncode == 0, audit.stdout + audit.stderr
+    _assert_audit_clean(workdir)
 
 
 def test_deposit_pay_and_fail_over_on_the_embedded_default(
@@ -158,12 +162,4 @@ def test_deposit_pay_and_fail_over_on_the_embedded_default(
             ).raise_for_status()
         assert sorted(used) == ["efi", "mercadopago"]
         assert http.get("/v1/wallet", headers=auth).json()["posted"] == 100_00
-    audit = subprocess.run(
-        [PIXWAVE, "audit", "--json"],
-        cwd=workdir,
-        env=_embedded_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert audit.returncode == 0, audit.stdout + audit.stderr
+    _assert_audit_clean(workdir)

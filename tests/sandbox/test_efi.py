@@ -22,7 +22,7 @@ import zxingcpp
 
 from pixwave.pix import parse_brcode
 from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
-from tests.servers import Received, ServerThread, WebhookSink, run_simulator, run_sink
+from tests.servers import Received, ServerThread, WebhookSink, run_simulator
 
 PIX_KEY = "2f4c6a8e-1b3d-4f5a-9c7e-0d2b4f6a8c1e"
 CLIENT_ID = "Client_Id_pixwave"
@@ -141,13 +141,6 @@ class EfiApi:
                 return result
             threading.Event().wait(0.01)
         raise AssertionError("the delivery was never marked delivered")
-
-
-@pytest.fixture(scope="module")
-def sink_served() -> Iterator[tuple[WebhookSink, ServerThread]]:
-    sink = WebhookSink()
-    with run_sink(sink) as thread:
-        yield sink, thread
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
-from tests.servers import ServerThread, WebhookSink, run_simulator, run_sink
+from tests.servers import ServerThread, WebhookSink, run_simulator
 
 SPEC_PATH = Path(__file__).parents[1] / "data" / "bcb-pix-api-2.9.0.openapi.yaml"
 SPEC_URI = "urn:bcb:pix-api:2.9.0"
@@ -81,13 +81,6 @@ def validate() -> Validate:
         validator.validate(instance)
 
     return check
-
-
-@pytest.fixture(scope="module")
-def sink_served() -> Iterator[tuple[WebhookSink, ServerThread]]:
-    sink = WebhookSink()
-    with run_sink(sink) as thread:
-        yield sink, thread
 
 
 @pytest.fixture(scope="module")
