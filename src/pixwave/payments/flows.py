@@ -8,8 +8,8 @@ never spend what is on its way out.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,9 +43,15 @@ class NoGatewayAvailable(Conflict):
     title = "No gateway is configured for this operation"
 
 
-def _first_look(resources: Resources) -> datetime:
-    """If the job is lost, the sweep picks the payment up one lease later."""
-    return utcnow() + timedelta(seconds=resources.settings.payment_lease_seconds)
+async def _accept(session: AsyncSession, resources: Resources, **fields: Any) -> TransactionRead:
+    """Record the payment as `pending` and have a job work it once this unit of work commits;
+    if that job is lost, the sweep picks the payment up one lease later."""
+    first_look = utcnow() + timedelta(seconds=resources.settings.payment_lease_seconds)
+    created = await service.create(
+        session, status=TransactionStatus.PENDING, next_attempt_at=first_look, **fields
+    )
+    kick_after_commit(session, resources.jobs, ADVANCE, created.id)
+    return created
 
 
 async def create_deposit(
@@ -53,19 +59,16 @@ async def create_deposit(
 ) -> TransactionRead:
     wallet_id = principal.require_wallet()
     expires_in = data.expires_in or resources.settings.deposit_expires_in
-    created = await service.create(
+    return await _accept(
         session,
+        resources,
         type_=TransactionType.CASH_IN,
-        status=TransactionStatus.PENDING,
         amount=data.amount,
         user_id=principal.user_id,
         wallet_id=wallet_id,
         description=data.description,
         expires_at=utcnow() + timedelta(seconds=expires_in),
-        next_attempt_at=_first_look(resources),
     )
-    kick_after_commit(session, resources.jobs, ADVANCE, created.id)
-    return created
 
 
 async def create_withdrawal(
@@ -76,21 +79,18 @@ async def create_withdrawal(
     hold_id = await ledger.create_hold(
         session, account_id=wallet_id, amount=data.amount, reference=transaction_id
     )
-    created = await service.create(
+    return await _accept(
         session,
+        resources,
         id=transaction_id,
         type_=TransactionType.CASH_OUT,
-        status=TransactionStatus.PENDING,
         amount=data.amount,
         user_id=principal.user_id,
         wallet_id=wallet_id,
         pix_key=data.pix_key,
         description=data.description,
         hold_id=hold_id,
-        next_attempt_at=_first_look(resources),
     )
-    kick_after_commit(session, resources.jobs, ADVANCE, created.id)
-    return created
 
 
 async def create_refund(
@@ -123,11 +123,11 @@ async def create_refund(
     hold_id = await ledger.create_hold(
         session, account_id=parent["wallet_id"], amount=amount, reference=transaction_id
     )
-    created = await service.create(
+    return await _accept(
         session,
+        resources,
         id=transaction_id,
         type_=TransactionType.REFUND,
-        status=TransactionStatus.PENDING,
         amount=amount,
         user_id=parent["user_id"],
         wallet_id=parent["wallet_id"],
@@ -136,7 +136,4 @@ async def create_refund(
         description=data.description,
         hold_id=hold_id,
         actor=principal.user_id,
-        next_attempt_at=_first_look(resources),
     )
-    kick_after_commit(session, resources.jobs, ADVANCE, created.id)
-    return created
