@@ -82,6 +82,15 @@ class World:
         body: dict[str, Any] = response.json()
         return body
 
+    async def refund(
+        self, actor: Actor, transaction_id: str, amount: int | None = None
+    ) -> httpx.Response:
+        """Ask for a refund of ``amount`` (all that remains when None); the caller checks."""
+        body = {} if amount is None else {"amount": amount}
+        return await self.api.post(
+            f"/v1/transactions/{transaction_id}/refunds", json=body, headers=actor.headers()
+        )
+
     async def withdraw(
         self, actor: Actor, amount: int, key: str = "pix@bcb.gov.br"
     ) -> dict[str, Any]:
@@ -506,18 +515,12 @@ class TestRefund:
         """Two refunds of one deposit: partially_refunded, then refunded; wallet debited."""
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 100_00)
-        first = await world.api.post(
-            f"/v1/transactions/{deposit['id']}/refunds",
-            json={"amount": 30_00},
-            headers=actor.headers(),
-        )
+        first = await world.refund(actor, deposit["id"], 30_00)
         assert first.status_code == 202, first.text
         await world.status(actor, first.json()["id"], "succeeded")
         parent = await world.status(actor, deposit["id"], "partially_refunded")
         assert parent["refunded_amount"] == 30_00
-        rest = await world.api.post(
-            f"/v1/transactions/{deposit['id']}/refunds", json={}, headers=actor.headers()
-        )
+        rest = await world.refund(actor, deposit["id"])
         assert rest.json()["amount"] == 70_00
         await world.status(actor, rest.json()["id"], "succeeded")
         await world.status(actor, deposit["id"], "refunded")
@@ -530,11 +533,7 @@ class TestRefund:
         await world.admin["efi"].patch("/_sandbox/config", json={"magic_amounts": True})
         actor = await create_actor(world.resources)
         deposit = await world.status(actor, (await world.deposit(actor, 5_00))["id"], "succeeded")
-        response = await world.api.post(
-            f"/v1/transactions/{deposit['id']}/refunds",
-            json={"amount": 1},
-            headers=actor.headers(),
-        )
+        response = await world.refund(actor, deposit["id"], 1)
         assert response.status_code == 202, response.text
         failed = await world.status(actor, response.json()["id"], "failed")
         assert failed["failure_code"] == "refund_not_performed"
@@ -554,11 +553,7 @@ class TestRefund:
         deposit = await self.received(world, actor, 15_00)
         await world.admin["efi"].patch("/_sandbox/config", json={"settle_delay_seconds": 3600})
         world.resources.settings.review_after_seconds = 0.5
-        response = await world.api.post(
-            f"/v1/transactions/{deposit['id']}/refunds",
-            json={"amount": 6_00},
-            headers=actor.headers(),
-        )
+        response = await world.refund(actor, deposit["id"], 6_00)
         assert response.status_code == 202, response.text
         refund_id = response.json()["id"]
         review = await world.status(actor, refund_id, "needs_review")
@@ -580,11 +575,7 @@ class TestRefund:
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 20_00)
         await world.fault("mercadopago", "refunds.create", timeout_rate=1, hang_seconds=5)
-        response = await world.api.post(
-            f"/v1/transactions/{deposit['id']}/refunds",
-            json={"amount": 8_00},
-            headers=actor.headers(),
-        )
+        response = await world.refund(actor, deposit["id"], 8_00)
         assert response.status_code == 202, response.text
         refund_id = response.json()["id"]
         await world.until(
@@ -603,11 +594,7 @@ class TestRefund:
         """A refund above what remains is a clear 422 and holds nothing."""
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 10_00)
-        response = await world.api.post(
-            f"/v1/transactions/{deposit['id']}/refunds",
-            json={"amount": 10_01},
-            headers=actor.headers(),
-        )
+        response = await world.refund(actor, deposit["id"], 10_01)
         assert response.status_code == 422
         assert response.json()["code"] == "refund_exceeds_remaining"
         assert (await world.balance(actor))["held"] == 0
