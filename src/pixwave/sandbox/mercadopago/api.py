@@ -94,18 +94,24 @@ def build_provider_router(simulator: MercadoPagoSimulator) -> APIRouter:
     router = APIRouter(route_class=ProviderRoute, tags=["mercadopago"])
     service = simulator.service
 
-    def reply(status: int, body: bytes) -> Response:
-        return Response(body, status_code=status, media_type="application/json")
+    async def created(
+        request: Request, scope: str, make: Callable[[dict[str, Any]], Any]
+    ) -> Response:
+        """201 with the created resource — or, for a repeated X-Idempotency-Key, the first
+        answer given for it."""
+        key = idempotency_key(request)
+        body = await read_object(request)
+        payload = service.answer(scope, key, lambda: make(body).to_wire())
+        return Response(payload, status_code=201, media_type="application/json")
+
+    def require_payouts() -> None:
+        if not simulator.config.payouts_enabled:
+            raise errors.payouts_forbidden()
 
     # --- payments -------------------------------------------------------------------------
     @router.post("/v1/payments", status_code=201)
     async def create_payment(request: Request) -> Response:
-        key = idempotency_key(request)
-        body = await read_object(request)
-        status, payload = service.answer(
-            "payments.create", key, lambda: (201, service.create_payment(body).to_wire())
-        )
-        return reply(status, payload)
+        return await created(request, "payments.create", service.create_payment)
 
     @router.get("/v1/payments/search")
     async def search_payments(request: Request) -> Response:
@@ -123,14 +129,11 @@ def build_provider_router(simulator: MercadoPagoSimulator) -> APIRouter:
     # --- refunds --------------------------------------------------------------------------
     @router.post("/v1/payments/{payment_id}/refunds", status_code=201)
     async def create_refund(payment_id: str, request: Request) -> Response:
-        key = idempotency_key(request)
-        body = await read_object(request)
-        status, payload = service.answer(
+        return await created(
+            request,
             f"refunds.create:{payment_id}",
-            key,
-            lambda: (201, service.create_refund(payment_id, body).to_wire()),
+            lambda body: service.create_refund(payment_id, body),
         )
-        return reply(status, payload)
 
     @router.get("/v1/payments/{payment_id}/refunds")
     async def list_refunds(payment_id: str) -> Response:
@@ -144,25 +147,17 @@ def build_provider_router(simulator: MercadoPagoSimulator) -> APIRouter:
     # --- pay-outs (Money Out) -------------------------------------------------------------
     @router.post("/v1/transaction-intents/process", status_code=201)
     async def create_payout(request: Request) -> Response:
-        if not simulator.config.payouts_enabled:
-            raise errors.payouts_forbidden()
-        key = idempotency_key(request)
-        body = await read_object(request)
-        status, payload = service.answer(
-            "payouts.create", key, lambda: (201, service.create_payout(body).to_wire())
-        )
-        return reply(status, payload)
+        require_payouts()
+        return await created(request, "payouts.create", service.create_payout)
 
     @router.get("/v1/transaction-intents/search")
     async def search_payouts(request: Request) -> Response:
-        if not simulator.config.payouts_enabled:
-            raise errors.payouts_forbidden()
+        require_payouts()
         return MPResponse(service.search_payouts(request.query_params))
 
     @router.get("/v1/transaction-intents/{intent_id}")
     async def get_payout(intent_id: str) -> Response:
-        if not simulator.config.payouts_enabled:
-            raise errors.payouts_forbidden()
+        require_payouts()
         return MPResponse(service.get_payout(intent_id).to_wire())
 
     return router

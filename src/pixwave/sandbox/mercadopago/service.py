@@ -97,8 +97,6 @@ _KEY_TYPES: Final[dict[str, PixKeyType]] = {
     "RANDOM": PixKeyType.EVP,
 }
 
-Answer = tuple[int, bytes]
-
 
 def _optional_text(body: Mapping[str, Any], name: str, max_length: int = 600) -> str | None:
     value = body.get(name)
@@ -177,19 +175,18 @@ class MercadoPagoService:
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
     # --- idempotency ----------------------------------------------------------------------
-    def answer(self, scope: str, key: str, produce: Callable[[], tuple[int, Any]]) -> Answer:
-        """The first answer given for ``key`` in ``scope``, or a new one. Only successful
-        answers are kept: a refused request created nothing, so trying it again is harmless."""
+    def answer(self, scope: str, key: str, produce: Callable[[], Any]) -> bytes:
+        """The body first given for ``key`` in ``scope``, or a new one. A refused request
+        raises out of ``produce`` and is not kept: it created nothing, so trying it again is
+        harmless."""
         known = self.store.answers.get((scope, key))
         if known is not None:
             return known
-        status, payload = produce()
-        answer = (status, dumps(payload))
-        if 200 <= status < 300:
-            answers = self.store.answers
-            answers[(scope, key)] = answer
-            if len(answers) > MAX_ANSWERS:  # forget the oldest key (dicts keep insertion order)
-                del answers[next(iter(answers))]
+        answer = dumps(produce())
+        answers = self.store.answers
+        answers[(scope, key)] = answer
+        if len(answers) > MAX_ANSWERS:  # forget the oldest key (dicts keep insertion order)
+            del answers[next(iter(answers))]
         return answer
 
     # --- payments -------------------------------------------------------------------------

@@ -246,7 +246,7 @@ class Store:
     refunds: dict[int, Refund] = field(default_factory=dict)
     payouts: dict[str, Payout] = field(default_factory=dict)
     #: (scope, key) → (HTTP status, body) of the first answer for that idempotency key.
-    answers: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+    answers: dict[tuple[str, str], bytes] = field(default_factory=dict)  # created bodies
     #: (date_of_expiration, payment id) of payments that may still expire.
     expiring: list[tuple[datetime, int]] = field(default_factory=list)
     #: (settle_at, intent id) of pay-outs waiting for automatic settlement.
