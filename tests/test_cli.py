@@ -121,6 +121,13 @@ class TestPix:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 class TestApiWorkers:
     def test_several_workers_need_redis(self, database: Path) -> None:
         """With the in-process queue every worker would run its own jobs and scheduler."""
@@ -157,13 +164,20 @@ class TestApiWorkers:
                 env=env, stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
             try:
-                deadline = time.monotonic() + 30
-                while len(warnings()) < 4 and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+                # A worker logs its warnings while building its resources, before its server
+                # listens: wait for both, each worker's warnings and an answer.
+                deadline = time.monotonic() + 60
+                while not (len(warnings()) >= 4 and _answers(port)):
+                    assert time.monotonic() < deadline, out.read_text()
+                    assert process.poll() is None, out.read_text()
+                    time.sleep(0.2)
             finally:
                 process.terminate()
-                process.wait(timeout=15)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    raise
         lines = warnings()
         assert len(lines) == 4, out.read_text()  # two gateways × two workers
         assert all(json.loads(line)["level"] == "warning" for line in lines), lines

@@ -101,6 +101,10 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # uvicorn kills a worker that does not answer its supervisor's ping within this many
+        # seconds — 5 by default, less than a fresh interpreter needs to import the app on a
+        # busy machine, so workers were killed while starting, over and over (Gunicorn waits 30).
+        timeout_worker_healthcheck=30,
         loop="uvloop",
         http="httptools",
     )
