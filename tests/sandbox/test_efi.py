@@ -988,3 +988,39 @@ class TestInjectedFaults:
         response = efi.send("envio1")
         assert response.status_code == 429
         assert response.json()["nome"] == "limite_requisicoes"
+
+
+class TestScheduler:
+    """Settlements wait on the simulated clock in a heap: a wake-up or a clock advance runs
+    exactly what is due, oldest first, and nothing twice."""
+
+    async def test_runs_what_is_due_in_order_and_only_once(self) -> None:
+        sim = EfiSimulator(EfiSimConfig(settle_delay_seconds=10, time_scale=1))
+        ran: list[str] = []
+        try:
+            sim.schedule(lambda: ran.append("first"))
+            sim.clock.advance(5)
+            sim.schedule(lambda: ran.append("second"))
+            sim.run_due()
+            assert ran == []
+            sim.clock.advance(6)  # 11 s: only the first is due
+            sim.run_due()
+            assert ran == ["first"]
+            sim.clock.advance(60)
+            sim.run_due()
+            sim.run_due()
+            assert ran == ["first", "second"]
+        finally:
+            await sim.aclose()
+
+    async def test_a_broken_action_does_not_stop_the_others(self) -> None:
+        sim = EfiSimulator(EfiSimConfig(settle_delay_seconds=1, time_scale=1))
+        ran: list[str] = []
+        try:
+            sim.schedule(lambda: ran.append(str(1 // 0)))
+            sim.schedule(lambda: ran.append("after"))
+            sim.clock.advance(2)
+            sim.run_due()
+            assert ran == ["after"]
+        finally:
+            await sim.aclose()

@@ -17,10 +17,11 @@ then, and advancing the clock past the due time settles them too (``tick``).
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -116,14 +117,6 @@ EFI_ROUTES: tuple[Route, ...] = (
 )
 
 
-@dataclass(slots=True)
-class _Due:
-    """Something to do once the simulated clock reaches ``at``."""
-
-    at: datetime
-    action: Callable[[], None]
-
-
 class EfiSimulator(Simulator[EfiSimConfig]):
     """Efí's Pix API for one account (see the module docstring)."""
 
@@ -136,8 +129,10 @@ class EfiSimulator(Simulator[EfiSimConfig]):
         super().__init__(config if config is not None else EfiSimConfig())
         self.state = EfiState()
         self.tokens = TokenStore()
-        self._due: list[_Due] = []
-        self._timers: set[asyncio.Task[None]] = set()
+        #: (due time, sequence, action) — a heap, so a wake-up looks only at what is due.
+        self._due: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._sequence = itertools.count()
+        self._timers: dict[int, asyncio.TimerHandle] = {}
         self._apply_configured_webhook(previous_url=None)
 
     # --- Simulator hooks ------------------------------------------------------------------
@@ -166,7 +161,7 @@ class EfiSimulator(Simulator[EfiSimConfig]):
         return {"nome": "erro_aplicacao", "mensagem": mensagem}
 
     def clear_state(self) -> None:
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         self._due.clear()
@@ -188,9 +183,9 @@ class EfiSimulator(Simulator[EfiSimConfig]):
             self._apply_configured_webhook(previous_url=previous_url)
 
     async def aclose(self) -> None:
-        for timer in list(self._timers):
+        for timer in self._timers.values():
             timer.cancel()
-        await asyncio.gather(*self._timers, return_exceptions=True)
+        self._timers.clear()
         await super().aclose()
 
     # --- scheduling -----------------------------------------------------------------------
@@ -201,24 +196,21 @@ class EfiSimulator(Simulator[EfiSimConfig]):
     def schedule(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the settle delay has passed on the simulated clock."""
         delay = self.settle_delay()
-        self._due.append(_Due(self.clock.now() + timedelta(seconds=delay), action))
-        timer = asyncio.get_running_loop().create_task(self._wake_after(delay))
-        self._timers.add(timer)
-        timer.add_done_callback(self._timers.discard)
+        sequence = next(self._sequence)
+        heapq.heappush(self._due, (self.clock.now() + timedelta(seconds=delay), sequence, action))
+        self._timers[sequence] = asyncio.get_running_loop().call_later(delay, self._wake, sequence)
 
-    async def _wake_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
+    def _wake(self, sequence: int) -> None:
+        self._timers.pop(sequence, None)
         self.run_due()
 
     def run_due(self) -> None:
+        """Run, in due order, every action the simulated clock has reached."""
         now = self.clock.now()
-        ready = [d for d in self._due if d.at <= now]
-        if not ready:
-            return
-        self._due = [d for d in self._due if d.at > now]
-        for due in sorted(ready, key=lambda d: d.at):
+        while self._due and self._due[0][0] <= now:
+            _, _, action = heapq.heappop(self._due)
             try:
-                due.action()
+                action()
             except Exception:  # one broken action must not stop the others
                 log.exception("sandbox.efi.scheduled_action_failed")
 
