@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pixwave.gateways.base import Capability, PixGateway
+from pixwave.gateways.base import PixGateway
 from pixwave.gateways.errors import Outcome
-from pixwave.gateways.health import GatewaySettings, RedisHealthStore
+from pixwave.gateways.health import GatewaySettings, Operation, RedisHealthStore
 from pixwave.gateways.registry import GATEWAY_NAMES, build_gateway
 from pixwave.gateways.router import Router
 from pixwave.resources import Resources
@@ -103,7 +103,7 @@ class TestUpdate:
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["name"], body["enabled"], body["priority"]) == ("efi", False, 2)
-        assert await api.router.candidates(Capability.SEND, "send") == ["mercadopago"]
+        assert await api.router.candidates(Operation.SEND) == ["mercadopago"]
         listed = (await api.client.get("/v1/gateways", headers=admin.headers())).json()
         assert {g["name"]: g["enabled"] for g in listed} == {"mercadopago": True, "efi": False}
 
@@ -119,7 +119,7 @@ class TestUpdate:
         other_process = Router(
             api.router.gateways, RedisHealthStore(api.resources.redis, gateways=GATEWAY_NAMES)
         )
-        assert await other_process.candidates(Capability.SEND, "send") == ["efi", "mercadopago"]
+        assert await other_process.candidates(Operation.SEND) == ["efi", "mercadopago"]
 
     async def test_user_gets_403(self, api: Api) -> None:
         """Only admins change routing."""

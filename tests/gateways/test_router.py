@@ -31,6 +31,7 @@ from pixwave.gateways.health import (
     GatewaySettings,
     HealthStore,
     MemoryHealthStore,
+    Operation,
 )
 from pixwave.gateways.router import Router, UnknownGateway, rank
 from tests.gateways.test_health import T0, FakeClock, at
@@ -123,7 +124,7 @@ class World:
             await self.router.record(name, operation, Outcome.UNAVAILABLE, latency_ms)
 
     async def send_candidates(self, exclude: Collection[str] = ()) -> list[str]:
-        return await self.router.candidates(Capability.SEND, "send", exclude=exclude)
+        return await self.router.candidates(Operation.SEND, exclude=exclude)
 
 
 @pytest.fixture
@@ -193,7 +194,7 @@ class TestFiltering:
         """An open send circuit removes the gateway for sends only."""
         await world.calls("mercadopago", failed=5)
         assert await world.send_candidates() == ["efi"]
-        assert await world.router.candidates(Capability.CHARGE, "charge") == [
+        assert await world.router.candidates(Operation.CHARGE) == [
             "mercadopago",
             "efi",
         ]
@@ -235,7 +236,7 @@ class TestChoose:
             return await real_allow(gateway, operation)
 
         monkeypatch.setattr(world.health, "allow", allow)
-        assert await world.router.choose(Capability.SEND, "send") == "efi"
+        assert await world.router.choose(Operation.SEND) == "efi"
         assert asked == []
 
     async def test_a_half_open_gateway_is_chosen_by_one_caller_only(self, world: World) -> None:
@@ -244,9 +245,9 @@ class TestChoose:
         await world.calls("mercadopago", failed=5)
         await world.calls("efi", failed=5)
         world.clock.advance(10)
-        assert await world.router.choose(Capability.SEND, "send") == "mercadopago"
-        assert await world.router.choose(Capability.SEND, "send") == "efi"
-        assert await world.router.choose(Capability.SEND, "send") is None
+        assert await world.router.choose(Operation.SEND) == "mercadopago"
+        assert await world.router.choose(Operation.SEND) == "efi"
+        assert await world.router.choose(Operation.SEND) is None
 
 
 class TestAcquireAndRecord:

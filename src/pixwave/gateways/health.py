@@ -39,10 +39,10 @@ from pixwave.gateways.errors import Outcome
 class Operation(StrEnum):
     """The payments engine's names for what it asks a gateway; each has its own circuit."""
 
-    CHARGE = "charge"  # create or cancel a cash-in charge
+    CHARGE = "charge"  # create a cash-in charge
     SEND = "send"  # send a Pix (cash-out)
     REFUND = "refund"  # return a received Pix
-    QUERY = "query"  # any read: get a charge, a send, a refund
+    QUERY = "query"  # any read (a charge, a send, a refund), and cancelling an unpaid charge
 
 
 class CircuitState(StrEnum):
@@ -185,27 +185,21 @@ def _health(
     )
 
 
+#: Circuit transition → (level, event, fields every line of it carries).
+_TRANSITION_LOGS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "opened": ("warning", "gateway.circuit_opened", {}),
+    "reopened": ("warning", "gateway.circuit_opened", {"after_probe": True}),
+    "half_opened": ("info", "gateway.circuit_half_opened", {}),
+    "closed": ("info", "gateway.circuit_closed", {}),
+}
+
+
 def _log_transition(gateway: str, operation: str, transition: str, **fields: Any) -> None:
     """One line per circuit change. The logger is looked up per call (transitions are rare)
     so that whatever logging configuration is current applies."""
+    level, event, always = _TRANSITION_LOGS[transition]
     log = structlog.get_logger("pixwave.gateways.health")
-    match transition:
-        case "opened":
-            log.warning("gateway.circuit_opened", gateway=gateway, operation=operation, **fields)
-        case "reopened":
-            log.warning(
-                "gateway.circuit_opened",
-                gateway=gateway,
-                operation=operation,
-                after_probe=True,
-                **fields,
-            )
-        case "half_opened":
-            log.info("gateway.circuit_half_opened", gateway=gateway, operation=operation)
-        case "closed":
-            log.info("gateway.circuit_closed", gateway=gateway, operation=operation, **fields)
-        case _:
-            pass
+    getattr(log, level)(event, gateway=gateway, operation=operation, **always, **fields)
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,21 +437,14 @@ class RedisHealthStore:
             ],
         )
         transition = transition.decode() if isinstance(transition, bytes) else str(transition)
+        if transition not in _TRANSITION_LOGS:
+            return  # the common case: nothing changed
+        fields: dict[str, Any] = {}
+        if transition != "closed":
+            fields["open_until"] = _datetime(int(open_until)).isoformat()
         if transition == "opened":
-            _log_transition(
-                gateway,
-                operation,
-                transition,
-                failures=int(failures),
-                samples=int(successes) + int(failures),
-                open_until=_datetime(int(open_until)).isoformat(),
-            )
-        elif transition == "reopened":
-            _log_transition(
-                gateway, operation, transition, open_until=_datetime(int(open_until)).isoformat()
-            )
-        elif transition == "closed":
-            _log_transition(gateway, operation, transition)
+            fields.update(failures=int(failures), samples=int(successes) + int(failures))
+        _log_transition(gateway, operation, transition, **fields)
 
     async def allow(self, gateway: str, operation: str) -> bool:
         answer = int(

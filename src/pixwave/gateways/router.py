@@ -96,31 +96,28 @@ class Router:
         self.health = health
 
     # --- the payments engine ------------------------------------------------------------
-    async def candidates(
-        self, capability: Capability, operation: str, *, exclude: Collection[str] = ()
-    ) -> list[str]:
+    async def candidates(self, operation: Operation, *, exclude: Collection[str] = ()) -> list[str]:
         """Usable gateways for ``operation``, best first. Reads only: it never takes a probe,
         so a half-open gateway is listed and :meth:`acquire` decides."""
-        return [name for name, _ in await self._ranked(capability, operation, exclude)]
+        return [name for name, _ in await self._ranked(operation, exclude)]
 
-    async def choose(
-        self, capability: Capability, operation: str, *, exclude: Collection[str] = ()
-    ) -> str | None:
+    async def choose(self, operation: Operation, *, exclude: Collection[str] = ()) -> str | None:
         """The best usable gateway, ready to be called: :meth:`candidates` then
         :meth:`acquire` — which a closed circuit, just read, does not need (one Redis round
         trip less per payment); a half-open one is asked, so only one caller probes."""
-        for name, circuit in await self._ranked(capability, operation, exclude):
+        for name, circuit in await self._ranked(operation, exclude):
             if circuit is CircuitState.CLOSED or await self.acquire(name, operation):
                 return name
         return None
 
     async def _ranked(
-        self, capability: Capability, operation: str, exclude: Collection[str]
+        self, operation: Operation, exclude: Collection[str]
     ) -> list[tuple[str, CircuitState]]:
+        needs = OPERATION_CAPABILITY[operation]
         names = [
             name
             for name, gateway in self.gateways.items()
-            if capability in gateway.capabilities and name not in exclude
+            if name not in exclude and (needs is None or needs in gateway.capabilities)
         ]
         views = await self.health.view(names, operation)
         ranked = sorted(
@@ -141,14 +138,9 @@ class Router:
     async def _read_all(
         self, name: str, operations: list[Operation]
     ) -> tuple[GatewaySettings, list[GatewayHealth]]:
-        async def snapshots() -> list[GatewayHealth]:
-            return list(
-                await asyncio.gather(
-                    *(self.health.snapshot(name, operation) for operation in operations)
-                )
-            )
-
-        return await asyncio.gather(self.health.get_settings(name), snapshots())
+        """The gateway's settings and each operation's health: one read per operation."""
+        views = await asyncio.gather(*(self.health.view([name], op) for op in operations))
+        return views[0][0][0], [view[0][1] for view in views]
 
     # --- recovery without traffic -------------------------------------------------------
     async def probe_open_circuits(self) -> dict[str, str]:

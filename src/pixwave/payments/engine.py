@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.db import is_transient, utcnow
 from pixwave.gateways.base import (
-    Capability,
     Charge,
     ChargeRequest,
     ChargeStatus,
@@ -45,6 +44,7 @@ from pixwave.gateways.errors import (
     GatewayRejected,
     Outcome,
 )
+from pixwave.gateways.health import Operation
 from pixwave.kit.ids import new_id
 from pixwave.kit.locks import MemoryLocks, RedisLocks
 from pixwave.ledger import service as ledger
@@ -71,9 +71,6 @@ T = TypeVar("T")
 
 #: Runs of one advance() that may end in a deadlock or lock timeout before it gives up.
 TRANSIENT_RETRIES = 3
-
-#: Operation names for health, attempts and routing.
-CHARGE, SEND, REFUND, QUERY = "charge", "send", "refund", "query"
 
 
 def gateway_account_code(gateway: str) -> str:
@@ -223,7 +220,7 @@ class _Run:
         await self.write(work)
 
     async def call(
-        self, gateway: str, operation: str, try_number: int, send: Coroutine[Any, Any, T]
+        self, gateway: str, operation: Operation, try_number: int, send: Coroutine[Any, Any, T]
     ) -> T:
         """One gateway call: lease renewed first; health and an attempt row recorded after."""
         try:
@@ -243,7 +240,7 @@ class _Run:
     async def record(
         self,
         gateway: str,
-        operation: str,
+        operation: Operation,
         try_number: int,
         outcome: Outcome,
         latency_ms: int,
@@ -281,8 +278,7 @@ class _Run:
 
     async def choose(
         self,
-        capability: Capability,
-        operation: str,
+        operation: Operation,
         excluded: set[str],
         current: str | None,
         what: str,
@@ -293,7 +289,7 @@ class _Run:
             if await self.res.router.acquire(current, operation):
                 return current
             excluded.add(current)
-        chosen = await self.res.router.choose(capability, operation, exclude=excluded)
+        chosen = await self.res.router.choose(operation, exclude=excluded)
         if chosen is None:
             await self.fail(
                 "all_gateways_unavailable",
@@ -302,7 +298,7 @@ class _Run:
             )
         return chosen
 
-    async def tries(self, operation: str) -> dict[str, int]:
+    async def tries(self, operation: Operation) -> dict[str, int]:
         """Tries so far per gateway: written ones plus this run's not yet written."""
         if self.counts is None:
             async with self.res.sessionmaker() as session:
@@ -456,7 +452,7 @@ class _Run:
 
     async def create_charge(self) -> None:
         row = self.row
-        tries = await self.tries(CHARGE)
+        tries = await self.tries(Operation.CHARGE)
         excluded = {g for g, n in tries.items() if n >= self.policy.tries_per_gateway}
         current: str | None = None
         expires_at = row.get("expires_at")
@@ -466,9 +462,7 @@ class _Run:
             else self.settings.deposit_expires_in
         )
         while True:
-            current = await self.choose(
-                Capability.CHARGE, CHARGE, excluded, current, "create the charge"
-            )
+            current = await self.choose(Operation.CHARGE, excluded, current, "create the charge")
             if current is None:
                 return
             gateway = self.res.gateways[current]
@@ -483,7 +477,7 @@ class _Run:
             )
             try:
                 charge = await self.call(
-                    current, CHARGE, try_number, gateway.create_charge(request)
+                    current, Operation.CHARGE, try_number, gateway.create_charge(request)
                 )
             except GatewayRejected as exc:
                 await self.fail(exc.code, exc.message, gateway=current)
@@ -533,7 +527,7 @@ class _Run:
             return
         try:
             charge = await self.call(
-                row["gateway"], QUERY, 0, gateway.get_charge(row["gateway_payment_id"])
+                row["gateway"], Operation.QUERY, 0, gateway.get_charge(row["gateway_payment_id"])
             )
         except GatewayError:
             await self.retry_later("charge_status_unknown", self.settings.charge_poll_seconds)
@@ -550,7 +544,7 @@ class _Run:
             await self.schedule(min(expires_at, poll))
 
     async def charge_poll_delay(self) -> float:
-        looks = sum((await self.tries(QUERY)).values())
+        looks = sum((await self.tries(Operation.QUERY)).values())
         return charge_poll_delay(
             looks, self.settings.charge_poll_seconds, self.settings.charge_poll_max_seconds
         )
@@ -565,7 +559,7 @@ class _Run:
         gateway = self.res.gateways[row["gateway"]]
         try:
             charge = await self.call(
-                row["gateway"], QUERY, 0, gateway.cancel_charge(row["gateway_payment_id"])
+                row["gateway"], Operation.QUERY, 0, gateway.cancel_charge(row["gateway_payment_id"])
             )
         except GatewayRejected:
             # Not cancellable: most likely paid at the last moment. Read it again.
@@ -639,7 +633,7 @@ class _Run:
         """Send through the best gateway; never through a second one while the first could
         still have sent it."""
         row = self.row
-        tries = await self.tries(SEND)
+        tries = await self.tries(Operation.SEND)
         excluded = {g for g, n in tries.items() if n >= self.policy.tries_per_gateway}
         current: str | None = row.get("gateway")
         if current is not None and current in excluded and not in_doubt:
@@ -663,7 +657,7 @@ class _Run:
                 if tries.get(current, 0) >= self.policy.tries_per_gateway:
                     excluded.add(current)
                     current = None
-            current = await self.choose(Capability.SEND, SEND, excluded, current, "send the Pix")
+            current = await self.choose(Operation.SEND, excluded, current, "send the Pix")
             if current is None:
                 return
             if not await self.mark_sending(current):
@@ -673,7 +667,7 @@ class _Run:
             tries[current] = try_number
             name = current
             try:
-                send = await self.call(name, SEND, try_number, gateway.send_pix(request))
+                send = await self.call(name, Operation.SEND, try_number, gateway.send_pix(request))
             except GatewayRejected as exc:
                 await self.fail(exc.code, exc.message)
                 return
@@ -726,7 +720,9 @@ class _Run:
             return _UNKNOWN
         reference, send_id = self.id, self.row.get("gateway_payment_id")
         try:
-            return await self.call(gateway_name, QUERY, 0, gateway.get_send(reference, send_id))
+            return await self.call(
+                gateway_name, Operation.QUERY, 0, gateway.get_send(reference, send_id)
+            )
         except GatewayNotFound:
             return None
         except GatewayError:
@@ -815,13 +811,13 @@ class _Run:
             amount=row["amount"],
             reason=row.get("description"),
         )
-        tries = (await self.tries(REFUND)).get(name, 0)
+        tries = (await self.tries(Operation.REFUND)).get(name, 0)
         while True:
             if in_doubt:
                 try:
                     refund = await self.call(
                         name,
-                        QUERY,
+                        Operation.QUERY,
                         0,
                         gateway.get_refund(
                             reference=request.reference,
@@ -851,7 +847,9 @@ class _Run:
             tries += 1
             try_number = tries
             try:
-                refund = await self.call(name, REFUND, try_number, gateway.refund(request))
+                refund = await self.call(
+                    name, Operation.REFUND, try_number, gateway.refund(request)
+                )
             except GatewayRejected as exc:
                 await self.fail(exc.code, exc.message, gateway=name)
                 return
