@@ -42,6 +42,17 @@ class SimulatorConfig(BaseModel):
     time_scale: float = Field(
         default=1.0, gt=0, le=10, description="Multiplies webhook retry waits and settle delays."
     )
+    merchant_name: str = Field(default="PIXWAVE SANDBOX", min_length=1)
+    merchant_city: str = Field(default="SAO PAULO", min_length=1)
+    auto_settle_sends: bool = Field(
+        default=True, description="Sends (pay-outs) settle by themselves after the settle delay."
+    )
+    settle_delay_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=86400,
+        description="Seconds (× time_scale) until a send settles — at Efí, a refund too.",
+    )
 
 
 class Clock:

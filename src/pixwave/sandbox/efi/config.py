@@ -24,17 +24,9 @@ class EfiSimConfig(SimulatorConfig):
         default=DEFAULT_PIX_KEY,
         description="The account's key (an EVP by default); cobs and sends use it.",
     )
-    merchant_name: str = "PIXWAVE SANDBOX"
-    merchant_city: str = "SAO PAULO"
     token_ttl_seconds: int = Field(default=3600, gt=0, description="OAuth token lifetime.")
     magic_amounts: bool = Field(
         default=False, description="Apply Efí homologation's magic values (R$0.01–R$20.00)."
-    )
-    auto_settle_sends: bool = Field(
-        default=True, description="Sends reach REALIZADO on their own after the settle delay."
-    )
-    settle_delay_seconds: float = Field(
-        default=1.0, ge=0, le=3600, description="Seconds (× time_scale) until a send/refund ends."
     )
     require_https_webhook: bool = Field(
         default=False, description="Refuse http:// webhook URLs, as production Efí does."

@@ -28,20 +28,12 @@ class MercadoPagoSimConfig(SimulatorConfig):
         default=DEFAULT_COLLECTOR_PIX_KEY,
         description="The seller's Pix key, written into every QR code.",
     )
-    merchant_name: str = Field(default="PIXWAVE SANDBOX", min_length=1)
-    merchant_city: str = Field(default="SAO PAULO", min_length=1)
     public_url: str = Field(
         default="http://127.0.0.1:8000/sandbox/mercadopago",
         description="Where this simulator is reachable from outside; only used for ticket_url.",
     )
     payouts_enabled: bool = Field(
         default=True, description="Money Out is a product MP enables per account; off = 403."
-    )
-    auto_settle_sends: bool = Field(
-        default=True, description="Settle pay-outs by themselves after settle_delay_seconds."
-    )
-    settle_delay_seconds: float = Field(
-        default=1.0, ge=0, le=86400, description="Pay-out settle delay, times time_scale."
     )
 
     @field_validator("collector_pix_key")
