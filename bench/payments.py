@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -73,7 +72,7 @@ from pixwave.gateways.registry import (
     SANDBOX_MERCADOPAGO_TOKEN,
 )
 from pixwave.pix import build_dynamic_brcode, build_static_brcode, qr_png_base64
-from transfers import code_version, mariadb_version, percentile, pinned
+from transfers import code_version, mariadb_version, percentile, run_wrk
 
 LUA = ROOT / "bench" / "lua"
 SCENARIOS = ("deposits", "charges", "webhooks", "cached_get", "failover")
@@ -130,40 +129,6 @@ def pct(values: Sequence[float], p: float) -> float:
 
 def error_text(errors: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"
-
-
-def run_wrk(
-    script: Path,
-    url: str,
-    args: Sequence[str],
-    *,
-    connections: int,
-    duration: float,
-    cpus: str | None,
-) -> dict[str, Any]:
-    """One wrk run in its own process; the script's `done()` prints its figures as JSON."""
-    command = [
-        "wrk", "--threads=1", f"--connections={connections}",
-        f"--duration={max(1, round(duration))}s", "--timeout=10s", f"--script={script}", url,
-        "--", *args,
-    ]  # fmt: skip
-    process = subprocess.run(
-        pinned(command, cpus), capture_output=True, text=True, timeout=duration + 60, check=False
-    )
-    line = next((x for x in process.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
-    if process.returncode != 0 or line is None:
-        raise RuntimeError(
-            f"wrk failed ({process.returncode}):\n{process.stdout}\n{process.stderr}"
-        )
-    data: dict[str, Any] = json.loads(line.removeprefix("WRK_RESULT "))
-    errors = {f"http_{k}": int(v) for k, v in data["other_statuses"].items()}
-    if data["socket_errors"]:
-        errors["socket_errors"] = int(data["socket_errors"])
-    if data["timeouts"]:
-        errors["timeouts"] = int(data["timeouts"])
-    data["errors"] = errors
-    data["rate"] = data["created"] / (data["duration_us"] / 1e6)
-    return data
 
 
 def wrk_options(args: argparse.Namespace, layout: Layout) -> dict[str, Any]:

@@ -236,6 +236,42 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None
 
 
 def run_wrk(
+    script: Path,
+    url: str,
+    args: Sequence[str],
+    *,
+    connections: int,
+    duration: float,
+    cpus: str | None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """One wrk run in its own process; the script's `done()` (report.lua) prints its figures
+    as a WRK_RESULT JSON line. Adds ``errors`` (by kind) and ``rate`` (created per second)."""
+    command = [
+        "wrk", f"--threads={threads}", f"--connections={connections}",
+        f"--duration={max(1, round(duration))}s", "--timeout=10s", f"--script={script}", url,
+        "--", *args,
+    ]  # fmt: skip
+    process = subprocess.run(
+        pinned(command, cpus), capture_output=True, text=True, timeout=duration + 60, check=False
+    )
+    line = next((x for x in process.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if process.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"wrk failed ({process.returncode}):\n{process.stdout}\n{process.stderr}"
+        )
+    data: dict[str, Any] = json.loads(line.removeprefix("WRK_RESULT "))
+    errors = {f"http_{k}": int(v) for k, v in sorted(data["other_statuses"].items())}
+    if data["socket_errors"]:
+        errors["socket_errors"] = int(data["socket_errors"])
+    if data["timeouts"]:
+        errors["timeouts"] = int(data["timeouts"])
+    data["errors"] = errors
+    data["rate"] = data["created"] / (data["duration_us"] / 1e6)
+    return data
+
+
+def run_transfers(
     *,
     port: int,
     actors_file: Path,
@@ -245,45 +281,23 @@ def run_wrk(
     duration: float,
     cpus: str | None,
 ) -> RunResult:
-    """One wrk run in its own process; its Lua `done()` prints the figures as JSON."""
-    command = [
-        "wrk",
-        f"--threads={threads}",
-        f"--connections={connections}",
-        f"--duration={max(1, round(duration))}s",
-        "--timeout=10s",
-        f"--script={LUA_SCRIPT}",
+    """Transfers through the API for ``duration`` seconds (transfers.lua)."""
+    data = run_wrk(
+        LUA_SCRIPT,
         f"http://127.0.0.1:{port}",
-        "--",
-        str(actors_file),
-        nonce,
-    ]
-    process = subprocess.Popen(
-        pinned(command, cpus), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [str(actors_file), nonce],
+        connections=connections,
+        duration=duration,
+        cpus=cpus,
+        threads=threads,
     )
-    try:
-        stdout, stderr = process.communicate(timeout=duration + 60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    line = next((x for x in stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
-    if process.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({process.returncode}):\n{stdout}\n{stderr}")
-    data = json.loads(line.removeprefix("WRK_RESULT "))
-    detail = {f"http_{k}": int(v) for k, v in sorted(data["other_statuses"].items())}
-    if data["socket_errors"]:
-        detail["socket_errors"] = int(data["socket_errors"])
-    if data["timeouts"]:
-        detail["timeouts"] = int(data["timeouts"])
-    seconds = data["duration_us"] / 1e6
     return RunResult(
-        tps=data["created"] / seconds,
+        tps=data["rate"],
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         completed=int(data["created"]),
-        errors=sum(detail.values()),
-        error_detail=detail,
+        errors=sum(data["errors"].values()),
+        error_detail=data["errors"],
     )
 
 
@@ -674,7 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log=Path(scratch) / "api.log",
         ):
             load = functools.partial(
-                run_wrk,
+                run_transfers,
                 port=port,
                 actors_file=actors_file,
                 connections=args.connections,
