@@ -66,8 +66,13 @@ class CounterSimulator(Simulator[SimulatorConfig]):
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerThread]:
-    with run_simulator(CounterSimulator()) as thread:
+def simulator() -> CounterSimulator:
+    return CounterSimulator()
+
+
+@pytest.fixture(scope="module")
+def server(simulator: CounterSimulator) -> Iterator[ServerThread]:
+    with run_simulator(simulator) as thread:
         yield thread
 
 
@@ -193,15 +198,20 @@ def wait_until_reachable(http: httpx.Client) -> httpx.Response:
 
 
 class TestRateLimit:
-    def test_requests_over_the_limit_get_429_with_retry_after(self, client: httpx.Client) -> None:
-        """Within one second, the requests past the limit are refused with Retry-After."""
+    def test_requests_over_the_limit_get_429_with_retry_after(
+        self, client: httpx.Client, simulator: CounterSimulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Within one second, the requests past the limit are refused with Retry-After; the
+        next second lets the limit through again."""
+        now = [100.2]
+        monkeypatch.setattr(simulator.faults, "monotonic", lambda: now[0])
         client.put("/_sandbox/faults/items.create", json={"rate_limit": 2, "retry_after": 3})
-        statuses = [client.post("/v1/items").status_code for _ in range(6)]
-        assert statuses.count(429) >= 3
-        limited = client.post("/v1/items")
-        if limited.status_code == 429:
-            assert limited.headers["retry-after"] == "3"
-        assert len(items(client)) == statuses.count(201) + (limited.status_code == 201)
+        responses = [client.post("/v1/items") for _ in range(5)]
+        assert [r.status_code for r in responses] == [201, 201, 429, 429, 429]
+        assert all(r.headers["retry-after"] == "3" for r in responses[2:])
+        now[0] = 101.0
+        assert [client.post("/v1/items").status_code for _ in range(3)] == [201, 201, 429]
+        assert len(items(client)) == 4
 
 
 class TestLatency:

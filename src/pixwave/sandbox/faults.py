@@ -148,6 +148,8 @@ class FaultInjector:
         self.counter = 0
         self.recent: deque[Decision] = deque(maxlen=500)
         self._windows: dict[str, tuple[int, int]] = {}
+        #: The clock of the one-second rate-limit windows (tests pin it).
+        self.monotonic: Callable[[], float] = time.monotonic
         self._endings: dict[str, asyncio.Task[None]] = {}
 
     async def configure(self, config: FaultConfig) -> None:
@@ -251,7 +253,7 @@ class FaultInjector:
         return decision
 
     def _over_limit(self, operation: str, limit: int) -> bool:
-        second = math.floor(time.monotonic())
+        second = math.floor(self.monotonic())
         window_start, count = self._windows.get(operation, (second, 0))
         if window_start != second:
             window_start, count = second, 0
