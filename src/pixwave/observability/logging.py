@@ -7,9 +7,18 @@ import sys
 
 import structlog
 
+#: Libraries whose INFO lines are per-message chatter: taskiq announces every job it runs
+#: ("Executing task … with ID …"), which is one line per payment step and per periodic tick.
+CHATTY_AT_INFO = ("taskiq.receiver",)
+
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
     logging.basicConfig(stream=sys.stdout, level=level.upper(), format="%(message)s")
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    for name in CHATTY_AT_INFO:
+        logging.getLogger(name).setLevel(
+            numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
+        )
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
@@ -21,8 +30,6 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
