@@ -1,10 +1,30 @@
-"""Matching a notification to its payment."""
+"""The inbox job: matching a notification to its payment, retrying, giving up."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
+from typing import Any
 
-from pixwave.inbox.tasks import transaction_id_from_reference
+import pytest
+from sqlalchemy import select
+
+from pixwave.db import table, utcnow
+from pixwave.inbox import repository
+from pixwave.inbox.repository import TABLE as INBOX
+from pixwave.inbox.service import HANDLE
+from pixwave.inbox.tasks import (
+    ABANDONED_ALERT,
+    GIVE_UP_AFTER,
+    abandon_overdue,
+    retry_once,
+    transaction_id_from_reference,
+)
+from pixwave.kit.ids import new_id
+from pixwave.notifications.models import OutboxEvent
+from pixwave.resources import Resources
+from pixwave.worker.jobs import JobQueue
+
+OUTBOX = table(OutboxEvent)
 
 
 class TestReferenceMapping:
@@ -22,3 +42,80 @@ class TestReferenceMapping:
     ) -> None:
         """idEnvio / devolução ids we derived from `txn_…` map back; anything else does not."""
         assert transaction_id_from_reference(reference) == expected
+
+
+class TestRetryAndAbandon:
+    """`inbox.retry`: a stored notification whose job did not finish is handed to a job again;
+    one unhandled for a day is left for a human with exactly one alert."""
+
+    @pytest.fixture
+    def kicked(self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        kicks: list[str] = []
+
+        async def record(name: str, argument: str) -> None:
+            assert name == HANDLE
+            kicks.append(argument)
+
+        monkeypatch.setattr(any_resources, "jobs", JobQueue(record))
+        return kicks
+
+    async def store(self, resources: Resources, age: timedelta, *, processed: bool = False) -> str:
+        row_id = new_id("inb")
+        received_at = utcnow() - age
+        async with resources.sessionmaker() as session:
+            assert await repository.store(
+                session,
+                {
+                    "id": row_id,
+                    "gateway": "efi",
+                    "event_id": f"E{row_id}",
+                    "kind": "pix",
+                    "resource_id": f"E{row_id}"[:32],
+                    "data": {"pix": []},
+                    "received_at": received_at,
+                    "processed_at": received_at if processed else None,
+                },
+            )
+            await session.commit()
+        return row_id
+
+    async def alerts(self, resources: Resources) -> list[tuple[str, dict[str, Any]]]:
+        async with resources.sessionmaker() as session:
+            rows = await session.execute(
+                select(OUTBOX.c.aggregate_id, OUTBOX.c.payload).where(
+                    OUTBOX.c.event_type == ABANDONED_ALERT
+                )
+            )
+            return [(str(row[0]), dict(row[1])) for row in rows]
+
+    async def test_an_unfinished_event_is_handed_to_a_job_again(
+        self, any_resources: Resources, kicked: list[str]
+    ) -> None:
+        waiting = await self.store(any_resources, timedelta(minutes=5))
+        await self.store(any_resources, timedelta(minutes=5), processed=True)
+        await self.store(any_resources, timedelta(seconds=0))  # its first job may still run
+        assert await retry_once(any_resources) == 1
+        assert kicked == [waiting]
+        assert await self.alerts(any_resources) == []
+
+    async def test_a_day_old_event_is_abandoned_once_with_an_alert(
+        self, any_resources: Resources, kicked: list[str]
+    ) -> None:
+        stale = await self.store(any_resources, GIVE_UP_AFTER + timedelta(minutes=1))
+        await self.store(any_resources, GIVE_UP_AFTER + timedelta(hours=2), processed=True)
+        assert await retry_once(any_resources) == 0
+        assert kicked == []
+        alerts = await self.alerts(any_resources)
+        assert [aggregate for aggregate, _ in alerts] == [stale]
+        assert alerts[0][1]["gateway"] == "efi"
+        assert alerts[0][1]["event_id"] == f"E{stale}"
+        async with any_resources.sessionmaker() as session:
+            abandoned_at = await session.scalar(
+                select(INBOX.c.abandoned_at).where(INBOX.c.id == stale)
+            )
+        assert abandoned_at is not None
+        # The next ticks neither retry it nor announce it again.
+        assert await retry_once(any_resources) == 0
+        assert await abandon_overdue(any_resources, utcnow()) == 0
+        assert len(await self.alerts(any_resources)) == 1
+        assert kicked == []

@@ -28,3 +28,5 @@ class InboxEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Set when no job handled the event within a day: retries stop and an alert went out.
+    abandoned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -37,6 +37,7 @@ async def unprocessed(
         select(C.id)
         .where(
             C.processed_at.is_(None),
+            C.abandoned_at.is_(None),
             C.received_at < received_before,
             C.received_at > received_after,
         )
@@ -44,6 +45,35 @@ async def unprocessed(
         .limit(limit)
     )
     return [str(row[0]) for row in rows]
+
+
+async def abandon_overdue(
+    session: AsyncSession, received_before: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Flag events no job finished that were received before ``received_before`` (oldest
+    first) as abandoned, and return them. Only rows this call flagged are returned, so a
+    concurrent caller cannot announce the same event twice."""
+    rows = await session.execute(
+        select(C.id, C.gateway, C.event_id, C.kind, C.resource_id, C.received_at)
+        .where(
+            C.processed_at.is_(None),
+            C.abandoned_at.is_(None),
+            C.received_at <= received_before,
+        )
+        .order_by(C.received_at)
+        .limit(limit)
+    )
+    now = utcnow()
+    flagged: list[dict[str, Any]] = []
+    for row in rows:
+        changed = await session.execute(
+            update(TABLE)
+            .where(C.id == row.id, C.processed_at.is_(None), C.abandoned_at.is_(None))
+            .values(abandoned_at=now)
+        )
+        if changed.rowcount == 1:  # type: ignore[attr-defined]
+            flagged.append(dict(row._mapping))
+    return flagged
 
 
 async def get_with_payment(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -10,6 +10,7 @@ import structlog
 from pixwave.db import utcnow
 from pixwave.inbox import repository
 from pixwave.inbox.service import HANDLE
+from pixwave.notifications import outbox
 from pixwave.payments import repository as payments
 from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import job, periodic
@@ -22,8 +23,10 @@ log = structlog.get_logger("pixwave.inbox")
 RETRY = "inbox.retry"
 #: Most events one retry tick hands out.
 RETRY_BATCH = 200
-#: Unhandled for longer than this, an event is left for a human (it stays in the table).
+#: Unhandled for longer than this, an event is left for a human: it stays in the table,
+#: flagged ``abandoned_at``, and one ``alert.inbox_event_unhandled`` event goes out.
 GIVE_UP_AFTER = timedelta(days=1)
+ABANDONED_ALERT = "alert.inbox_event_unhandled"
 
 
 def transaction_id_from_reference(reference: str) -> str | None:
@@ -75,7 +78,36 @@ async def retry_once(resources: Resources) -> int:
         await resources.jobs.kick(HANDLE, event_row_id)
     if ids:
         log.warning("inbox.retried", events=len(ids))
+    await abandon_overdue(resources, now)
     return len(ids)
+
+
+async def abandon_overdue(resources: Resources, now: datetime) -> int:
+    """Stop retrying events unhandled for GIVE_UP_AFTER and tell a human, once per event.
+
+    Such an event's payment is not stuck with it — the sweep and polling resolve payments on
+    their own — but a notification no job could handle for a day is a defect to look at.
+    """
+    async with resources.sessionmaker() as session:
+        events = await repository.abandon_overdue(session, now - GIVE_UP_AFTER, RETRY_BATCH)
+        for event in events:
+            await outbox.append(
+                session,
+                event_type=ABANDONED_ALERT,
+                aggregate_type="inbox_event",
+                aggregate_id=event["id"],
+                payload={**event, "received_at": event["received_at"].isoformat()},
+            )
+        await flush_and_commit(session)
+    for event in events:
+        log.error(
+            "inbox.abandoned",
+            inbox_event_id=event["id"],
+            gateway=event["gateway"],
+            kind=event["kind"],
+            resource_id=event["resource_id"],
+        )
+    return len(events)
 
 
 @periodic(RETRY, interval_setting="inbox_retry_seconds")
