@@ -7,17 +7,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from pixwave.observability.logging import configure_logging
+from pixwave.observability.logging import CHATTY_AT_INFO, configure_logging
 
 JOB_LOGGER = "taskiq.receiver.receiver"  # where taskiq announces each job it runs
 
 
 @pytest.fixture(autouse=True)
 def restore_levels() -> Iterator[None]:
-    before = logging.getLogger("taskiq.receiver").level, logging.getLogger().level
+    names = [*CHATTY_AT_INFO, ""]
+    before = {name: logging.getLogger(name).level for name in names}
     yield
-    logging.getLogger("taskiq.receiver").setLevel(before[0])
-    logging.getLogger().setLevel(before[1])
+    for name, level in before.items():
+        logging.getLogger(name).setLevel(level)
 
 
 class TestJobChatter:
@@ -26,6 +27,12 @@ class TestJobChatter:
         configure_logging("info", json=True)
         assert not logging.getLogger(JOB_LOGGER).isEnabledFor(logging.INFO)
         assert logging.getLogger(JOB_LOGGER).isEnabledFor(logging.WARNING)
+
+    def test_each_http_request_is_not_announced_at_info(self) -> None:
+        """httpx's "HTTP Request: …" line repeats our own `gateway.call` line."""
+        configure_logging("info", json=True)
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
 
     def test_debug_shows_every_job(self) -> None:
         configure_logging("debug", json=True)

@@ -8,8 +8,9 @@ import sys
 import structlog
 
 #: Libraries whose INFO lines are per-message chatter: taskiq announces every job it runs
-#: ("Executing task … with ID …"), which is one line per payment step and per periodic tick.
-CHATTY_AT_INFO = ("taskiq.receiver",)
+#: ("Executing task … with ID …": one line per payment step and per periodic tick), httpx every
+#: request ("HTTP Request: …", which our own `gateway.call` line already tells, with more).
+CHATTY_AT_INFO = ("taskiq.receiver", "httpx")
 
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
