@@ -297,6 +297,12 @@ class TestAcrossProcesses:
         assert done["status"] == "succeeded", done
         after = httpx.get(f"{cluster.sims['efi']}/_sandbox").json()["resources"]["sends"]
         assert after - before == 1
+        # The killed worker's try is on record, its outcome unknown to it; the next one asked.
+        sends = [
+            (a["try_number"], a["outcome"]) for a in done["attempts"] if a["operation"] == "send"
+        ]
+        assert sends[0] == (1, "ambiguous"), done["attempts"]
+        assert any(a["operation"] == "query" for a in done["attempts"]), done["attempts"]
         with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
             wallet = http.get("/v1/wallet", headers=user.headers()).json()
         assert (wallet["posted"], wallet["held"]) == (30_00, 0)

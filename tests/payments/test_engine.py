@@ -471,6 +471,37 @@ class TestWithdrawal:
         assert outcomes[0] == "ambiguous"
         assert (await world.balance(actor))["posted"] == 25_00
 
+    async def test_the_send_attempt_is_on_record_before_the_call_leaves(
+        self, world: World, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A worker killed while its send is on the wire must leave that try on record
+        (``ambiguous``, counted): the row commits before the call, and its answer fills it in."""
+        await world.disable("mercadopago", enabled=False)
+        efi = world.resources.gateways["efi"]
+        real_send = efi.send_pix
+        seen_during_call: list[list[tuple[str, int, str]]] = []
+
+        async def observed_send(request: Any) -> Any:
+            async with world.resources.sessionmaker() as session:
+                rows = await session.execute(
+                    text(
+                        "SELECT operation, try_number, outcome FROM gateway_attempts"
+                        " WHERE transaction_id = :id ORDER BY id"
+                    ),
+                    {"id": request.reference},
+                )
+                seen_during_call.append([(str(r[0]), int(r[1]), str(r[2])) for r in rows])
+            return await real_send(request)
+
+        monkeypatch.setattr(efi, "send_pix", observed_send)
+        actor = await create_actor(world.resources, balance=40_00)
+        created = await world.withdraw(actor, 15_00)
+        done = await world.status(actor, created["id"], "succeeded")
+        assert seen_during_call == [[("send", 1, "ambiguous")]]
+        sends = [a for a in done["attempts"] if a["operation"] == "send"]
+        assert [(a["try_number"], a["outcome"]) for a in sends] == [(1, "succeeded")]
+        assert await world.sim_count("efi", "sends") == 1
+
     async def test_unknowable_outcome_goes_to_review_then_settles(self, world: World) -> None:
         """Sent, unanswered, and the gateway cannot be asked: needs_review with an alert, the
         hold kept — and once the gateway answers again, the payment settles by itself."""

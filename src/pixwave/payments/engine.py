@@ -142,6 +142,8 @@ class _Run:
         #: Attempt rows not yet written: they go in with the next state change's transaction
         #: (one transaction per step, not one per call); whatever is left is written at the end.
         self.attempts: list[dict[str, Any]] = []
+        #: The money-moving attempt written before its call left, until its answer is known.
+        self.announced: dict[str, Any] | None = None
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -179,7 +181,10 @@ class _Run:
         async with self.res.sessionmaker() as session:
             try:
                 for attempt in pending:
-                    repository.insert_attempt(session, attempt)
+                    if attempt.get("answers"):
+                        repository.answer_attempt(session, attempt)
+                    else:
+                        repository.insert_attempt(session, attempt)
                 await work(session)
                 # Every write changes what GET /v1/transactions/{id} shows (status or attempts).
                 self.invalidate(session)
@@ -190,6 +195,8 @@ class _Run:
         del self.attempts[: len(pending)]
         if self.counts is not None:  # written now: count them with the others
             for attempt in pending:
+                if attempt.get("answers"):
+                    continue  # the attempt itself was counted when it was written
                 by_gateway = self.counts.setdefault(attempt["operation"], {})
                 by_gateway[attempt["gateway"]] = by_gateway.get(attempt["gateway"], 0) + 1
         return True
@@ -251,20 +258,22 @@ class _Run:
         except Exception as exc:  # health is advisory; the payment goes on
             log.warning("payments.health_record_failed", gateway=gateway, error=repr(exc))
 
-        self.attempts.append(
-            {
-                "id": new_id("att"),
-                "transaction_id": self.id,
-                "gateway": gateway,
-                "operation": operation,
-                "try_number": try_number,
-                "outcome": outcome.value,
-                "latency_ms": latency_ms,
-                "error_code": error.code if error else None,
-                "error_message": error.message[:255] if error else None,
-                "created_at": utcnow(),
-            }
-        )
+        answer = {
+            "outcome": outcome.value,
+            "latency_ms": latency_ms,
+            "error_code": error.code if error else None,
+            "error_message": error.message[:255] if error else None,
+        }
+        announced = self.announced
+        if announced is not None and (
+            announced["gateway"],
+            announced["operation"],
+            announced["try_number"],
+        ) == (gateway, operation, try_number):
+            self.announced = None
+            self.attempts.append({**announced, **answer, "answers": True})
+        else:
+            self.attempts.append(self.attempt(gateway, operation, try_number) | answer)
         log.info(
             "payments.attempt",
             transaction_id=self.id,
@@ -275,6 +284,21 @@ class _Run:
             latency_ms=latency_ms,
             error_code=error.code if error else None,
         )
+
+    def attempt(self, gateway: str, operation: Operation, try_number: int) -> dict[str, Any]:
+        """A new attempt row; ``ambiguous`` (not known) until its answer is filled in."""
+        return {
+            "id": new_id("att"),
+            "transaction_id": self.id,
+            "gateway": gateway,
+            "operation": operation,
+            "try_number": try_number,
+            "outcome": Outcome.AMBIGUOUS.value,
+            "latency_ms": 0,
+            "error_code": None,
+            "error_message": None,
+            "created_at": utcnow(),
+        }
 
     async def choose(
         self,
@@ -305,7 +329,7 @@ class _Run:
                 self.counts = await repository.attempts_by_operation(session, self.id)
         counts = dict(self.counts.get(operation, {}))
         for attempt in self.attempts:
-            if attempt["operation"] == operation:
+            if attempt["operation"] == operation and not attempt.get("answers"):
                 counts[attempt["gateway"]] = counts.get(attempt["gateway"], 0) + 1
         return counts
 
@@ -660,10 +684,10 @@ class _Run:
             current = await self.choose(Operation.SEND, excluded, current, "send the Pix")
             if current is None:
                 return
-            if not await self.mark_sending(current):
-                return  # someone else moved the payment on
             gateway = self.res.gateways[current]
             try_number = tries.get(current, 0) + 1
+            if not await self.mark_sending(current, Operation.SEND, try_number):
+                return  # someone else moved the payment on
             tries[current] = try_number
             name = current
             try:
@@ -686,14 +710,18 @@ class _Run:
             await self.apply_send(name, send)
             return
 
-    async def mark_sending(self, gateway: str) -> bool:
-        """Commit which gateway is about to be used before the call leaves."""
+    async def mark_sending(self, gateway: str, operation: Operation, try_number: int) -> bool:
+        """Commit, before a money-moving call leaves, which gateway is used and the attempt
+        itself (``ambiguous`` until its answer is recorded): a process killed during the call
+        leaves that try on record — shown, and counted against the gateway's tries."""
         row = self.row
-        if row["status"] == S.PROCESSING and row.get("gateway") == gateway:
-            return True
+        announced = self.attempt(gateway, operation, try_number)
+        self.attempts.append(announced)
         lease_end = self.later(self.settings.payment_lease_seconds)
 
         async def work(session: AsyncSession) -> None:
+            if row["status"] == S.PROCESSING and row.get("gateway") == gateway:
+                return  # only the attempt to write
             if row["status"] == S.PROCESSING:
                 if not await repository.set_fields(
                     session,
@@ -708,7 +736,9 @@ class _Run:
                 )
 
         if not await self.write(work):
+            self.attempts.remove(announced)  # rolled back: that call will not be made
             return False
+        self.announced = announced
         row["status"], row["gateway"] = S.PROCESSING, gateway
         return True
 
@@ -842,7 +872,7 @@ class _Run:
                     gateway=name,
                 )
                 return
-            if not await self.mark_sending(name):
+            if not await self.mark_sending(name, Operation.REFUND, tries + 1):
                 return
             tries += 1
             try_number = tries

@@ -168,6 +168,33 @@ def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
     defer(session, _INSERT_ATTEMPT, values)
 
 
+_ANSWER_ATTEMPT = (
+    update(ATTEMPTS)
+    .where(A.id == bindparam("attempt_id"))
+    .values(
+        outcome=bindparam("answered_outcome"),
+        latency_ms=bindparam("answered_latency_ms"),
+        error_code=bindparam("answered_error_code"),
+        error_message=bindparam("answered_error_message"),
+    )
+)
+
+
+def answer_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
+    """The answer of an attempt written before its call left (see `Run.mark_sending`)."""
+    defer(
+        session,
+        _ANSWER_ATTEMPT,
+        {
+            "attempt_id": values["id"],
+            "answered_outcome": values["outcome"],
+            "answered_latency_ms": values["latency_ms"],
+            "answered_error_code": values["error_code"],
+            "answered_error_message": values["error_message"],
+        },
+    )
+
+
 async def attempts_by_operation(
     session: AsyncSession, transaction_id: str
 ) -> dict[str, dict[str, int]]:
