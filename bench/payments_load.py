@@ -20,7 +20,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -29,6 +28,7 @@ import httpx
 import uvloop
 
 from payments_cluster import DATABASE, DB_HOST, DB_PORT, DB_USER, Actor, affinity
+from transfers import run_spawned
 
 
 @dataclass
@@ -260,24 +260,8 @@ def _entry(name: str, args: tuple[Any, ...], cpus: str | None, results: Connecti
 
 
 def run_load(name: str, *args: Any, cpus: str | None) -> LoadResult:
-    """Run one load in a fresh spawned process and make sure it is gone when we return."""
-    context = get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_entry, args=(name, args, cpus, sender), name=f"load-{name}", daemon=True
-    )
-    child.start()
-    sender.close()
-    try:
-        result = receiver.recv()
-    except EOFError:
-        raise RuntimeError(f"the {name} load process died ({child.exitcode})") from None
-    finally:
-        if child.is_alive():
-            child.terminate()
-        child.join()
-    if isinstance(result, Exception):
-        raise result
+    """Run one load in a process of its own (see `transfers.run_spawned`)."""
+    result = run_spawned(_entry, (name, args, cpus), f"load-{name}")
     assert isinstance(result, LoadResult)
     return result
 

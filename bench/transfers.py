@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -571,28 +571,35 @@ def run_floor(
     *,
     batched: bool,
 ) -> RunResult:
-    """Run the floor in a fresh spawned process and make sure it is gone when we return."""
+    """The floor, in a process of its own (see `run_spawned`)."""
+    result = run_spawned(
+        floor_process, (actors, concurrency, warmup, duration, cpus, batched), "floor"
+    )
+    assert isinstance(result, RunResult)
+    return result
+
+
+def run_spawned(target: Callable[..., None], args: tuple[Any, ...], name: str) -> object:
+    """Run ``target(*args, sender)`` in a fresh spawned process and return what it sent on
+    ``sender`` (raising it if it is an exception); the process is gone when this returns.
+
+    A load generator in its own interpreter does not share the GIL with the measuring process.
+    """
     context = get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=floor_process,
-        args=(actors, concurrency, warmup, duration, cpus, batched, sender),
-        name="floor",
-        daemon=True,
-    )
+    child = context.Process(target=target, args=(*args, sender), name=name, daemon=True)
     child.start()
     sender.close()
     try:
-        result = receiver.recv()
+        result: object = receiver.recv()
     except EOFError:
-        raise RuntimeError(f"the floor process died (exit code {child.exitcode})") from None
+        raise RuntimeError(f"the {name} process died (exit code {child.exitcode})") from None
     finally:
         if child.is_alive():
             child.terminate()
         child.join()
     if isinstance(result, Exception):
         raise result
-    assert isinstance(result, RunResult)
     return result
 
 
