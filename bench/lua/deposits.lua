@@ -9,13 +9,7 @@ success_status = 202
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
 
 function init(args)
-  tokens = {}
-  for line in io.lines(args[1]) do
-    local token = line:match("^(%S+)")
-    if token then
-      table.insert(tokens, "Bearer " .. token)
-    end
-  end
+  tokens = read_pairs(args[1])
   count = #tokens
   prefix = args[2] .. "-" .. thread_no .. "-"
   sent = 0

@@ -8,14 +8,7 @@ success_status = 200
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
 
 function init(args)
-  tokens, ids = {}, {}
-  for line in io.lines(args[1]) do
-    local token, id = line:match("^(%S+)%s+(%S+)$")
-    if token then
-      table.insert(tokens, "Bearer " .. token)
-      table.insert(ids, id)
-    end
-  end
+  tokens, ids = read_pairs(args[1])
   count = #ids
   start_counting()
   headers = {}

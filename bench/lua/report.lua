@@ -2,10 +2,23 @@
 --
 -- A script sets `success_status` (the status that counts as done), loads this file with
 --   dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
--- and calls `start_counting()` from its init(). done() prints one line "WRK_RESULT {json}"
--- that the Python drivers parse.
+-- and calls `start_counting()` from its init() (`read_pairs` reads a "token value" file). done()
+-- prints one line "WRK_RESULT {json}" that the Python drivers parse.
 
 local threads = {}
+
+-- Reads a file of "token value" lines: returns the "Bearer token" headers and the values.
+function read_pairs(path)
+  local tokens, values = {}, {}
+  for line in io.lines(path) do
+    local token, value = line:match("^(%S+)%s+(%S+)$")
+    if token then
+      table.insert(tokens, "Bearer " .. token)
+      table.insert(values, value)
+    end
+  end
+  return tokens, values
+end
 
 function setup(thread)
   thread:set("thread_no", #threads + 1)

@@ -9,14 +9,7 @@ success_status = 201
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
 
 function init(args)
-  tokens, wallets = {}, {}
-  for line in io.lines(args[1]) do
-    local token, wallet = line:match("^(%S+)%s+(%S+)$")
-    if token then
-      table.insert(tokens, "Bearer " .. token)
-      table.insert(wallets, wallet)
-    end
-  end
+  tokens, wallets = read_pairs(args[1])
   count = #tokens
   prefix = args[2] .. "-" .. thread_no .. "-"
   sent = 0
