@@ -1,4 +1,5 @@
-"""Job registration, enqueue after commit, and the scheduler's single leader."""
+"""Job registration, the stream broker, enqueue after commit, and the scheduler's single
+leader."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
+from taskiq import AckableMessage
 
 from pixwave.kit.locks import MemoryLocks, RedisLocks
 from pixwave.resources import Resources
 from pixwave.unit_of_work import flush_and_commit
+from pixwave.worker.broker import StreamBroker
 from pixwave.worker.jobs import JOBS, PERIODIC, JobQueue, kick_after_commit, load_jobs
 from pixwave.worker.scheduler import LEASE, run_scheduler
 
@@ -106,3 +110,35 @@ class TestSchedulerLeader:
         # 0.8 s: the leader kicked it once; a second leader would have kicked it again.
         assert resources.settings.sweep_interval_seconds == 1.0
         assert kicks.count("payments.sweep") == 1
+
+
+class TestStreamBroker:
+    async def test_a_kicked_job_reaches_a_worker_of_the_stream(self, redis_url: str) -> None:
+        """Our sender writes what taskiq-redis's receiver reads: the worker side takes the job
+        from the stream with its argument, and acknowledging it leaves nothing pending."""
+        stream, group = "pixwave:test-jobs", "pixwave-test-workers"
+        redis = Redis.from_url(redis_url)
+        await redis.delete(stream)
+        broker = StreamBroker(url=redis_url, queue_name=stream, consumer_group_name=group)
+
+        async def job(argument: str = "") -> None:
+            return None
+
+        task = broker.register_task(job, task_name="test.job")
+        await broker.startup()
+        try:
+            await task.kiq("txn_1")
+            entries = await redis.xrange(stream)
+            assert len(entries) == 1
+            message = broker.formatter.loads(entries[0][1][b"data"])
+            assert (message.task_name, message.args) == ("test.job", ["txn_1"])
+            async for received in broker.listen():
+                assert isinstance(received, AckableMessage)
+                assert broker.formatter.loads(received.data).args == ["txn_1"]
+                await received.ack()
+                break
+            assert (await redis.xpending(stream, group))["pending"] == 0
+        finally:
+            await broker.shutdown()
+            await redis.delete(stream)
+            await redis.aclose()

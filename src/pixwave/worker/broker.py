@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from taskiq import AsyncBroker, InMemoryBroker
+from redis.asyncio import Redis
+from taskiq import AsyncBroker, BrokerMessage, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
 from pixwave.config import Settings
@@ -26,10 +27,32 @@ STREAM = "pixwave:jobs"
 GROUP = "pixwave-workers"
 
 
+class StreamBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker, sending with one long-lived client.
+
+    Its own ``kick`` builds a Redis client object per message, and building one fills the
+    client's response-callback table: ~0.2 ms of CPU per enqueued job, as much as the rest of
+    the enqueue together. The client here shares the broker's connection pool.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._client = Redis(connection_pool=self.connection_pool)
+
+    async def kick(self, message: BrokerMessage) -> None:
+        queue_name = message.labels.get("queue_name") or self.queue_name
+        await self._client.xadd(
+            queue_name,
+            {b"data": message.message},
+            maxlen=self.maxlen,
+            approximate=self.approximate,
+        )
+
+
 def build_broker(settings: Settings) -> AsyncBroker:
     if settings.queue_backend == "redis":
         assert settings.redis_dsn is not None
-        return RedisStreamBroker(
+        return StreamBroker(
             url=settings.redis_dsn,
             queue_name=STREAM,
             consumer_group_name=GROUP,
