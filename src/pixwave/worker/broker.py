@@ -39,6 +39,10 @@ class StreamBroker(RedisStreamBroker):
         super().__init__(*args, **kwargs)
         self._client = Redis(connection_pool=self.connection_pool)
 
+    async def shutdown(self) -> None:
+        await self._client.aclose()  # the pool itself is the broker's to close
+        await super().shutdown()
+
     async def kick(self, message: BrokerMessage) -> None:
         queue_name = message.labels.get("queue_name") or self.queue_name
         await self._client.xadd(
