@@ -144,6 +144,8 @@ class _Run:
         self.attempts: list[dict[str, Any]] = []
         #: The money-moving attempt written before its call left, until its answer is known.
         self.announced: dict[str, Any] | None = None
+        #: Answers to such attempts, written (as updates) with the next state change too.
+        self.answers: list[dict[str, Any]] = []
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -177,14 +179,13 @@ class _Run:
 
     async def write(self, work: Callable[[AsyncSession], Awaitable[None]]) -> bool:
         """One database transaction; False when the row moved under us (someone else won)."""
-        pending = list(self.attempts)
+        pending, answered = list(self.attempts), list(self.answers)
         async with self.res.sessionmaker() as session:
             try:
                 for attempt in pending:
-                    if attempt.get("answers"):
-                        repository.answer_attempt(session, attempt)
-                    else:
-                        repository.insert_attempt(session, attempt)
+                    repository.insert_attempt(session, attempt)
+                for attempt in answered:
+                    repository.answer_attempt(session, attempt)
                 await work(session)
                 # Every write changes what GET /v1/transactions/{id} shows (status or attempts).
                 self.invalidate(session)
@@ -193,17 +194,16 @@ class _Run:
                 await session.rollback()
                 return False
         del self.attempts[: len(pending)]
+        del self.answers[: len(answered)]
         if self.counts is not None:  # written now: count them with the others
             for attempt in pending:
-                if attempt.get("answers"):
-                    continue  # the attempt itself was counted when it was written
                 by_gateway = self.counts.setdefault(attempt["operation"], {})
                 by_gateway[attempt["gateway"]] = by_gateway.get(attempt["gateway"], 0) + 1
         return True
 
     async def write_attempts(self) -> None:
-        """The attempts no state change took with it (the step ended without one)."""
-        if self.attempts:
+        """The attempts and answers no state change took with it (the step ended without one)."""
+        if self.attempts or self.answers:
 
             async def nothing_else(_: AsyncSession) -> None:
                 return None
@@ -271,7 +271,7 @@ class _Run:
             announced["try_number"],
         ) == (gateway, operation, try_number):
             self.announced = None
-            self.attempts.append({**announced, **answer, "answers": True})
+            self.answers.append({**announced, **answer})
         else:
             self.attempts.append(self.attempt(gateway, operation, try_number) | answer)
         log.info(
@@ -329,7 +329,7 @@ class _Run:
                 self.counts = await repository.attempts_by_operation(session, self.id)
         counts = dict(self.counts.get(operation, {}))
         for attempt in self.attempts:
-            if attempt["operation"] == operation and not attempt.get("answers"):
+            if attempt["operation"] == operation:
                 counts[attempt["gateway"]] = counts.get(attempt["gateway"], 0) + 1
         return counts
 
@@ -872,10 +872,10 @@ class _Run:
                     gateway=name,
                 )
                 return
-            if not await self.mark_sending(name, Operation.REFUND, tries + 1):
+            try_number = tries + 1
+            if not await self.mark_sending(name, Operation.REFUND, try_number):
                 return
-            tries += 1
-            try_number = tries
+            tries = try_number
             try:
                 refund = await self.call(
                     name, Operation.REFUND, try_number, gateway.refund(request)
