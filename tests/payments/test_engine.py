@@ -146,6 +146,13 @@ class World:
         counts = (await self.admin[gateway].get("/_sandbox")).json()["resources"]
         return int(counts.get(kind, 0))
 
+    async def sim_until(self, gateway: str, kind: str, count: int, seconds: float = 10) -> None:
+        """Wait until the simulator holds ``count`` resources of ``kind``."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while await self.sim_count(gateway, kind) < count:
+            assert asyncio.get_running_loop().time() < deadline, f"{gateway} never had {kind}"
+            await asyncio.sleep(0.05)
+
 
 @pytest.fixture(scope="module")
 def simulators() -> Iterator[dict[str, Sim]]:
@@ -457,6 +464,18 @@ class TestWithdrawal:
         for transaction_id in ids:
             done = await world.status(actor, transaction_id, "succeeded")
             assert done["gateway"] == "efi"
+            # Every try written before it left got its answer: Mercado Pago's numbered in
+            # order, each unavailable (fewer once its circuit opens), then one Efí send.
+            sends = [
+                (a["gateway"], a["try_number"], a["outcome"])
+                for a in done["attempts"]
+                if a["operation"] == "send"
+            ]
+            refused = sends[:-1]
+            assert len(refused) <= 3
+            assert refused == [("mercadopago", n + 1, "unavailable") for n in range(len(refused))]
+            assert sends[-1] == ("efi", 1, "succeeded")
+        assert await world.sim_count("efi", "sends") == 3
 
     async def test_process_then_timeout_sends_exactly_one_pix(self, world: World) -> None:
         """The send goes through but the answer is lost: the engine asks, never resends."""
@@ -609,9 +628,9 @@ class TestRefund:
         response = await world.refund(actor, deposit["id"], 8_00)
         assert response.status_code == 202, response.text
         refund_id = response.json()["id"]
-        await world.until(
-            actor, refund_id, lambda t: any(a["outcome"] == "ambiguous" for a in t["attempts"])
-        )
+        # The attempt row reads `ambiguous` from before the call leaves, so wait for the
+        # simulator to hold the refund (its answer is being withheld) before ending the fault.
+        await world.sim_until("mercadopago", "refunds", 1)
         await world.admin["mercadopago"].delete("/_sandbox/faults")
         done = await world.status(actor, refund_id, "succeeded")
         refund_outcomes = [a["outcome"] for a in done["attempts"] if a["operation"] == "refund"]
@@ -620,6 +639,30 @@ class TestRefund:
         parent = await world.status(actor, deposit["id"], "partially_refunded")
         assert parent["refunded_amount"] == 8_00
         assert (await world.balance(actor))["posted"] == 12_00
+
+    async def test_receiving_gateway_down_fails_the_refund_and_releases_the_hold(
+        self, world: World
+    ) -> None:
+        """A refund has no other gateway: Efí unavailable through every try → failed with
+        `alert.refund_failed`, the held money spendable again, the deposit untouched, and each
+        try on record with its answer."""
+        await world.disable("mercadopago", enabled=False)
+        actor = await create_actor(world.resources)
+        deposit = await self.received(world, actor, 12_00)
+        await world.fault("efi", "devolucao.put", outage="503", retry_after=0)
+        response = await world.refund(actor, deposit["id"], 5_00)
+        assert response.status_code == 202, response.text
+        refund_id = response.json()["id"]
+        failed = await world.status(actor, refund_id, "failed")
+        assert failed["failure_code"] == "gateway_unavailable"
+        assert "alert.refund_failed" in await _alerts(world, refund_id)
+        tries = [(a["try_number"], a["outcome"]) for a in failed["attempts"]]
+        assert tries == [(1, "unavailable"), (2, "unavailable"), (3, "unavailable")]
+        parent = await world.get(actor, deposit["id"])
+        assert (parent["status"], parent["refunded_amount"]) == ("succeeded", 0)
+        balance = await world.balance(actor)
+        assert (balance["posted"], balance["held"]) == (12_00, 0)
+        assert await world.sim_count("efi", "devolucoes") == 0
 
     async def test_more_than_remains_is_refused(self, world: World) -> None:
         """A refund above what remains is a clear 422 and holds nothing."""
