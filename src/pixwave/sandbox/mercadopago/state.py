@@ -245,8 +245,8 @@ class Store:
     payments: dict[int, Payment] = field(default_factory=dict)
     refunds: dict[int, Refund] = field(default_factory=dict)
     payouts: dict[str, Payout] = field(default_factory=dict)
-    #: (scope, key) → (HTTP status, body) of the first answer for that idempotency key.
-    answers: dict[tuple[str, str], bytes] = field(default_factory=dict)  # created bodies
+    #: (scope, key) → the body first created for that idempotency key (always a 201).
+    answers: dict[tuple[str, str], bytes] = field(default_factory=dict)
     #: (date_of_expiration, payment id) of payments that may still expire.
     expiring: list[tuple[datetime, int]] = field(default_factory=list)
     #: (settle_at, intent id) of pay-outs waiting for automatic settlement.
