@@ -91,6 +91,15 @@ class World:
             f"/v1/transactions/{transaction_id}/refunds", json=body, headers=actor.headers()
         )
 
+    async def refund_accepted(
+        self, actor: Actor, transaction_id: str, amount: int | None = None
+    ) -> dict[str, Any]:
+        """A refund the API accepted (202): its transaction."""
+        response = await self.refund(actor, transaction_id, amount)
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
     async def withdraw(
         self, actor: Actor, amount: int, key: str = "pix@bcb.gov.br"
     ) -> dict[str, Any]:
@@ -565,14 +574,13 @@ class TestRefund:
         """Two refunds of one deposit: partially_refunded, then refunded; wallet debited."""
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 100_00)
-        first = await world.refund(actor, deposit["id"], 30_00)
-        assert first.status_code == 202, first.text
-        await world.status(actor, first.json()["id"], "succeeded")
+        first = await world.refund_accepted(actor, deposit["id"], 30_00)
+        await world.status(actor, first["id"], "succeeded")
         parent = await world.status(actor, deposit["id"], "partially_refunded")
         assert parent["refunded_amount"] == 30_00
-        rest = await world.refund(actor, deposit["id"])
-        assert rest.json()["amount"] == 70_00
-        await world.status(actor, rest.json()["id"], "succeeded")
+        rest = await world.refund_accepted(actor, deposit["id"])
+        assert rest["amount"] == 70_00
+        await world.status(actor, rest["id"], "succeeded")
         await world.status(actor, deposit["id"], "refunded")
         assert (await world.balance(actor))["posted"] == 0
 
@@ -583,9 +591,8 @@ class TestRefund:
         await world.admin["efi"].patch("/_sandbox/config", json={"magic_amounts": True})
         actor = await create_actor(world.resources)
         deposit = await world.status(actor, (await world.deposit(actor, 5_00))["id"], "succeeded")
-        response = await world.refund(actor, deposit["id"], 1)
-        assert response.status_code == 202, response.text
-        failed = await world.status(actor, response.json()["id"], "failed")
+        refund = await world.refund_accepted(actor, deposit["id"], 1)
+        failed = await world.status(actor, refund["id"], "failed")
         assert failed["failure_code"] == "refund_not_performed"
         parent = await world.get(actor, deposit["id"])
         assert (parent["status"], parent["refunded_amount"]) == ("succeeded", 0)
@@ -603,9 +610,7 @@ class TestRefund:
         deposit = await self.received(world, actor, 15_00)
         await world.admin["efi"].patch("/_sandbox/config", json={"settle_delay_seconds": 3600})
         world.resources.settings.review_after_seconds = 0.5
-        response = await world.refund(actor, deposit["id"], 6_00)
-        assert response.status_code == 202, response.text
-        refund_id = response.json()["id"]
+        refund_id = (await world.refund_accepted(actor, deposit["id"], 6_00))["id"]
         review = await world.status(actor, refund_id, "needs_review")
         assert review["failure_code"] == "refund_not_settled"
         assert "alert.needs_review" in await _alerts(world, refund_id)
@@ -625,9 +630,7 @@ class TestRefund:
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 20_00)
         await world.fault("mercadopago", "refunds.create", timeout_rate=1, hang_seconds=5)
-        response = await world.refund(actor, deposit["id"], 8_00)
-        assert response.status_code == 202, response.text
-        refund_id = response.json()["id"]
+        refund_id = (await world.refund_accepted(actor, deposit["id"], 8_00))["id"]
         # The attempt row reads `ambiguous` from before the call leaves, so wait for the
         # simulator to hold the refund (its answer is being withheld) before ending the fault.
         await world.sim_until("mercadopago", "refunds", 1)
@@ -650,9 +653,7 @@ class TestRefund:
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 12_00)
         await world.fault("efi", "devolucao.put", outage="503", retry_after=0)
-        response = await world.refund(actor, deposit["id"], 5_00)
-        assert response.status_code == 202, response.text
-        refund_id = response.json()["id"]
+        refund_id = (await world.refund_accepted(actor, deposit["id"], 5_00))["id"]
         failed = await world.status(actor, refund_id, "failed")
         assert failed["failure_code"] == "gateway_unavailable"
         assert "alert.refund_failed" in await _alerts(world, refund_id)
