@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from pixwave.pix import (
     MAX_AMOUNT_CENTAVOS,
     BRCode,
+    BRCodeKind,
     PixFormatError,
     brcode_to_dict,
     build_dynamic_brcode,
+    build_recurrence_brcode,
     build_static_brcode,
     crc16_hex,
     format_brcode_amount,
@@ -26,7 +28,13 @@ from pixwave.pix import (
     parse_pix_key,
     sanitize_brcode_text,
 )
-from tests.pix.vectors import DYNAMIC_VECTOR, STATIC_VECTOR
+from tests.pix.vectors import (
+    COMPOSITE_COB_VECTOR,
+    COMPOSITE_COBV_VECTOR,
+    DYNAMIC_VECTOR,
+    RECURRENCE_VECTOR,
+    STATIC_VECTOR,
+)
 
 EVP = "123e4567-e12b-12d1-a456-426655440000"
 LOCATION = "pix.example.com/8b3da2f39a4140d1a91abd93113bd441"
@@ -402,6 +410,215 @@ class TestRejectedCodes:
         assert parse_error("  ").code == "brcode_malformed"
 
 
+# Pix Automático. The three BCB examples are in vectors.py; the codes below are shaped like them
+# (same fields, same order: 26, the mandatory tail, 62, then 80) with one thing changed each.
+REC_LOCATION = "pix.example.com/qr/v2/rec/2353c790eefb11eaadc10242ac120002"
+COB_LOCATION = "pix.example.com/qr/v2/8b3da2f39a4140d1a91abd93113bd441"
+COBV_LOCATION = "pix.example.com/qr/v2/cobv/1e6c54d3ec9449b7a7fc53b6b0f998e7"
+GUI_ONLY_TEMPLATE = tlv("26", tlv("00", "br.gov.bcb.pix"))
+REC_TEMPLATE = tlv("80", tlv("00", "br.gov.bcb.pix") + tlv("25", REC_LOCATION))
+
+
+def automatico_code(
+    *, account: str = GUI_ONLY_TEMPLATE, recurrence: str = REC_TEMPLATE, extra: str = ""
+) -> str:
+    """A code laid out like the BCB's Jornada 2 example, with the given 26 and 80."""
+    tail = "".join(MANDATORY_TAIL.values())
+    return with_crc(
+        tlv("00", "01") + account + tail + extra + tlv("62", tlv("05", "***")) + recurrence
+    )
+
+
+class TestPixAutomaticoVectors:
+    def test_recurrence_only_vector_parses(self) -> None:
+        """The BCB's Jornada 2 example is recurrence-only: no key, no charge, its 80 location."""
+        code = parse_brcode(RECURRENCE_VECTOR)
+        assert code.kind is BRCodeKind.RECURRENCE
+        assert code.recurrence_url == REC_LOCATION
+        assert code.recurrence is not None
+        assert code.recurrence.gui == "br.gov.bcb.pix"
+        assert dict(code.merchant_account.fields) == {"00": "br.gov.bcb.pix"}
+        assert code.key is None
+        assert code.location_url is None
+        assert code.amount_centavos is None
+        assert code.txid is None
+        assert code.crc == "62C9"
+
+    def test_composite_cob_vector_parses(self) -> None:
+        """The BCB's Jornada 3 example is composite: an immediate charge and a recurrence."""
+        code = parse_brcode(COMPOSITE_COB_VECTOR)
+        assert code.kind is BRCodeKind.COMPOSITE
+        assert code.point_of_initiation == "dynamic"
+        assert code.location_url == COB_LOCATION
+        assert code.recurrence_url == "pix.example.com/qr/v2/rec/94ed2badcbc04c15b0bb7fa353194890"
+
+    def test_composite_cobv_vector_parses(self) -> None:
+        """The BCB's Jornada 4 example is composite: a due-date charge and a recurrence."""
+        code = parse_brcode(COMPOSITE_COBV_VECTOR)
+        assert code.kind is BRCodeKind.COMPOSITE
+        assert code.location_url == COBV_LOCATION
+        assert code.recurrence_url == "pix.example.com/qr/v2/rec/3ffa640fa4f14080adccb949fa2dc0d0"
+
+    def test_recurrence_builder_reproduces_vector(self) -> None:
+        """build_recurrence_brcode produces the Jornada 2 example byte for byte."""
+        built = build_recurrence_brcode(
+            recurrence_url=REC_LOCATION, merchant_name="Fulano de Tal", merchant_city="BRASILIA"
+        )
+        assert built == RECURRENCE_VECTOR
+
+    @pytest.mark.parametrize(
+        ("vector", "location", "recurrence"),
+        [
+            (COMPOSITE_COB_VECTOR, COB_LOCATION, "94ed2badcbc04c15b0bb7fa353194890"),
+            (COMPOSITE_COBV_VECTOR, COBV_LOCATION, "3ffa640fa4f14080adccb949fa2dc0d0"),
+        ],
+    )
+    def test_composite_builder_reproduces_vectors(
+        self, vector: str, location: str, recurrence: str
+    ) -> None:
+        """build_dynamic_brcode with a recurrence produces the Jornada 3 and 4 examples."""
+        built = build_dynamic_brcode(
+            location_url=location,
+            merchant_name="Fulano de Tal",
+            merchant_city="BRASILIA",
+            recurrence_url=f"pix.example.com/qr/v2/rec/{recurrence}",
+        )
+        assert built == vector
+
+
+class TestCodeKinds:
+    @pytest.mark.parametrize(
+        ("text", "kind"),
+        [(STATIC_VECTOR, BRCodeKind.STATIC), (DYNAMIC_VECTOR, BRCodeKind.DYNAMIC)],
+    )
+    def test_codes_without_recurrence(self, text: str, kind: BRCodeKind) -> None:
+        """A key makes a static code and a location a dynamic one; neither has a recurrence."""
+        code = parse_brcode(text)
+        assert code.kind is kind
+        assert code.recurrence is None
+        assert code.recurrence_url is None
+
+    def test_static_composite(self) -> None:
+        """A key plus template 80 is composite (Jornada 4 on a static code, per the BCB's API)."""
+        code = parse_brcode(automatico_code(account=PIX_TEMPLATE))
+        assert code.kind is BRCodeKind.COMPOSITE
+        assert code.key == EVP
+        assert code.recurrence_url == REC_LOCATION
+
+    def test_rich_code_is_composite(self) -> None:
+        """The rich code's key and Pix Automático 80 make it composite."""
+        assert parse_brcode(RICH_CODE).kind is BRCodeKind.COMPOSITE
+
+    def test_key_and_location_is_dynamic(self) -> None:
+        """A 26 with both a key and a location counts as dynamic: the location is the charge."""
+        pix = tlv("00", "br.gov.bcb.pix") + tlv("01", "pix@bcb.gov.br") + tlv("25", LOCATION)
+        account = tlv("26", pix)
+        assert parse_brcode(minimal_code(account=account)).kind is BRCodeKind.DYNAMIC
+
+    def test_pix_gui_in_81_is_not_a_recurrence(self) -> None:
+        """Only 80 is Pix Automático's: a Pix GUI in 81 stays an uninterpreted template."""
+        template = tlv("81", tlv("00", "br.gov.bcb.pix") + tlv("25", REC_LOCATION))
+        code = parse_brcode(automatico_code(account=PIX_TEMPLATE, recurrence=template))
+        assert code.kind is BRCodeKind.STATIC
+        assert code.recurrence_url is None
+        assert code.unreserved_templates["81"].url == REC_LOCATION
+
+
+class TestAcceptedRecurrence:
+    def test_upper_case_gui_in_80(self) -> None:
+        """An upper-case Pix GUI in 80 is recognised and kept as written, as in 26."""
+        template = tlv("80", tlv("00", "BR.GOV.BCB.PIX") + tlv("25", REC_LOCATION))
+        code = parse_brcode(automatico_code(recurrence=template))
+        assert code.kind is BRCodeKind.RECURRENCE
+        assert code.recurrence is not None
+        assert code.recurrence.gui == "BR.GOV.BCB.PIX"
+
+    def test_unknown_sub_fields_are_kept(self) -> None:
+        """Sub-fields of 80 other than 00 and 25 are preserved in order."""
+        template = tlv("80", tlv("00", "br.gov.bcb.pix") + tlv("25", REC_LOCATION) + "9901x")
+        code = parse_brcode(automatico_code(recurrence=template))
+        assert code.recurrence is not None
+        assert list(code.recurrence.fields.items())[-1] == ("99", "x")
+
+    def test_amount_in_recurrence_only_code_is_kept_but_not_payable(self) -> None:
+        """An amount beside a GUI-only 26 is kept as written; the code is still recurrence-only."""
+        code = parse_brcode(automatico_code(extra=tlv("54", "35.00")))
+        assert code.amount_centavos == 3500
+        assert code.kind is BRCodeKind.RECURRENCE
+
+    @settings(max_examples=50)
+    @given(st.permutations(["010212", GUI_ONLY_TEMPLATE, *MANDATORY_TAIL.values(), REC_TEMPLATE]))
+    def test_fields_in_any_order(self, fields: list[str]) -> None:
+        """Between 00 and 63 the order of fields, 80 included, does not change the reading."""
+        code = parse_brcode(with_crc(tlv("00", "01") + "".join(fields)))
+        assert code.kind is BRCodeKind.RECURRENCE
+        assert code.recurrence_url == REC_LOCATION
+
+
+class TestRejectedRecurrence:
+    def test_other_gui_in_80(self) -> None:
+        """A template 80 with another arrangement's GUI is refused, naming 80.00 and where."""
+        template = tlv("80", tlv("00", "br.com.outroarranjo") + tlv("25", REC_LOCATION))
+        text = automatico_code(recurrence=template)
+        error = parse_error(text)
+        assert error.code == "brcode_invalid_recurrence"
+        assert error.field == "80.00"
+        assert error.position == text.index(template) + 4
+        assert "br.com.outroarranjo" in error.message
+
+    def test_80_without_gui(self) -> None:
+        """A template 80 with a location but no GUI is refused."""
+        error = parse_error(automatico_code(recurrence=tlv("80", tlv("25", REC_LOCATION))))
+        assert error.code == "brcode_invalid_recurrence"
+        assert error.field == "80.00"
+
+    def test_80_without_location(self) -> None:
+        """A template 80 with the GUI but no sub-field 25 is refused."""
+        error = parse_error(automatico_code(recurrence=tlv("80", tlv("00", "br.gov.bcb.pix"))))
+        assert error.code == "brcode_invalid_recurrence"
+        assert error.field == "80.25"
+        assert "missing" in error.message
+
+    @pytest.mark.parametrize("location", ["", "pix.example.com/rec/a b", "pix.example.com/ré"])
+    def test_80_with_unusable_location(self, location: str) -> None:
+        """An empty 80-25, or one with spaces or non-ASCII, is not a location."""
+        template = tlv("80", tlv("00", "br.gov.bcb.pix") + tlv("25", location))
+        error = parse_error(automatico_code(recurrence=template))
+        assert error.code == "brcode_invalid_recurrence"
+        assert error.field == "80.25"
+
+    def test_80_that_is_not_tlv(self) -> None:
+        """A template 80 that does not parse is refused where it breaks, like 26 or 62."""
+        error = parse_error(automatico_code(recurrence=tlv("80", "not-a-template")))
+        assert error.code == "brcode_malformed"
+        assert error.field == "80"
+
+    def test_bad_80_beside_a_key_is_refused(self) -> None:
+        """A payable code with a broken 80 is refused, not read as a plain static code."""
+        template = tlv("80", tlv("00", "br.gov.bcb.pix"))
+        error = parse_error(automatico_code(account=PIX_TEMPLATE, recurrence=template))
+        assert error.code == "brcode_invalid_recurrence"
+
+    def test_gui_only_26_without_80_is_missing_its_key(self) -> None:
+        """Without a recurrence, a 26 with neither key nor URL is still brcode_missing_field."""
+        error = parse_error(automatico_code(recurrence=""))
+        assert error.code == "brcode_missing_field"
+        assert error.field == "26.01"
+        assert "field 80" in error.message
+
+    def test_gui_only_26_with_pix_gui_in_81_is_missing_its_key(self) -> None:
+        """A recurrence-like template at 81 does not excuse a 26 without key or URL."""
+        template = tlv("81", tlv("00", "br.gov.bcb.pix") + tlv("25", REC_LOCATION))
+        error = parse_error(automatico_code(recurrence=template))
+        assert error.code == "brcode_missing_field"
+
+    def test_recurrence_without_pix_account(self) -> None:
+        """A recurrence still needs the Pix template 26 (with at least the GUI)."""
+        error = parse_error(automatico_code(account=""))
+        assert error.code == "brcode_missing_field"
+        assert error.field == "26"
+
+
 class TestAmountParsing:
     @pytest.mark.parametrize(
         ("text", "centavos"),
@@ -601,6 +818,71 @@ class TestDynamicBuilder:
         assert code.txid is None
 
 
+class TestRecurrenceBuilders:
+    def test_recurrence_only_code_has_nothing_to_pay(self) -> None:
+        """The recurrence-only code has a GUI-only 26, no 01, no 54 and no txid."""
+        code = parse_brcode(
+            build_recurrence_brcode(
+                recurrence_url=REC_LOCATION, merchant_name="A", merchant_city="B"
+            )
+        )
+        assert code.kind is BRCodeKind.RECURRENCE
+        assert dict(code.merchant_account.fields) == {"00": "br.gov.bcb.pix"}
+        assert "01" not in {f.id for f in code.raw}
+        assert code.amount_centavos is None
+        assert code.txid is None
+
+    def test_https_scheme_is_removed(self) -> None:
+        """A recurrence location given with https:// is written without it."""
+        built = build_recurrence_brcode(
+            recurrence_url=f"https://{REC_LOCATION}",
+            merchant_name="Fulano de Tal",
+            merchant_city="BRASILIA",
+        )
+        assert built == RECURRENCE_VECTOR
+
+    def test_other_scheme_is_refused(self) -> None:
+        """http:// in a recurrence location is a mistake, reported on 80.25."""
+        with pytest.raises(PixFormatError) as info:
+            build_recurrence_brcode(
+                recurrence_url=f"http://{REC_LOCATION}", merchant_name="A", merchant_city="B"
+            )
+        assert info.value.field == "80.25"
+        assert "scheme" in info.value.message
+
+    def test_77_characters_fill_template_80_exactly(self) -> None:
+        """A 77-character location (the API Pix limit) makes 80 exactly 99 characters long."""
+        url = "pix.example.com/" + "a" * 61
+        text = build_recurrence_brcode(recurrence_url=url, merchant_name="A", merchant_city="B")
+        assert parse_brcode(text).recurrence_url == url
+        assert tlv("80", tlv("00", "br.gov.bcb.pix") + tlv("25", url))[2:4] == "99"
+
+    def test_url_over_77_characters_is_refused(self) -> None:
+        """A 78-character recurrence location does not fit."""
+        with pytest.raises(PixFormatError) as info:
+            build_recurrence_brcode(
+                recurrence_url="pix.example.com/" + "a" * 62, merchant_name="A", merchant_city="B"
+            )
+        assert info.value.code == "brcode_field_too_long"
+        assert info.value.field == "80.25"
+
+    def test_static_composite(self) -> None:
+        """build_static_brcode with a recurrence gives a composite code that pays the key."""
+        code = parse_brcode(
+            build_static_brcode(
+                key=EVP,
+                merchant_name="A",
+                merchant_city="B",
+                amount_centavos=3500,
+                recurrence_url=REC_LOCATION,
+            )
+        )
+        assert code.kind is BRCodeKind.COMPOSITE
+        assert code.key == EVP
+        assert code.amount_centavos == 3500
+        assert code.recurrence_url == REC_LOCATION
+
+
 class TestBrcodeToDict:
     def test_is_json_serialisable(self) -> None:
         """The view contains only JSON types."""
@@ -620,6 +902,25 @@ class TestBrcodeToDict:
         """Every top-level field appears with its position."""
         view = brcode_to_dict(DYNAMIC_VECTOR)
         assert view["fields"][1] == {"id": "01", "value": "12", "position": 6}
+
+    def test_shows_kind_and_recurrence(self) -> None:
+        """A recurrence-only code says so and gives its recurrence location, as JSON."""
+        view = json.loads(json.dumps(brcode_to_dict(RECURRENCE_VECTOR)))
+        assert view["kind"] == "recurrence"
+        assert view["recurrence_url"] == REC_LOCATION
+        assert view["recurrence"] == {
+            "id": "80",
+            "gui": "br.gov.bcb.pix",
+            "url": REC_LOCATION,
+            "fields": {"00": "br.gov.bcb.pix", "25": REC_LOCATION},
+        }
+
+    def test_code_without_recurrence(self) -> None:
+        """A plain static code has kind static and no recurrence."""
+        view = brcode_to_dict(STATIC_VECTOR)
+        assert view["kind"] == "static"
+        assert view["recurrence"] is None
+        assert view["recurrence_url"] is None
 
 
 class TestSanitizeText:
@@ -652,6 +953,11 @@ display_text = st.text(
     string.ascii_letters + "  ÁÉÍÓÚÂÊÔÃÕÇáéíóúâêôãõçàü'&.-", min_size=1, max_size=40
 ).filter(lambda s: any(c.isalpha() for c in s))
 amounts = st.none() | st.integers(1, MAX_AMOUNT_CENTAVOS)
+locations = st.builds(  # at most 27 + 1 + 49 = 77 characters, the API Pix limit
+    lambda host, path: f"{host}/{path}",
+    st.from_regex(r"[a-z0-9]{1,20}\.[a-z]{2,6}", fullmatch=True),
+    st.text(string.ascii_letters + string.digits + "/-_", min_size=1, max_size=49),
+)
 txids = st.just("***") | st.text(string.ascii_letters + string.digits, min_size=1, max_size=25)
 
 
@@ -730,3 +1036,70 @@ class TestRoundTrip:
         assert code.merchant_name == sanitize_brcode_text(name, 25)
         assert code.amount_centavos == amount
         assert code.txid is None
+
+    @settings(max_examples=200)
+    @given(
+        recurrence=locations,
+        name=display_text,
+        city=display_text,
+        postal=st.none() | st.text(string.digits, min_size=8, max_size=8),
+    )
+    def test_recurrence_build_then_parse(
+        self, recurrence: str, name: str, city: str, postal: str | None
+    ) -> None:
+        """A recurrence-only code built from any inputs parses back to them, with nothing to pay."""
+        text = build_recurrence_brcode(
+            recurrence_url=recurrence, merchant_name=name, merchant_city=city, postal_code=postal
+        )
+        code = parse_brcode(text)
+        assert code.kind is BRCodeKind.RECURRENCE
+        assert code.recurrence_url == recurrence
+        assert code.key is None
+        assert code.location_url is None
+        assert code.amount_centavos is None
+        assert code.merchant_name == sanitize_brcode_text(name, 25)
+        assert code.merchant_city == sanitize_brcode_text(city, 15)
+        assert code.postal_code == postal
+        rebuilt = build_recurrence_brcode(
+            recurrence_url=code.recurrence_url or "",
+            merchant_name=code.merchant_name,
+            merchant_city=code.merchant_city,
+            postal_code=code.postal_code,
+        )
+        assert rebuilt == text
+
+    @settings(max_examples=200)
+    @given(
+        charge=st.one_of(any_key.map(lambda k: ("key", k)), locations.map(lambda u: ("url", u))),
+        recurrence=locations,
+        amount=amounts,
+    )
+    def test_composite_build_then_parse(
+        self, charge: tuple[str, str], recurrence: str, amount: int | None
+    ) -> None:
+        """A static or dynamic charge with a recurrence parses back as composite, both intact."""
+        kind, value = charge
+        if kind == "key":
+            text = build_static_brcode(
+                key=value,
+                merchant_name="Loja",
+                merchant_city="Recife",
+                amount_centavos=amount,
+                recurrence_url=recurrence,
+            )
+        else:
+            text = build_dynamic_brcode(
+                location_url=value,
+                merchant_name="Loja",
+                merchant_city="Recife",
+                amount_centavos=amount,
+                recurrence_url=recurrence,
+            )
+        code = parse_brcode(text)
+        assert code.kind is BRCodeKind.COMPOSITE
+        assert code.recurrence_url == recurrence
+        assert code.amount_centavos == amount
+        if kind == "key":
+            assert code.key == parse_pix_key(value).value
+        else:
+            assert code.location_url == value

@@ -15,6 +15,17 @@ Amounts (field 54) follow EMV: digits with an optional ``.`` and at most two dec
 to int centavos with integer arithmetic only. At most 13 characters, hence at most
 ``9999999999.99`` (999 999 999 999 centavos).
 
+Pix Automático (recurring payments) adds template 80: the Pix GUI (80-00) and the recurrence
+location (80-25, a URL without scheme, like 26-25) where the payer's PSP fetches the signed
+recurrence. A code is then one of four kinds (:class:`BRCodeKind`): *static* (26 has a key),
+*dynamic* (26 has a charge location), *recurrence* (26 has only the GUI and 80 carries the
+recurrence: nothing to pay now, the payer only authorises, the BCB's Jornada 2) or *composite*
+(a charge in 26 plus the recurrence in 80: Jornada 3 when the charge is an immediate ``cob``,
+whose payment also authorises the recurrence; Jornada 4 when it is a due-date ``cobv`` or a
+static code, paid first with the recurrence offered alongside). Jornada 1 is a push to the
+payer's app and has no code. The BR Code alone cannot tell Jornada 3 from 4 for a dynamic
+composite: the signed payload behind 26-25 says whether the charge is a ``cob`` or a ``cobv``.
+
 Builders produce the canonical form: ASCII-only name and city (accents stripped, then truncated
 to 25 and 15 characters because PSPs display only that much), lower-case GUI, upper-case CRC.
 """
@@ -25,6 +36,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -38,11 +50,14 @@ __all__ = [
     "PIX_GUI",
     "AdditionalData",
     "BRCode",
+    "BRCodeKind",
     "PixMerchantAccount",
+    "PixRecurrence",
     "TLVField",
     "Template",
     "brcode_to_dict",
     "build_dynamic_brcode",
+    "build_recurrence_brcode",
     "build_static_brcode",
     "format_brcode_amount",
     "parse_brcode",
@@ -58,6 +73,8 @@ MERCHANT_CITY_MAX = 15
 LOCATION_URL_MAX = 77
 REFERENCE_LABEL_MAX = 25
 NO_TXID = "***"
+RECURRENCE_TEMPLATE_ID = "80"
+"""Pix Automático's template; the BCB's composite QR examples (API Pix 2.9.0) all use 80."""
 
 _FIELD_NAMES = {
     "00": "payload format indicator",
@@ -71,6 +88,7 @@ _FIELD_NAMES = {
     "61": "postal code",
     "62": "additional data field template",
     "63": "CRC",
+    "80": "Pix Automático recurrence",
 }
 _MANDATORY = ("52", "53", "58", "59", "60")
 _AMOUNT_RE = re.compile(r"([0-9]*)(?:\.([0-9]{0,2}))?")
@@ -88,6 +106,25 @@ def _describe(field_id: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Parsed representation
+
+
+class BRCodeKind(StrEnum):
+    """What a code asks of the payer, from its merchant account (26–51) and template 80.
+
+    The values are part of the public API (they appear in :func:`brcode_to_dict`).
+    """
+
+    STATIC = "static"
+    """26 carries a key: the payer's app pays it (amount from 54 or typed by the payer)."""
+    DYNAMIC = "dynamic"
+    """26 carries a charge location: the payer's PSP fetches the signed charge and pays it."""
+    RECURRENCE = "recurrence"
+    """Pix Automático Jornada 2: 26 has only the GUI and 80 the recurrence. Nothing to pay now;
+    the payer's PSP fetches the recurrence from 80-25 and the payer authorises it or not."""
+    COMPOSITE = "composite"
+    """Pix Automático Jornadas 3 and 4: a static or dynamic charge in 26 plus the recurrence in
+    80. Paying an immediate charge (``cob``, Jornada 3) also authorises the recurrence; with a
+    due-date charge (``cobv``) or a static code (Jornada 4) the payer pays and may adhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +179,21 @@ class PixMerchantAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class PixRecurrence:
+    """Pix Automático's template 80: GUI ``br.gov.bcb.pix`` and the recurrence location.
+
+    ``url`` is a ``/locrec`` location without scheme (at most 77 characters in the API Pix), the
+    address where the payer's PSP fetches the signed recurrence (``GET /rec/{token}``).
+    """
+
+    id: str
+    gui: str
+    url: str
+    fields: Mapping[str, str]
+    """All sub-fields in order of appearance, including 00, 25 and any unknown ones."""
+
+
+@dataclass(frozen=True, slots=True)
 class AdditionalData:
     """Template 62; sub-field 05 (reference label) is the txid, ``***`` when there is none."""
 
@@ -174,7 +226,9 @@ class BRCode:
     postal_code: str | None
     additional_data: AdditionalData | None
     unreserved_templates: Mapping[str, Template]
-    """Templates 80–99, e.g. Pix Automático's 80 with its recurrence location."""
+    """Templates 80–99 as written, 80 included (its checked reading is :attr:`recurrence`)."""
+    recurrence: PixRecurrence | None
+    """Pix Automático's template 80, checked: the Pix GUI and a recurrence location."""
     other_fields: Mapping[str, str]
     """Top-level fields with no attribute above (e.g. card schemes' 02–25, 55–57, 64)."""
     crc: str
@@ -197,11 +251,22 @@ class BRCode:
 
     @property
     def recurrence_url(self) -> str | None:
-        """Pix Automático recurrence location: sub-field 25 of a 80–99 template with the Pix GUI."""
-        for template in self.unreserved_templates.values():
-            if template.gui is not None and template.gui.lower() == PIX_GUI:
-                return template.url
-        return None
+        """The Pix Automático recurrence location (80-25) without scheme, if the code has one."""
+        return self.recurrence.url if self.recurrence is not None else None
+
+    @property
+    def kind(self) -> BRCodeKind:
+        """Static, dynamic, recurrence-only (nothing to pay now) or composite; see BRCodeKind.
+
+        A 26 with both a key and a location (no BCB layout has both, but the parser keeps both)
+        counts as dynamic, because the location is where the signed charge is.
+        """
+        account = self.merchant_account
+        if self.recurrence is not None and account.key is None and account.url is None:
+            return BRCodeKind.RECURRENCE
+        if self.recurrence is not None:
+            return BRCodeKind.COMPOSITE
+        return BRCodeKind.DYNAMIC if account.url is not None else BRCodeKind.STATIC
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,10 +339,10 @@ def _tokenize(text: str, *, base: int, scope: str | None, top_level: bool) -> li
     return fields
 
 
-def _sub_fields(field: TLVField) -> dict[str, str]:
+def _sub_field_items(field: TLVField) -> dict[str, TLVField]:
     """Parse a template strictly: errors name the template and the absolute position."""
     items = _tokenize(field.value, base=field.position + 4, scope=field.id, top_level=False)
-    result: dict[str, str] = {}
+    result: dict[str, TLVField] = {}
     for item in items:
         if item.id in result:
             raise PixFormatError(
@@ -286,8 +351,12 @@ def _sub_fields(field: TLVField) -> dict[str, str]:
                 field=f"{field.id}.{item.id}",
                 position=item.position,
             )
-        result[item.id] = item.value
+        result[item.id] = item
     return result
+
+
+def _sub_fields(field: TLVField) -> dict[str, str]:
+    return {sub_id: item.value for sub_id, item in _sub_field_items(field).items()}
 
 
 def _is_pix_template(template: Template) -> bool:
@@ -403,14 +472,71 @@ def _check_frame(payload: str, fields: list[TLVField]) -> TLVField:
     return crc_field
 
 
-def _pix_account(field: TLVField, sub_fields: Mapping[str, str]) -> PixMerchantAccount:
+def _invalid_recurrence(field_id: str, position: int, message: str) -> PixFormatError:
+    return PixFormatError(
+        PixErrorCode.BRCODE_INVALID_RECURRENCE,
+        f"field {field_id} (Pix Automático recurrence) at index {position}: {message}",
+        field=field_id,
+        position=position,
+    )
+
+
+def _recurrence(field: TLVField) -> PixRecurrence:
+    """Read template 80 strictly: the Pix GUI and a recurrence location, or an error.
+
+    A wrong 80 is refused rather than ignored: reading it as "no recurrence" would show a
+    composite code as a plain charge, hiding that paying it may authorise future debits. The GUI
+    may be upper-case (as in 26); the URL must be printable ASCII without spaces. Its length is
+    not checked here (the API Pix allows 77), as 26-25's is not: the payer's PSP fetches it.
+    Unknown sub-fields are kept, as in 26.
+    """
+    items = _sub_field_items(field)
+    where = field.id
+    gui = items.get("00")
+    if gui is None:
+        raise _invalid_recurrence(
+            f"{where}.00", field.position, f"the GUI {PIX_GUI!r} (sub-field 00) is missing"
+        )
+    if gui.value.lower() != PIX_GUI:
+        raise _invalid_recurrence(
+            f"{where}.00", gui.position, f"expected the GUI {PIX_GUI!r}, found {gui.value!r}"
+        )
+    url = items.get("25")
+    if url is None:
+        raise _invalid_recurrence(
+            f"{where}.25", field.position, "the recurrence location (sub-field 25) is missing"
+        )
+    if not _URL_RE.fullmatch(url.value):
+        raise _invalid_recurrence(
+            f"{where}.25",
+            url.position,
+            "the recurrence location must be a non-empty URL of printable ASCII without spaces, "
+            f"found {url.value!r}",
+        )
+    return PixRecurrence(
+        id=field.id,
+        gui=gui.value,
+        url=url.value,
+        fields=MappingProxyType({sub_id: item.value for sub_id, item in items.items()}),
+    )
+
+
+def _pix_account(
+    field: TLVField, sub_fields: Mapping[str, str], *, has_recurrence: bool
+) -> PixMerchantAccount:
+    """Read the Pix merchant account; without a recurrence it must name a key or a location.
+
+    With a valid template 80 the account may hold only the GUI: that is the BCB's
+    recurrence-only code (Jornada 2), in which nothing is paid.
+    """
     key = sub_fields.get("01")
     url = sub_fields.get("25")
-    if key is None and url is None:
+    if key is None and url is None and not has_recurrence:
         raise _missing(
             f"{field.id}.01",
             f"Pix merchant account (field {field.id} at index {field.position}) has neither a "
-            "key (sub-field 01) nor a location URL (sub-field 25)",
+            "key (sub-field 01) nor a location URL (sub-field 25), and the code has no Pix "
+            "Automático recurrence (field 80)",
         )
     return PixMerchantAccount(
         id=field.id,
@@ -428,6 +554,10 @@ def parse_brcode(text: str) -> BRCode:
 
     Surrounding whitespace (a pasted trailing newline) is ignored; positions in messages are
     0-based character indexes into the stripped text.
+
+    A recurrence-only code (:attr:`BRCodeKind.RECURRENCE`) goes through the same checks. The
+    BCB's example has no field 54; one that has it keeps it in ``amount_centavos``, but there is
+    still nothing to pay: the kind, not the amount, says whether a code is payable.
     """
     payload = text.strip()
     if not payload:
@@ -448,7 +578,9 @@ def parse_brcode(text: str) -> BRCode:
             )
         point_of_initiation = "dynamic" if poi.value == "12" else "static"
 
-    account: PixMerchantAccount | None = None
+    account_field: TLVField | None = None
+    account_sub_fields: dict[str, str] = {}
+    recurrence: PixRecurrence | None = None
     other_templates: dict[str, Template] = {}
     unreserved: dict[str, Template] = {}
     other_fields: dict[str, str] = {}
@@ -457,19 +589,22 @@ def parse_brcode(text: str) -> BRCode:
         number = int(field.id)
         if 26 <= number <= 51:
             template = _lenient_template(field)
-            if account is None and _is_pix_template(template):
-                account = _pix_account(field, _sub_fields(field))
+            if account_field is None and _is_pix_template(template):
+                account_field, account_sub_fields = field, _sub_fields(field)
             else:
                 other_templates[field.id] = template
         elif 80 <= number <= 99:
+            # 81-99 stay uninterpreted even with the Pix GUI: only 80 is assigned to Pix.
             unreserved[field.id] = _lenient_template(field)
+            if field.id == RECURRENCE_TEMPLATE_ID:
+                recurrence = _recurrence(field)
         elif field.id == "62":
             sub = _sub_fields(field)
             additional = AdditionalData(reference_label=sub.get("05"), fields=MappingProxyType(sub))
         elif field.id not in ("00", "01", "52", "53", "54", "58", "59", "60", "61", "63"):
             other_fields[field.id] = field.value
 
-    if account is None:
+    if account_field is None:
         if other_templates:
             raise PixFormatError(
                 PixErrorCode.BRCODE_NOT_PIX,
@@ -477,7 +612,9 @@ def parse_brcode(text: str) -> BRCode:
                 f"found templates {', '.join(sorted(other_templates))}",
                 field="26",
             )
+        # Even a recurrence-only code carries 26 with the GUI (the BCB's Jornada 2 example).
         raise _missing("26", "mandatory Pix merchant account template (ID 26-51) is missing")
+    account = _pix_account(account_field, account_sub_fields, has_recurrence=recurrence is not None)
     for field_id in _MANDATORY:
         if field_id not in by_id:
             raise _missing(field_id)
@@ -515,6 +652,7 @@ def parse_brcode(text: str) -> BRCode:
         postal_code=postal.value if postal is not None else None,
         additional_data=additional,
         unreserved_templates=MappingProxyType(unreserved),
+        recurrence=recurrence,
         other_fields=MappingProxyType(other_fields),
         crc=crc_field.value,
         raw=tuple(fields),
@@ -601,6 +739,7 @@ def _assemble(
     merchant_city: str,
     postal_code: str | None,
     txid: str,
+    recurrence_url: str | None = None,
 ) -> str:
     parts = [_tlv("00", "01")]
     if point_of_initiation is not None:
@@ -616,6 +755,10 @@ def _assemble(
     if postal_code is not None:
         parts.append(_tlv("61", _postal_code(postal_code)))
     parts.append(_tlv("62", _tlv("05", _reference_label(txid))))
+    if recurrence_url is not None:
+        # After 62, where the BCB's composite examples put it; any place before 63 parses.
+        url = _location_url(recurrence_url, field="80.25", label="recurrence location URL")
+        parts.append(_tlv(RECURRENCE_TEMPLATE_ID, _tlv("00", PIX_GUI) + _tlv("25", url)))
     payload = "".join(parts) + "6304"
     return payload + crc16_hex(payload)
 
@@ -630,11 +773,14 @@ def build_static_brcode(
     description: str | None = None,
     postal_code: str | None = None,
     merchant_category_code: str = "0000",
+    recurrence_url: str | None = None,
 ) -> str:
     """Build a reusable code that pays ``key``; without an amount the payer types it.
 
     The key is validated and normalised (:func:`parse_pix_key`) so a printed CPF or an
     upper-case EVP still yields the canonical code. Field 01 is omitted, which means static.
+    With ``recurrence_url`` (a ``/locrec`` location) the code is composite: Pix Automático's
+    Jornada 4 for a static code tied to a contract, the recurrence offered beside the payment.
     """
     pix_key = parse_pix_key(key).value
     if len(pix_key) > MAX_KEY_LENGTH:  # pragma: no cover - parse_pix_key enforces it
@@ -659,30 +805,32 @@ def build_static_brcode(
         merchant_city=merchant_city,
         postal_code=postal_code,
         txid=txid,
+        recurrence_url=recurrence_url,
     )
 
 
-def _location_url(value: str) -> str:
+def _location_url(value: str, *, field: str = "26.25", label: str = "location URL") -> str:
+    """A ``/loc`` or ``/locrec`` location without scheme; both are at most 77 characters."""
     url = value.strip()
     if url[:8].lower() == "https://":
         url = url[8:]
     if "://" in url:
         raise PixFormatError(
             PixErrorCode.BRCODE_INVALID_FIELD,
-            f"field 26.25 (location URL) must not carry a scheme other than https, found {value!r}",
-            field="26.25",
+            f"field {field} ({label}) must not carry a scheme other than https, found {value!r}",
+            field=field,
         )
     if not _URL_RE.fullmatch(url):
         raise PixFormatError(
             PixErrorCode.BRCODE_INVALID_FIELD,
-            f"field 26.25 (location URL) must be printable ASCII without spaces, found {value!r}",
-            field="26.25",
+            f"field {field} ({label}) must be printable ASCII without spaces, found {value!r}",
+            field=field,
         )
     if len(url) > LOCATION_URL_MAX:
         raise PixFormatError(
             PixErrorCode.BRCODE_FIELD_TOO_LONG,
-            f"field 26.25 (location URL) is {len(url)} characters; the limit is {LOCATION_URL_MAX}",
-            field="26.25",
+            f"field {field} ({label}) is {len(url)} characters; the limit is {LOCATION_URL_MAX}",
+            field=field,
         )
     return url
 
@@ -695,11 +843,15 @@ def build_dynamic_brcode(
     amount_centavos: int | None = None,
     postal_code: str | None = None,
     merchant_category_code: str = "0000",
+    recurrence_url: str | None = None,
 ) -> str:
     """Build a single-use code (``010212``) pointing at a charge location.
 
     ``location_url`` is the PSP's ``location`` without scheme (a leading ``https://`` is
     removed); the amount and txid travel in the signed payload behind it, so 62-05 is ``***``.
+    With ``recurrence_url`` (a ``/locrec`` location, same rules) the code is Pix Automático's
+    composite QR: Jornada 3 when the location is an immediate charge (``cob``), Jornada 4 when
+    it is a due-date charge (``cobv``).
     """
     account = _tlv("00", PIX_GUI) + _tlv("25", _location_url(location_url))
     return _assemble(
@@ -711,6 +863,35 @@ def build_dynamic_brcode(
         merchant_city=merchant_city,
         postal_code=postal_code,
         txid=NO_TXID,
+        recurrence_url=recurrence_url,
+    )
+
+
+def build_recurrence_brcode(
+    *,
+    recurrence_url: str,
+    merchant_name: str,
+    merchant_city: str,
+    postal_code: str | None = None,
+    merchant_category_code: str = "0000",
+) -> str:
+    """Build a Pix Automático recurrence-only code (Jornada 2): nothing to pay, only to authorise.
+
+    The layout is the BCB's example (API Pix 2.9.0, ``dadosQR`` of a ``JORNADA_2`` recurrence):
+    26 holds only the GUI, no 01 and no 54, 62-05 is ``***`` and 80 carries the GUI and the
+    recurrence location (a ``/locrec`` location without scheme; a leading ``https://`` is
+    removed). The recurrence's amount and schedule travel in the signed payload behind it.
+    """
+    return _assemble(
+        point_of_initiation=None,
+        account=_tlv("00", PIX_GUI),
+        merchant_category_code=merchant_category_code,
+        amount_centavos=None,
+        merchant_name=merchant_name,
+        merchant_city=merchant_city,
+        postal_code=postal_code,
+        txid=NO_TXID,
+        recurrence_url=recurrence_url,
     )
 
 
@@ -735,9 +916,11 @@ def brcode_to_dict(code: BRCode | str) -> dict[str, Any]:
         except PixFormatError:
             key_type = None
     additional = code.additional_data
+    recurrence = code.recurrence
     return {
         "payload_format_indicator": code.payload_format_indicator,
         "point_of_initiation": code.point_of_initiation,
+        "kind": code.kind.value,
         "merchant_account": {
             "id": account.id,
             "gui": account.gui,
@@ -773,6 +956,17 @@ def brcode_to_dict(code: BRCode | str) -> dict[str, Any]:
         "unreserved_templates": {
             k: _template_dict(v) for k, v in code.unreserved_templates.items()
         },
+        "recurrence": (
+            None
+            if recurrence is None
+            else {
+                "id": recurrence.id,
+                "gui": recurrence.gui,
+                "url": recurrence.url,
+                "fields": dict(recurrence.fields),
+            }
+        ),
+        "recurrence_url": code.recurrence_url,
         "other_fields": dict(code.other_fields),
         "crc": code.crc,
         "fields": [{"id": f.id, "value": f.value, "position": f.position} for f in code.raw],

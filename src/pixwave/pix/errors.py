@@ -32,6 +32,8 @@ class PixErrorCode(StrEnum):
     """A field is present but its value breaks the EMV/BCB rules."""
     BRCODE_FIELD_TOO_LONG = "brcode_field_too_long"
     """A builder input does not fit its field."""
+    BRCODE_INVALID_RECURRENCE = "brcode_invalid_recurrence"
+    """Template 80 (Pix Automático) lacks the Pix GUI or a usable recurrence location (80-25)."""
     INVALID_AMOUNT = "invalid_amount"
     """An amount is not a valid non-negative centavo value for its context."""
     INVALID_PIX_KEY = "invalid_pix_key"
