@@ -36,7 +36,10 @@ async def api(resources: Resources) -> AsyncIterator[Api]:
     gateways: dict[str, PixGateway] = {
         name: build_gateway(name, make_settings(), sandbox_url=NOWHERE) for name in GATEWAY_NAMES
     }
-    router = Router(gateways, RedisHealthStore(resources.redis, gateways=gateways))
+    # Built against simulators (nothing listens there): the router is told so.
+    router = Router(
+        gateways, RedisHealthStore(resources.redis, gateways=gateways), simulated=gateways
+    )
     previous = resources.router  # the resources are shared by the whole session
     resources.router = router
     try:
@@ -58,9 +61,16 @@ class TestList:
         assert [g["name"] for g in body] == ["mercadopago", "efi"]
         mercadopago = body[0]
         assert (mercadopago["enabled"], mercadopago["priority"]) == (True, 1)
+        assert (mercadopago["state"], mercadopago["state_reason"]) == (
+            "idle",
+            "charge: no_recent_calls",
+        )
+        assert mercadopago["simulated"] is True
         assert {"charge", "send", "refund", "webhook"} == set(mercadopago["capabilities"])
         assert set(mercadopago["operations"]) == {"charge", "send", "refund", "query"}
         assert mercadopago["operations"]["send"] == {
+            "state": "idle",
+            "state_reason": "no_recent_calls",
             "circuit": "closed",
             "success_rate": None,
             "p95_latency_ms": None,
@@ -78,6 +88,7 @@ class TestList:
         efi = {g["name"]: g for g in body}["efi"]
         send = efi["operations"]["send"]
         assert (send["circuit"], send["samples"], send["success_rate"]) == ("open", 5, 0.0)
+        assert (send["state"], send["state_reason"]) == ("down", "circuit_open")
         assert send["open_until"] is not None
         charge = efi["operations"]["charge"]
         assert (charge["circuit"], charge["success_rate"], charge["p95_latency_ms"]) == (
@@ -85,6 +96,43 @@ class TestList:
             1.0,
             120,
         )
+        assert charge["state"] == "up"
+        assert (efi["state"], efi["state_reason"]) == ("down", "send: circuit_open")
+
+    async def test_a_full_outage_shows_down_before_the_circuit_opens(self, api: Api) -> None:
+        """One payment's three failed tries (then fallback) leave the circuit closed, but the
+        gateway and the operation read down — the streak comes from Redis, in the same read."""
+        for _ in range(3):
+            await api.router.record("mercadopago", "charge", Outcome.UNAVAILABLE, 3_000)
+        ana = await create_actor(api.resources)
+        body = (await api.client.get("/v1/gateways", headers=ana.headers())).json()
+        mercadopago = {g["name"]: g for g in body}["mercadopago"]
+        charge = mercadopago["operations"]["charge"]
+        assert (charge["circuit"], charge["samples"]) == ("closed", 3)
+        assert (charge["state"], charge["state_reason"]) == ("down", "failures_in_a_row")
+        assert (mercadopago["state"], mercadopago["state_reason"]) == (
+            "down",
+            "charge: failures_in_a_row",
+        )
+
+    async def test_a_disabled_gateway(self, api: Api) -> None:
+        """Disabled by an admin: the gateway reads disabled, its operations keep theirs."""
+        await api.router.record("efi", "charge", Outcome.SUCCEEDED, 80)
+        await api.router.configure("efi", enabled=False)
+        ana = await create_actor(api.resources)
+        body = (await api.client.get("/v1/gateways", headers=ana.headers())).json()
+        efi = {g["name"]: g for g in body}["efi"]
+        assert (efi["state"], efi["state_reason"]) == ("disabled", "disabled_by_operator")
+        assert efi["operations"]["charge"]["state"] == "up"
+
+    async def test_real_gateways_are_not_simulated(self, api: Api) -> None:
+        """A router not told of any simulator shows every gateway as real."""
+        assert api.resources.redis is not None
+        real = Router(api.router.gateways, RedisHealthStore(api.resources.redis))
+        api.resources.router = real
+        ana = await create_actor(api.resources)
+        body = (await api.client.get("/v1/gateways", headers=ana.headers())).json()
+        assert [g["simulated"] for g in body] == [False, False]
 
     async def test_needs_a_token(self, api: Api) -> None:
         """Anonymous callers get 401."""

@@ -7,10 +7,6 @@ twin, with the same fake clock, so the two cannot drift apart.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
@@ -18,9 +14,11 @@ from structlog.testing import capture_logs
 
 from pixwave.gateways.errors import Outcome
 from pixwave.gateways.health import (
+    CIRCUIT_TTL_MS,
     CircuitState,
     GatewaySettings,
     HealthConfig,
+    HealthState,
     HealthStore,
     MemoryHealthStore,
     RedisHealthStore,
@@ -28,84 +26,7 @@ from pixwave.gateways.health import (
     p95,
 )
 from tests.conftest import REDIS_URL
-
-#: A multiple of 6 s, so the default buckets start exactly here.
-T0 = 1_800_000_000.0
-GATEWAYS = ("mercadopago", "efi")
-CONFIG = HealthConfig()
-
-
-class FakeClock:
-    def __init__(self, start: float = T0) -> None:
-        self.t = start
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-def at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-@dataclass
-class Backend:
-    """Builds stores of one kind that share state the way that kind shares it."""
-
-    kind: str
-    clock: FakeClock
-    prefix: str
-    clients: list[Redis] = field(default_factory=list)
-
-    def _client(self) -> Redis:
-        client = Redis.from_url(REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
-        self.clients.append(client)
-        return client
-
-    def store(self, config: HealthConfig = CONFIG) -> HealthStore:
-        if self.kind == "memory":
-            return MemoryHealthStore(config, gateways=GATEWAYS, now=self.clock)
-        return RedisHealthStore(
-            self._client(), config, gateways=GATEWAYS, now=self.clock, prefix=self.prefix
-        )
-
-    def peer(self, store: HealthStore) -> HealthStore:
-        """Another process's view: a second Redis connection, or the same memory store."""
-        if isinstance(store, RedisHealthStore):
-            return RedisHealthStore(
-                self._client(), store.config, gateways=GATEWAYS, now=self.clock, prefix=self.prefix
-            )
-        return store
-
-    async def close(self) -> None:
-        for client in self.clients:
-            async for key in client.scan_iter(match=f"{self.prefix}*"):
-                await client.delete(key)
-            await client.aclose()
-
-
-def _redis_backend() -> Backend:
-    return Backend("redis", FakeClock(), f"test:health:{uuid.uuid4().hex[:8]}:")
-
-
-@pytest.fixture
-async def redis_backend(redis_url: str) -> AsyncIterator[Backend]:
-    backend = _redis_backend()
-    yield backend
-    await backend.close()
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    if request.param == "memory":
-        yield Backend("memory", FakeClock(), "")
-        return
-    request.getfixturevalue("redis_url")  # skips, or fails under CI, without a Redis
-    backend = _redis_backend()
-    yield backend
-    await backend.close()
+from tests.gateways.support import GATEWAYS, T0, Backend, at
 
 
 @pytest.fixture
@@ -382,6 +303,77 @@ class TestHalfOpen:
         assert health.samples == 6
 
 
+class TestStreak:
+    async def test_counts_failures_in_a_row(self, store: HealthStore) -> None:
+        """The snapshot says how many calls failed in a row up to the newest one."""
+        await outcomes(store, Outcome.SUCCEEDED, 4)
+        await outcomes(store, Outcome.UNAVAILABLE, 2)
+        await outcomes(store, Outcome.AMBIGUOUS, 1)
+        health = await store.snapshot("mercadopago", "send")
+        assert (health.streak, health.circuit) == (3, CircuitState.CLOSED)
+
+    async def test_an_answer_ends_it(self, store: HealthStore) -> None:
+        """A success or a rejection (the gateway answered) brings the streak back to 0."""
+        await outcomes(store, Outcome.UNAVAILABLE, 3)
+        await outcomes(store, Outcome.REJECTED, 1)
+        assert (await store.snapshot("mercadopago", "send")).streak == 0
+
+    async def test_no_calls_no_streak(self, store: HealthStore) -> None:
+        """A pair nobody called has a streak of 0."""
+        assert (await store.snapshot("efi", "charge")).streak == 0
+
+    async def test_forgotten_with_the_window(self, backend: Backend, store: HealthStore) -> None:
+        """A streak is kept a window and a bucket (66 s) after its newest failure, as long as the
+        circuit's own in-a-row rule keeps it, then reads 0."""
+        await outcomes(store, Outcome.UNAVAILABLE, 2)
+        backend.clock.advance(66)
+        assert (await store.snapshot("mercadopago", "send")).streak == 2
+        backend.clock.advance(0.01)
+        assert (await store.snapshot("mercadopago", "send")).streak == 0
+
+    async def test_in_the_view(self, store: HealthStore) -> None:
+        """The router's one-round-trip view carries the streak of each gateway."""
+        await outcomes(store, Outcome.UNAVAILABLE, 2, gateway="efi", operation="charge")
+        views = await store.view(["mercadopago", "efi"], "charge")
+        assert [health.streak for _, health in views] == [0, 2]
+
+
+class TestSwapState:
+    async def test_returns_the_state_before(self, store: HealthStore) -> None:
+        """None the first time, then whatever was stored last; gateways are separate."""
+        assert await store.swap_state("efi", HealthState.DOWN) is None
+        assert await store.swap_state("efi", HealthState.UP) is HealthState.DOWN
+        assert await store.swap_state("efi", HealthState.UP) is HealthState.UP
+        assert await store.swap_state("mercadopago", HealthState.IDLE) is None
+
+    async def test_concurrent_reporters_see_one_change(
+        self, backend: Backend, store: HealthStore
+    ) -> None:
+        """Ten reporters on two connections swap the same new state: one sees the old one."""
+        other = backend.peer(store)
+        await store.swap_state("efi", HealthState.UP)
+        previous = await asyncio.gather(
+            *((store if i % 2 else other).swap_state("efi", HealthState.DOWN) for i in range(10))
+        )
+        assert previous.count(HealthState.UP) == 1
+        assert previous.count(HealthState.DOWN) == 9
+
+    async def test_redis_key_expires(self, redis_backend: Backend) -> None:
+        """The remembered state has a TTL (a day): a removed gateway leaves nothing for good."""
+        store = redis_backend.store()
+        await store.swap_state("efi", HealthState.DEGRADED)
+        client = redis_backend.clients[0]
+        keys = [key async for key in client.scan_iter(match=f"{redis_backend.prefix}state:*")]
+        assert len(keys) == 1
+        assert 0 < await client.pttl(keys[0]) <= CIRCUIT_TTL_MS
+
+    async def test_unknown_stored_value_reads_as_none(self, redis_backend: Backend) -> None:
+        """A value this version does not know (written by a newer one) counts as never stored."""
+        store = redis_backend.store()
+        await redis_backend.clients[0].set(f"{redis_backend.prefix}state:efi", "exploded")
+        assert await store.swap_state("efi", HealthState.UP) is None
+
+
 class TestSettings:
     async def test_defaults_follow_construction_order(self, store: HealthStore) -> None:
         """Enabled, with priorities 1, 2 … in the order given; an unknown gateway comes last."""
@@ -473,6 +465,12 @@ class TestConfig:
             HealthConfig(failure_rate=1.5)
         with pytest.raises(ValueError, match="positive"):
             HealthConfig(window_seconds=0)
+        with pytest.raises(ValueError, match="min_samples"):
+            HealthConfig(min_samples=0)
+        with pytest.raises(ValueError, match="down_after_failures"):
+            HealthConfig(down_after_failures=0)
+        with pytest.raises(ValueError, match="degraded_below"):
+            HealthConfig(degraded_below=1.2)
 
     def test_build_picks_memory_without_redis(self) -> None:
         """The embedded default (no Redis) gets the in-memory store."""

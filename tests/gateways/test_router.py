@@ -2,134 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-
 import pytest
 
-from pixwave.gateways.base import (
-    Capability,
-    Charge,
-    ChargeRequest,
-    InboundWebhook,
-    PixGateway,
-    Refund,
-    RefundRequest,
-    Send,
-    SendRequest,
-    WebhookEvent,
-)
-from pixwave.gateways.errors import (
-    GatewayAmbiguous,
-    GatewayError,
-    GatewayNotFound,
-    GatewayUnavailable,
-    Outcome,
-)
+from pixwave.gateways.base import Capability
+from pixwave.gateways.errors import GatewayAmbiguous, Outcome
 from pixwave.gateways.health import (
     CircuitState,
     GatewayHealth,
     GatewaySettings,
-    HealthStore,
-    MemoryHealthStore,
+    HealthConfig,
+    HealthState,
     Operation,
 )
-from pixwave.gateways.router import Router, UnknownGateway, rank
-from tests.gateways.test_health import T0, FakeClock, at
-
-ALL = frozenset({Capability.CHARGE, Capability.SEND, Capability.REFUND, Capability.WEBHOOK})
-
-
-class FakeGateway:
-    """A connector whose reads answer "not found" (it is up) or raise ``error`` (it is down)."""
-
-    def __init__(
-        self,
-        name: str,
-        capabilities: Iterable[Capability] = ALL,
-        *,
-        error: GatewayError | None = None,
-    ) -> None:
-        self.name = name
-        self.capabilities = frozenset(capabilities)
-        self.error = error
-        self.reads: list[str] = []
-
-    def _answer(self, method: str, reference: str) -> GatewayError:
-        self.reads.append(method)
-        if self.error is not None:
-            return self.error
-        return GatewayNotFound(
-            f"no {reference}", gateway=self.name, operation=method, code="not_found"
-        )
-
-    async def get_send(self, reference: str, send_id: str | None = None) -> Send:
-        raise self._answer("get_send", reference)
-
-    async def get_charge(self, charge_id: str) -> Charge:
-        raise self._answer("get_charge", charge_id)
-
-    async def get_refund(
-        self, *, reference: str, charge_id: str, end_to_end_id: str | None, refund_id: str | None
-    ) -> Refund:
-        raise self._answer("get_refund", reference)
-
-    async def create_charge(self, request: ChargeRequest) -> Charge:
-        raise AssertionError("the router never moves money")
-
-    async def cancel_charge(self, charge_id: str) -> Charge:
-        raise AssertionError("the router never moves money")
-
-    async def send_pix(self, request: SendRequest) -> Send:
-        raise AssertionError("the router never moves money")
-
-    async def refund(self, request: RefundRequest) -> Refund:
-        raise AssertionError("the router never moves money")
-
-    def verify_webhook(self, request: InboundWebhook) -> list[WebhookEvent]:
-        raise AssertionError("not used")
-
-    async def aclose(self) -> None:
-        return None
-
-
-def down(name: str) -> GatewayUnavailable:
-    return GatewayUnavailable("connect failed", gateway=name, operation="get_send", code="x")
-
-
-class World:
-    """Two fake gateways behind a memory store on a fake clock."""
-
-    def __init__(self, *gateways: FakeGateway) -> None:
-        self.clock = FakeClock()
-        self.gateways = {g.name: g for g in gateways} or {
-            "mercadopago": FakeGateway("mercadopago"),
-            "efi": FakeGateway("efi"),
-        }
-        self.health: HealthStore = MemoryHealthStore(gateways=self.gateways, now=self.clock)
-        typed: dict[str, PixGateway] = dict(self.gateways)
-        self.router = Router(typed, self.health)
-
-    async def calls(
-        self,
-        name: str,
-        *,
-        ok: int = 0,
-        failed: int = 0,
-        latency_ms: int = 100,
-        operation: str = "send",
-    ) -> None:
-        for _ in range(ok):
-            await self.router.record(name, operation, Outcome.SUCCEEDED, latency_ms)
-        for _ in range(failed):
-            await self.router.record(name, operation, Outcome.UNAVAILABLE, latency_ms)
-
-    async def send_candidates(self, exclude: Collection[str] = ()) -> list[str]:
-        return await self.router.candidates(Operation.SEND, exclude=exclude)
-
-
-@pytest.fixture
-def world() -> World:
-    return World()
+from pixwave.gateways.router import UnknownGateway, rank, score
+from tests.gateways.support import T0, FakeGateway, World, at, down
 
 
 class TestRanking:
@@ -160,28 +46,124 @@ class TestRanking:
         await world.calls("efi", ok=50, latency_ms=110)
         assert await world.send_candidates() == ["mercadopago", "efi"]
 
-    async def test_no_samples_counts_as_healthy(self, world: World) -> None:
-        """A gateway nobody used lately ranks as 100 %: it gets tried again."""
+    def test_score_buckets(self) -> None:
+        """Rates round to 0.05 and latencies to 50 ms before comparing."""
+        assert score(health(0.98, 130)) == score(health(1.0, 140))
+        assert score(health(0.97, 130)) > score(health(1.0, 140))
+        assert score(health(0.9, 100)) < score(health(0.8, 100))
+        assert score(health(1.0, 120)) == (-20, 2)
+
+
+def health(rate: float | None, p95: int | None, samples: int = 10) -> GatewayHealth:
+    return GatewayHealth(
+        success_rate=rate,
+        samples=samples,
+        p95_latency_ms=p95,
+        circuit=CircuitState.CLOSED,
+        open_until=None,
+    )
+
+
+def settings(priority: int) -> GatewaySettings:
+    return GatewaySettings(enabled=True, priority=priority)
+
+
+class TestMinimumSamples:
+    """Below min_samples (5) calls in the window a gateway is not judged on rate or latency."""
+
+    async def test_one_call_does_not_demote_the_preferred_gateway(self, world: World) -> None:
+        """The README tour: one 120 ms deposit on Mercado Pago, none on Efí — Mercado Pago
+        (priority 1) keeps the traffic instead of losing it to an untried gateway's "0 ms"."""
+        await world.calls("mercadopago", ok=1, latency_ms=120, operation="charge")
+        assert await world.router.candidates(Operation.CHARGE) == ["mercadopago", "efi"]
+
+    async def test_both_below_the_minimum_go_by_priority(self, world: World) -> None:
+        """Four slow, half-failing calls against four fast, perfect ones: priority decides."""
+        await world.calls("mercadopago", ok=2, failed=2, latency_ms=900)
+        await world.calls("efi", ok=4, latency_ms=20)
+        assert await world.send_candidates() == ["mercadopago", "efi"]
+
+    async def test_a_judged_poor_rate_loses_to_an_unjudged_gateway(self, world: World) -> None:
+        """80 % over ten calls ranks after a gateway with one call: it is presumed healthy."""
+        await world.calls("mercadopago", ok=8, failed=2)
+        await world.calls("efi", ok=1)
+        assert await world.send_candidates() == ["efi", "mercadopago"]
+
+    async def test_no_calls_at_all_is_presumed_healthy(self, world: World) -> None:
+        """A gateway nobody used lately beats a judged failing one: it gets tried again."""
         await world.calls("mercadopago", ok=8, failed=2)
         assert await world.send_candidates() == ["efi", "mercadopago"]
 
-    def test_rank_buckets(self) -> None:
-        """Rates round to 0.05 and latencies to 50 ms before comparing."""
+    async def test_a_judged_healthy_gateway_and_an_unjudged_one_go_by_priority(
+        self, world: World
+    ) -> None:
+        """100 % at 300 ms (judged) against two fast calls: the unjudged one is given the
+        judged one's latency, so priority decides — either way round."""
+        await world.calls("mercadopago", ok=10, latency_ms=300)
+        await world.calls("efi", ok=2, latency_ms=20)
+        assert await world.send_candidates() == ["mercadopago", "efi"]
+        await world.health.set_settings("efi", priority=1)
+        await world.health.set_settings("mercadopago", priority=2)
+        assert await world.send_candidates() == ["efi", "mercadopago"]
 
-        def health(rate: float | None, p95: int | None) -> GatewayHealth:
-            return GatewayHealth(
-                success_rate=rate,
-                samples=1,
-                p95_latency_ms=p95,
-                circuit=CircuitState.CLOSED,
-                open_until=None,
-            )
+    async def test_judged_gateways_compare_on_numbers(self, world: World) -> None:
+        """Once both have five calls, the faster wins over the preferred one, as before."""
+        await world.calls("mercadopago", ok=5, latency_ms=120)
+        await world.calls("efi", ok=5, latency_ms=20)
+        assert await world.send_candidates() == ["efi", "mercadopago"]
 
-        settings = GatewaySettings(enabled=True, priority=1)
-        assert rank(settings, health(0.98, 130)) == rank(settings, health(1.0, 140))
-        assert rank(settings, health(0.97, 130)) > rank(settings, health(1.0, 140))
-        assert rank(settings, health(None, None)) == (-20, 0, 1)
-        assert rank(settings, health(0.9, 100)) < rank(settings, health(0.8, 100))
+    async def test_the_minimum_is_configured(self) -> None:
+        """min_samples=1 judges after one call: the 120 ms gateway loses to the 20 ms one."""
+        world = World(config=HealthConfig(min_samples=1))
+        await world.calls("mercadopago", ok=1, latency_ms=120)
+        await world.calls("efi", ok=1, latency_ms=20)
+        assert await world.send_candidates() == ["efi", "mercadopago"]
+
+    async def test_a_dead_gateway_below_the_minimum_is_stopped_by_its_circuit(
+        self, world: World
+    ) -> None:
+        """Three failures keep the preferred gateway first; the fifth opens its circuit."""
+        await world.calls("mercadopago", failed=3)
+        assert await world.send_candidates() == ["mercadopago", "efi"]
+        await world.calls("mercadopago", failed=2)
+        assert await world.send_candidates() == ["efi"]
+
+    def test_unjudged_takes_the_fastest_perfect_latency(self) -> None:
+        """Three gateways: an unjudged one (priority 3) ties with the fastest judged gateway
+        with a perfect rate, so it ranks after it by priority but before a slower one."""
+        ranked = rank(
+            [
+                ("slow", settings(1), health(1.0, 600)),
+                ("fast", settings(2), health(1.0, 100)),
+                ("new", settings(3), health(None, None, samples=0)),
+            ],
+            min_samples=5,
+        )
+        assert ranked == ["fast", "new", "slow"]
+
+    def test_unjudged_ignores_the_latency_of_imperfect_gateways(self) -> None:
+        """A fast gateway with a poor rate does not set the latency an unjudged one is given."""
+        ranked = rank(
+            [
+                ("flaky", settings(1), health(0.6, 20)),
+                ("steady", settings(2), health(1.0, 500)),
+                ("new", settings(3), health(1.0, 20, samples=2)),
+            ],
+            min_samples=5,
+        )
+        assert ranked == ["steady", "new", "flaky"]
+
+    def test_only_unjudged_gateways(self) -> None:
+        """With nothing judged, the order is the priority's, then the name's."""
+        ranked = rank(
+            [
+                ("b", settings(2), health(0.0, 3_000, samples=4)),
+                ("c", settings(1), health(None, None, samples=0)),
+                ("a", settings(2), health(1.0, 10, samples=4)),
+            ],
+            min_samples=5,
+        )
+        assert ranked == ["c", "a", "b"]
 
 
 class TestFiltering:
@@ -350,6 +332,30 @@ class TestOperatorView:
         world = World(FakeGateway("mercadopago", {Capability.CHARGE, Capability.REFUND}))
         status = await world.router.status("mercadopago")
         assert list(status.operations) == ["charge", "refund", "query"]
+
+    async def test_status_carries_the_states(self, world: World) -> None:
+        """Each operation's state and the gateway's (its worst operation's) are in the status."""
+        await world.calls("efi", ok=10, operation="charge")
+        await world.calls("efi", ok=10, failed=1, operation="send")
+        status = await world.router.status("efi")
+        assert {op: v.state for op, v in status.verdicts.items()} == {
+            "charge": HealthState.UP,
+            "send": HealthState.DEGRADED,
+            "refund": HealthState.IDLE,
+            "query": HealthState.IDLE,
+        }
+        assert (status.state, status.verdict.reason) == (
+            HealthState.DEGRADED,
+            "send: last_call_failed",
+        )
+
+    async def test_simulated_comes_from_the_constructor(self) -> None:
+        """Gateways named in ``simulated`` say so; the others, and every gateway of a router
+        built without it, are real."""
+        world = World(simulated=["efi"])
+        overview = {s.name: s.simulated for s in await world.router.overview()}
+        assert overview == {"mercadopago": False, "efi": True}
+        assert not any(s.simulated for s in await World().router.overview())
 
     async def test_unknown_gateway(self, world: World) -> None:
         """Asking about a gateway that is not configured is a 404-class error."""

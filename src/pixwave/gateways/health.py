@@ -17,13 +17,19 @@ its one-process twin for the embedded default, with exactly the same rules.
 
 Times are kept as values (epoch milliseconds) rather than only as key TTLs, so both stores take
 an injectable clock; TTLs are there only so that nothing in Redis outlives its use.
+
+What an operator reads is one **state** per (gateway, operation), derived from the snapshot by
+:data:`STATE_RULES` (first match wins), and one per gateway (:func:`gateway_verdict`): the
+circuit alone cannot say "down" when the payments engine gives up on a gateway after fewer
+failures than open it. The stores also remember each gateway's last reported state
+(:meth:`HealthStore.swap_state`), so that a change is logged once for the whole cluster.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -49,6 +55,16 @@ class CircuitState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"  # the cooldown is over; one probe decides
+
+
+class HealthState(StrEnum):
+    """What an operator is told about a gateway or one of its operations (see STATE_RULES)."""
+
+    UP = "up"  # answering
+    DEGRADED = "degraded"  # answering, but failing more than it should, or its last call failed
+    DOWN = "down"  # circuit open or half-open, or too many failures in a row
+    DISABLED = "disabled"  # the operator turned it off (gateway level only)
+    IDLE = "idle"  # no calls in the window: nothing is known
 
 
 #: Outcomes that prove the gateway answered.
@@ -78,6 +94,16 @@ class HealthConfig:
     #: Latencies kept per bucket (the newest) for the p95: bounds memory and the cost of a
     #: snapshot, which sorts at most buckets × latency_samples numbers.
     latency_samples: int = 20
+    #: Calls in the window before routing judges a gateway's success rate and latency: one
+    #: slow or failed call must not move traffic off the operator's preferred gateway (a dead
+    #: gateway is the circuit's job). Also when a state can be ``degraded`` by its rate.
+    min_samples: int = 5
+    #: Failures in a row that make the state ``down`` while the circuit is still closed: as
+    #: many as the payments engine tries one gateway before falling back (3 by default), so
+    #: one payment that gave up on a gateway is enough to show it.
+    down_after_failures: int = 3
+    #: A judged success rate below this makes the state ``degraded``.
+    degraded_below: float = 0.9
 
     def __post_init__(self) -> None:
         if self.window_seconds <= 0 or self.open_seconds <= 0 or self.probe_seconds <= 0:
@@ -88,6 +114,10 @@ class HealthConfig:
             raise ValueError("failure_rate must be in (0, 1]")
         if self.consecutive_failures < 0:
             raise ValueError("consecutive_failures must be ≥ 0")
+        if self.min_samples < 1 or self.down_after_failures < 1:
+            raise ValueError("min_samples and down_after_failures must be ≥ 1")
+        if not 0 <= self.degraded_below <= 1:
+            raise ValueError("degraded_below must be in [0, 1]")
 
     @property
     def bucket_ms(self) -> int:
@@ -101,6 +131,12 @@ class HealthConfig:
     def probe_ms(self) -> int:
         return max(1, round(self.probe_seconds * 1000))
 
+    @property
+    def streak_ms(self) -> int:
+        """How long a run of failures lasts without a new one: a window and a bucket, the
+        life of the window's newest bucket."""
+        return self.bucket_ms * (self.buckets + 1)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayHealth:
@@ -112,6 +148,10 @@ class GatewayHealth:
     circuit: CircuitState
     #: When the cooldown ends (open) or ended (half-open); None when closed.
     open_until: datetime | None
+    #: Failures in a row up to the newest call (0: the newest call was answered). Forgotten
+    #: once the newest failure is older than the window plus a bucket, like the circuit's
+    #: own streak rule.
+    streak: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +160,78 @@ class GatewaySettings:
 
     enabled: bool
     priority: int  # lower is preferred
+
+
+# --------------------------------------------------------------------------------------------
+# States
+
+
+def is_judged(health: GatewayHealth, min_samples: int) -> bool:
+    """Enough calls in the window (``HealthConfig.min_samples``) for the success rate and the
+    latency to mean something; below that, routing goes by the operator's priority."""
+    return health.samples >= max(1, min_samples)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A state and the name of the rule that gave it (the "why" shown and logged)."""
+
+    state: HealthState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateRule:
+    state: HealthState
+    reason: str
+    applies: Callable[[GatewayHealth, HealthConfig], bool]
+
+
+def _low_success_rate(health: GatewayHealth, config: HealthConfig) -> bool:
+    rate = health.success_rate
+    return (
+        is_judged(health, config.min_samples) and rate is not None and rate < config.degraded_below
+    )
+
+
+#: One (gateway, operation)'s state: the first rule that applies. A broken circuit or a run
+#: of failures says more than the window's average, so they come first; a gateway whose last
+#: call failed is not "idle" even once that call has left the window.
+STATE_RULES: Final[tuple[StateRule, ...]] = (
+    StateRule(HealthState.DOWN, "circuit_open", lambda h, _: h.circuit is CircuitState.OPEN),
+    StateRule(
+        HealthState.DOWN, "circuit_half_open", lambda h, _: h.circuit is CircuitState.HALF_OPEN
+    ),
+    StateRule(
+        HealthState.DOWN, "failures_in_a_row", lambda h, c: h.streak >= c.down_after_failures
+    ),
+    StateRule(HealthState.DEGRADED, "last_call_failed", lambda h, _: h.streak > 0),
+    StateRule(HealthState.IDLE, "no_recent_calls", lambda h, _: h.samples == 0),
+    StateRule(HealthState.DEGRADED, "low_success_rate", _low_success_rate),
+    StateRule(HealthState.UP, "answering", lambda _h, _c: True),
+)
+
+#: Worst first: a gateway is in the state of its worst operation.
+SEVERITY: Final = (HealthState.DOWN, HealthState.DEGRADED, HealthState.UP, HealthState.IDLE)
+
+
+def operation_verdict(health: GatewayHealth, config: HealthConfig) -> Verdict:
+    """The state of one (gateway, operation) by :data:`STATE_RULES` (the last always applies)."""
+    return next(
+        Verdict(rule.state, rule.reason) for rule in STATE_RULES if rule.applies(health, config)
+    )
+
+
+def gateway_verdict(settings: GatewaySettings, operations: Mapping[str, Verdict]) -> Verdict:
+    """``disabled`` when the operator turned the gateway off (its operations keep their own
+    states, so one can see what it would meet if enabled); otherwise its worst operation's
+    state, with that operation named in the reason (the first of equals, in the order given)."""
+    if not settings.enabled:
+        return Verdict(HealthState.DISABLED, "disabled_by_operator")
+    if not operations:
+        return Verdict(HealthState.IDLE, "no_operations")
+    operation, worst = min(operations.items(), key=lambda item: SEVERITY.index(item[1].state))
+    return Verdict(worst.state, f"{operation}: {worst.reason}")
 
 
 class HealthStore(Protocol):
@@ -153,6 +265,11 @@ class HealthStore(Protocol):
         """Change the given fields only, and return the result."""
         ...
 
+    async def swap_state(self, gateway: str, state: HealthState) -> HealthState | None:
+        """Remember ``state`` as the gateway's last reported one and return the one before
+        (None: none yet), atomically, so that of two reporters only one sees a change."""
+        ...
+
 
 def default_priorities(gateways: Iterable[str]) -> dict[str, int]:
     """1, 2, 3 … in the order given: the deployment's preference when nobody has set one."""
@@ -173,7 +290,13 @@ def _datetime(ms: int) -> datetime:
 
 
 def _health(
-    *, successes: int, failures: int, p95_ms: int | None, state: CircuitState, until: int
+    *,
+    successes: int,
+    failures: int,
+    p95_ms: int | None,
+    state: CircuitState,
+    until: int,
+    streak: int,
 ) -> GatewayHealth:
     samples = successes + failures
     return GatewayHealth(
@@ -182,7 +305,18 @@ def _health(
         p95_latency_ms=p95_ms,
         circuit=state,
         open_until=None if state is CircuitState.CLOSED else _datetime(until),
+        streak=streak,
     )
+
+
+def _state_of(value: Any) -> HealthState | None:
+    """A stored state back as the enum; None when absent or unknown to this version."""
+    if value is None:
+        return None
+    try:
+        return HealthState(value.decode() if isinstance(value, bytes) else str(value))
+    except ValueError:
+        return None
 
 
 #: Circuit transition → (level, event, fields every line of it carries).
@@ -315,7 +449,8 @@ return 2
 )
 
 # One (gateway, operation)'s window and circuit: {state (0 closed, 1 open, 2 half-open),
-# open_until, successes, failures, p95 or -1}; the p95 is nearest-rank, like :func:`p95`.
+# open_until, successes, failures, p95 or -1, failures in a row}; the p95 is nearest-rank,
+# like :func:`p95`; the streak is 0 once its newest failure is older than the streak's life.
 _SNAPSHOT_FUNCTION = """
 local function snapshot(circuit, base, bucket_ms, buckets)
   local index = math.floor(now / bucket_ms)
@@ -338,7 +473,12 @@ local function snapshot(circuit, base, bucket_ms, buckets)
     table.sort(latencies)
     p95 = latencies[math.floor((95 * #latencies + 99) / 100)]
   end
-  return {state, open_until or 0, successes, failures, p95}
+  local streak = 0
+  local run = redis.call('HMGET', base .. 'streak', 'n', 'at')
+  if run[1] and now - (tonumber(run[2]) or 0) <= bucket_ms * (buckets + 1) then
+    streak = tonumber(run[1])
+  end
+  return {state, open_until or 0, successes, failures, p95, streak}
 end
 """
 
@@ -353,7 +493,7 @@ return snapshot(KEYS[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 
 # The router's question in one round trip. KEYS: per gateway, its circuit and settings hash.
 # ARGV: now, bucket ms, buckets, then per gateway its key base. Returns per gateway the
-# snapshot's five values, then enabled and priority (false when unset).
+# snapshot's six values, then enabled and priority (false when unset).
 _VIEW = (
     _NOW
     + _SNAPSHOT_FUNCTION
@@ -413,6 +553,9 @@ class RedisHealthStore:
     def _settings_key(self, gateway: str) -> str:
         return f"{self.prefix}settings:{gateway}"
 
+    def _state_key(self, gateway: str) -> str:
+        return f"{self.prefix}state:{gateway}"
+
     def _time(self) -> str:
         return "" if self._now is None else str(int(self._now() * 1000))
 
@@ -465,13 +608,14 @@ class RedisHealthStore:
         return self._snapshot_of(reply)
 
     def _snapshot_of(self, reply: Sequence[Any]) -> GatewayHealth:
-        state, until, successes, failures, p95_ms = (int(v) for v in reply)
+        state, until, successes, failures, p95_ms, streak = (int(v) for v in reply)
         return _health(
             successes=successes,
             failures=failures,
             p95_ms=None if p95_ms < 0 else p95_ms,
             state=_STATES[state],
             until=until,
+            streak=streak,
         )
 
     async def view(
@@ -491,8 +635,8 @@ class RedisHealthStore:
         )
         return [
             (
-                self._settings(gateway, reply[7 * i + 5], reply[7 * i + 6]),
-                self._snapshot_of(reply[7 * i : 7 * i + 5]),
+                self._settings(gateway, reply[8 * i + 6], reply[8 * i + 7]),
+                self._snapshot_of(reply[8 * i : 8 * i + 6]),
             )
             for i, gateway in enumerate(gateways)
         ]
@@ -519,6 +663,14 @@ class RedisHealthStore:
             results = await pipe.execute()
         stored_enabled, stored_priority = results[-1]
         return self._settings(gateway, stored_enabled, stored_priority)
+
+    async def swap_state(self, gateway: str, state: HealthState) -> HealthState | None:
+        # SET … GET: one atomic command. The TTL only collects a gateway taken out of the
+        # configuration; the periodic job rewrites the key every few seconds.
+        previous = await self.redis.set(
+            self._state_key(gateway), str(state), px=CIRCUIT_TTL_MS, get=True
+        )
+        return _state_of(previous)
 
     def _settings(self, gateway: str, enabled: Any, priority: Any) -> GatewaySettings:
         return GatewaySettings(
@@ -565,6 +717,7 @@ class MemoryHealthStore:
         self._now = now
         self._pairs: dict[tuple[str, str], _Pair] = {}
         self._settings: dict[str, GatewaySettings] = {}
+        self._states: dict[str, HealthState] = {}
 
     def _clock(self) -> tuple[int, int]:
         """(now in ms, current bucket index)."""
@@ -590,7 +743,7 @@ class MemoryHealthStore:
             if up:
                 pair.streak = 0
             else:
-                stale = now - pair.streak_at > c.bucket_ms * (c.buckets + 1)
+                stale = now - pair.streak_at > c.streak_ms
                 pair.streak = 1 if stale else pair.streak + 1
                 pair.streak_at = now
             bucket = pair.buckets.get(index)
@@ -667,6 +820,7 @@ class MemoryHealthStore:
             p95_ms=p95([latency for b in window for latency in b.latencies]),
             state=state,
             until=pair.open_until or 0,
+            streak=pair.streak if now - pair.streak_at <= self.config.streak_ms else 0,
         )
 
     async def view(
@@ -692,6 +846,11 @@ class MemoryHealthStore:
         )
         self._settings[gateway] = updated
         return updated
+
+    async def swap_state(self, gateway: str, state: HealthState) -> HealthState | None:
+        previous = self._states.get(gateway)
+        self._states[gateway] = state
+        return previous
 
 
 def build_health_store(

@@ -2,22 +2,35 @@
 
 The payments engine asks :meth:`Router.choose` for the best gateway it may call now (a
 half-open circuit's single probe is handed out there), :meth:`Router.acquire` before trying the
-same gateway again, and reports every call with :meth:`Router.record`. Ranking, best first:
+same gateway again, and reports every call with :meth:`Router.record`.
 
-1. recent success rate, rounded to 0.05 so that noise does not flap traffic between gateways
-   (a gateway with no samples counts as 1.0, so an idle one gets tried again);
-2. p95 latency, rounded to 50 ms (no samples counts as 0 ms, for the same reason);
+Candidates are the gateways with the capability, enabled by the operator, whose circuit for the
+operation is not open. Ranking (:func:`rank`), best first:
+
+1. recent success rate, rounded to 0.05 so that noise does not flap traffic between gateways;
+2. p95 latency, rounded to 50 ms;
 3. the operator's priority (lower first), then the name, so the order is total.
 
+A gateway is **judged** on 1 and 2 only once it has ``min_samples`` calls (5 by default) in the
+window for that operation. One that has fewer — idle, or just started — is assumed to be as good
+as the best judged gateway: a perfect rate, and the latency of the fastest judged gateway that
+has a perfect (rounded) rate, or 0 ms when there is none. So between such gateways, and between
+one of them and a healthy judged gateway, the operator's priority decides; a judged gateway
+whose rounded rate is below 100 % ranks after it. Without this, one 120 ms call would rank the
+preferred gateway below an untried one (p95 "0 ms") and traffic would never come back to it. A
+dead gateway below the minimum is stopped by its circuit (5 failures open it), not by ranking.
+
 :meth:`Router.probe_open_circuits` brings a gateway back without traffic: it wins the probe of
-each circuit whose cooldown is over and makes one cheap read.
+each circuit whose cooldown is over and makes one cheap read. :meth:`Router.report_state_changes`
+logs each change of a gateway's state (``health.STATE_RULES``) once for the whole cluster; both
+run in the ``gateways.probe`` periodic job, never on a payment's path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,8 +49,13 @@ from pixwave.gateways.health import (
     CircuitState,
     GatewayHealth,
     GatewaySettings,
+    HealthState,
     HealthStore,
     Operation,
+    Verdict,
+    gateway_verdict,
+    is_judged,
+    operation_verdict,
 )
 from pixwave.pix import generate_txid
 
@@ -53,6 +71,17 @@ OPERATION_CAPABILITY: Final[dict[Operation, Capability | None]] = {
 
 RATE_STEP: Final = 0.05
 LATENCY_STEP_MS: Final = 50
+#: The rate bucket of 100 %: what a gateway below ``min_samples`` is assumed to have.
+PERFECT_RATE: Final = -round(1.0 / RATE_STEP)
+
+#: The level of a ``gateway.state_changed`` line, by the state the gateway changed to.
+STATE_CHANGE_LEVELS: Final[dict[HealthState, str]] = {
+    HealthState.DOWN: "warning",
+    HealthState.DEGRADED: "warning",
+    HealthState.UP: "info",
+    HealthState.IDLE: "info",
+    HealthState.DISABLED: "info",
+}
 
 
 class UnknownGateway(NotFound):
@@ -62,12 +91,33 @@ class UnknownGateway(NotFound):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayStatus:
-    """One gateway as operators see it: settings, capabilities and each operation's health."""
+    """One gateway as operators see it: settings, capabilities, each operation's health and
+    state, and the gateway's own state."""
 
     name: str
     settings: GatewaySettings
     capabilities: frozenset[Capability]
+    #: True when this gateway is a built-in simulator, not a real provider.
+    simulated: bool
     operations: dict[str, GatewayHealth]
+    #: Each operation's state (same keys as ``operations``).
+    verdicts: dict[str, Verdict]
+    #: The gateway's state: ``disabled``, or its worst operation's.
+    verdict: Verdict
+
+    @property
+    def state(self) -> HealthState:
+        return self.verdict.state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChange:
+    """A gateway's state as reported now, differing from the one reported before."""
+
+    gateway: str
+    #: ``idle`` when never reported (a new deployment, or the job stopped for a day).
+    previous: HealthState
+    current: Verdict
 
 
 def operations_of(gateway: PixGateway) -> list[Operation]:
@@ -79,21 +129,45 @@ def operations_of(gateway: PixGateway) -> list[Operation]:
     ]
 
 
-def rank(settings: GatewaySettings, health: GatewayHealth) -> tuple[int, int, int]:
-    """Sort key, smaller is better. Integer buckets make near-equal gateways tie exactly."""
+def score(health: GatewayHealth) -> tuple[int, int]:
+    """(rate bucket, latency bucket), smaller is better. Integer buckets make near-equal
+    gateways tie exactly."""
     rate = 1.0 if health.success_rate is None else health.success_rate
     latency = health.p95_latency_ms or 0
-    return (
-        -int(rate / RATE_STEP + 0.5),
-        int(latency / LATENCY_STEP_MS + 0.5),
-        settings.priority,
+    return -int(rate / RATE_STEP + 0.5), int(latency / LATENCY_STEP_MS + 0.5)
+
+
+def rank(
+    gateways: Sequence[tuple[str, GatewaySettings, GatewayHealth]], *, min_samples: int
+) -> list[str]:
+    """The names, best first (see the module docstring). A gateway with fewer than
+    ``min_samples`` calls scores as the best judged gateway with a perfect rounded rate would
+    (0 ms without one), so that the operator's priority decides against it."""
+    scores = {
+        name: score(health) if is_judged(health, min_samples) else None
+        for name, _, health in gateways
+    }
+    perfect = [s[1] for s in scores.values() if s is not None and s[0] == PERFECT_RATE]
+    unjudged = (PERFECT_RATE, min(perfect, default=0))
+    ordered = sorted(
+        (*(scores[name] or unjudged), settings.priority, name) for name, settings, _ in gateways
     )
+    return [name for *_, name in ordered]
 
 
 class Router:
-    def __init__(self, gateways: Mapping[str, PixGateway], health: HealthStore) -> None:
+    def __init__(
+        self,
+        gateways: Mapping[str, PixGateway],
+        health: HealthStore,
+        *,
+        simulated: Collection[str] = (),
+    ) -> None:
+        """``simulated``: the names of the gateways served by a built-in simulator, shown
+        to operators (the router routes them like any other)."""
         self.gateways = gateways
         self.health = health
+        self.simulated = frozenset(simulated)
 
     # --- the payments engine ------------------------------------------------------------
     async def candidates(self, operation: Operation, *, exclude: Collection[str] = ()) -> list[str]:
@@ -120,12 +194,14 @@ class Router:
             if name not in exclude and (needs is None or needs in gateway.capabilities)
         ]
         views = await self.health.view(names, operation)
-        ranked = sorted(
-            (rank(settings, health), name, health.circuit)
+        usable = [
+            (name, settings, health)
             for name, (settings, health) in zip(names, views, strict=True)
             if settings.enabled and health.circuit is not CircuitState.OPEN
-        )
-        return [(name, circuit) for _, name, circuit in ranked]
+        ]
+        circuits = {name: health.circuit for name, _, health in usable}
+        ranked = rank(usable, min_samples=self.health.config.min_samples)
+        return [(name, circuits[name]) for name in ranked]
 
     async def acquire(self, name: str, operation: str) -> bool:
         """Call right before sending: False when the circuit is open or another caller holds
@@ -209,6 +285,36 @@ class Router:
             outcome = Outcome.UNAVAILABLE
         return outcome, int((time.monotonic() - started) * 1000)
 
+    # --- state changes ------------------------------------------------------------------
+    async def report_state_changes(self) -> list[StateChange]:
+        """Log every gateway whose state differs from the one last reported, and return them.
+
+        The last reported state lives in the health store and is swapped atomically, so a
+        change is logged once for the cluster — even when two runs overlap or the job moves
+        to another worker or scheduler leader. A gateway never reported before counts as
+        having been ``idle``: starting up quiet logs nothing, starting up down logs at once.
+        Called by the periodic job only: it costs a read per (gateway, operation) and a
+        write per gateway, none of them on a payment's path.
+        """
+        changes: list[StateChange] = []
+        for status in await self.overview():
+            stored = await self.health.swap_state(status.name, status.state)
+            previous = stored or HealthState.IDLE
+            if previous is status.state:
+                continue
+            change = StateChange(gateway=status.name, previous=previous, current=status.verdict)
+            changes.append(change)
+            getattr(log, STATE_CHANGE_LEVELS[status.state])(
+                "gateway.state_changed",
+                gateway=status.name,
+                from_state=str(previous),
+                to_state=str(status.state),
+                reason=status.verdict.reason,
+                operations={op: str(v.state) for op, v in status.verdicts.items()},
+                simulated=status.simulated,
+            )
+        return changes
+
     # --- operators ----------------------------------------------------------------------
     def _gateway(self, name: str) -> PixGateway:
         gateway = self.gateways.get(name)
@@ -220,14 +326,21 @@ class Router:
         gateway = self._gateway(name)
         operations = operations_of(gateway)
         settings, snapshots = await self._read_all(name, operations)
+        healths = {
+            str(operation): health for operation, health in zip(operations, snapshots, strict=True)
+        }
+        verdicts = {
+            operation: operation_verdict(health, self.health.config)
+            for operation, health in healths.items()
+        }
         return GatewayStatus(
             name=name,
             settings=settings,
             capabilities=gateway.capabilities,
-            operations={
-                str(operation): health
-                for operation, health in zip(operations, snapshots, strict=True)
-            },
+            simulated=name in self.simulated,
+            operations=healths,
+            verdicts=verdicts,
+            verdict=gateway_verdict(settings, verdicts),
         )
 
     async def overview(self) -> list[GatewayStatus]:

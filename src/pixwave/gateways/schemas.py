@@ -7,11 +7,22 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixwave.gateways.base import Capability
-from pixwave.gateways.health import CircuitState, GatewayHealth
+from pixwave.gateways.health import CircuitState, GatewayHealth, HealthState, Verdict
 from pixwave.gateways.router import GatewayStatus
+
+#: Shown in the OpenAPI description of both ``state`` fields; docs/gateways.md has the rules.
+STATE_DESCRIPTION = (
+    "up (answering), degraded (a judged success rate below the threshold, or the last call "
+    "failed), down (circuit open or half-open, or several failures in a row), idle (no calls "
+    "in the window: unknown), disabled (turned off by an operator; gateway level only)."
+)
 
 
 class OperationHealthRead(BaseModel):
+    state: HealthState = Field(description=STATE_DESCRIPTION)
+    state_reason: str = Field(
+        description="The rule that gave the state, e.g. failures_in_a_row, low_success_rate."
+    )
     circuit: CircuitState = Field(description="closed, open (no traffic) or half_open (probing).")
     success_rate: float | None = Field(
         description="Share of the window's calls the gateway answered; null with no samples."
@@ -23,8 +34,10 @@ class OperationHealthRead(BaseModel):
     )
 
     @classmethod
-    def of(cls, health: GatewayHealth) -> OperationHealthRead:
+    def of(cls, health: GatewayHealth, verdict: Verdict) -> OperationHealthRead:
         return cls(
+            state=verdict.state,
+            state_reason=verdict.reason,
             circuit=health.circuit,
             success_rate=health.success_rate,
             p95_latency_ms=health.p95_latency_ms,
@@ -35,6 +48,17 @@ class OperationHealthRead(BaseModel):
 
 class GatewayRead(BaseModel):
     name: str
+    state: HealthState = Field(
+        description="disabled, or the worst of its operations' states (down, degraded, up, "
+        "idle). " + STATE_DESCRIPTION
+    )
+    state_reason: str = Field(
+        description="Why: disabled_by_operator, or the worst operation and its rule "
+        "(e.g. 'send: failures_in_a_row')."
+    )
+    simulated: bool = Field(
+        description="True when this gateway is a built-in simulator, not a real provider."
+    )
     enabled: bool
     priority: int = Field(description="Lower is preferred when health is equal.")
     capabilities: list[Capability]
@@ -46,11 +70,14 @@ class GatewayRead(BaseModel):
     def of(cls, status: GatewayStatus) -> GatewayRead:
         return cls(
             name=status.name,
+            state=status.state,
+            state_reason=status.verdict.reason,
+            simulated=status.simulated,
             enabled=status.settings.enabled,
             priority=status.settings.priority,
             capabilities=sorted(status.capabilities),
             operations={
-                operation: OperationHealthRead.of(health)
+                operation: OperationHealthRead.of(health, status.verdicts[operation])
                 for operation, health in status.operations.items()
             },
         )
