@@ -127,6 +127,87 @@ class TestBadTransfers:
         assert response.status_code == 422
 
 
+#: Bodies that are not one JSON document PixWave accepts, and what the message must mention.
+NOT_JSON = {
+    "malformed": (b'{"to_wallet_id": "wal_x", "amount": 1', "unexpected end"),
+    "invalid UTF-8": (b'{"to_wallet_id": "wal_\xff", "amount": 1}', "not UTF-8"),
+    "encoded surrogate": (b'{"to_wallet_id": "wal_\xed\xa0\x80", "amount": 1}', "not UTF-8"),
+    "10,000 nested arrays": (b"[" * 10_000 + b"]" * 10_000, "depth"),
+    "duplicate key": (b'{"to_wallet_id": "wal_x", "amount": 1, "amount": 100000}', "'amount'"),
+    "duplicate nested key": (
+        b'{"to_wallet_id": "wal_x", "amount": 1, "meta": {"a": 1, "a": 2}}',
+        "'a'",
+    ),
+    "duplicate key, colon in a string": (
+        b'{"to_wallet_id": "wal_x", "description": "at 12:30", "amount": 1, "amount": 9}',
+        "'amount'",
+    ),
+}
+
+
+class TestOneAnswerForBadJson:
+    @pytest.mark.parametrize(("content", "mention"), NOT_JSON.values(), ids=NOT_JSON.keys())
+    async def test_same_problem_for_every_bad_body(
+        self,
+        client: httpx.AsyncClient,
+        resources: Resources,
+        pair: tuple[Actor, Actor],
+        content: bytes,
+        mention: str,
+    ) -> None:
+        """Malformed, non-UTF-8, over-deep or key-repeating JSON: one 422, nothing written."""
+        ana, _ = pair
+        before = await _counts(resources)
+        response = await client.post(
+            "/v1/transfers",
+            content=content,
+            headers={**ana.headers(), "content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == "validation_error"
+        assert problem["errors"] == [
+            {"location": "body", "message": problem["errors"][0]["message"], "type": "json_invalid"}
+        ]
+        assert mention in problem["errors"][0]["message"]
+        assert await _counts(resources) == before
+
+    async def test_last_duplicate_never_wins(
+        self, client: httpx.AsyncClient, resources: Resources, pair: tuple[Actor, Actor]
+    ) -> None:
+        """`{"amount": 1, "amount": 100000}` moves nothing, even with a valid body around it."""
+        ana, bia = pair
+        content = (
+            b'{"to_wallet_id": "' + bia.wallet_id.encode() + b'", "amount": 1, "amount": 5000}'
+        )
+        response = await client.post(
+            "/v1/transfers",
+            content=content,
+            headers={**ana.headers(), "content-type": "application/json"},
+        )
+        assert response.status_code == 422
+        wallet = (await client.get("/v1/wallet", headers=bia.headers())).json()
+        assert wallet["available"] == 0
+
+    async def test_colon_inside_a_string_is_fine(
+        self, client: httpx.AsyncClient, resources: Resources, pair: tuple[Actor, Actor]
+    ) -> None:
+        """A description with `:` and `\"` in it takes the exact check and passes it."""
+        ana, bia = pair
+        content = (
+            b'{"to_wallet_id": "' + bia.wallet_id.encode() + b'", "amount": 1, '
+            b'"description": "lunch at 12:30 \\"x\\": 1"}'
+        )
+        response = await client.post(
+            "/v1/transfers",
+            content=content,
+            headers={**ana.headers(), "content-type": "application/json"},
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["description"] == 'lunch at 12:30 "x": 1'
+
+
 class TestErrorShape:
     async def test_unknown_route_is_problem_json(self, client: httpx.AsyncClient) -> None:
         """Even a 404 from the router speaks problem+json."""
@@ -147,6 +228,15 @@ class TestOps:
         """Liveness needs nothing; readiness checks the database and Redis."""
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+    @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+    async def test_head_answers_like_get_without_a_body(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        """Load balancers probe with HEAD: the same 200, and no body."""
+        response = await client.head(path)
+        assert response.status_code == 200
+        assert response.content == b""
 
     async def test_openapi_documents_the_api(self, client: httpx.AsyncClient) -> None:
         """The schema at /openapi.json lists the v1 endpoints and the Idempotency-Key header."""
@@ -176,9 +266,11 @@ class TestDatabaseDown:
                     headers={"Authorization": "Bearer pxw_any", "Idempotency-Key": "k"},
                 )
                 ready = await client.get("/readyz")
+                ready_head = await client.head("/readyz")
         finally:
             await down.close()
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "service_unavailable"
         assert ready.status_code == 503
+        assert (ready_head.status_code, ready_head.content) == (503, b"")

@@ -135,6 +135,114 @@ class TestApiWorkers:
         assert result.exit_code == 2
         assert "needs Redis" in result.output
 
+    def test_several_workers_refuse_mounted_simulators(
+        self, database: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each worker would mount its own simulator: refused, pointing at the standalone ones."""
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        get_settings.cache_clear()
+        result = runner.invoke(app, ["api", "--workers", "2"])
+        assert result.exit_code == 2, result.output
+        assert "pixwave sandbox" in result.output
+        assert "MERCADOPAGO_BASE_URL" in result.output
+
+
+class TestGatewayModes:
+    @pytest.mark.parametrize("command", [["api"], ["up"], ["worker"], ["scheduler"]])
+    def test_simulators_beside_credentials_do_not_start(
+        self, database: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+    ) -> None:
+        """SANDBOX_GATEWAYS=true beside a real gateway's token: exit 2, naming both."""
+        monkeypatch.setenv("SANDBOX_GATEWAYS", "true")
+        monkeypatch.setenv("MERCADOPAGO_ACCESS_TOKEN", "APP_USR-real")
+        get_settings.cache_clear()
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "MERCADOPAGO_ACCESS_TOKEN" in result.output
+        assert "SANDBOX_GATEWAYS" in result.output
+
+    def test_production_refuses_simulators(
+        self, database: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """APP_ENV=production with SANDBOX_GATEWAYS=true: exit 2."""
+        monkeypatch.setenv("SANDBOX_GATEWAYS", "true")
+        monkeypatch.setenv("APP_ENV", "production")
+        get_settings.cache_clear()
+        result = runner.invoke(app, ["api"])
+        assert result.exit_code == 2
+        assert "APP_ENV=production" in result.output
+
+
+def _pixwave(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed command in ``cwd`` on the embedded default (no database settings)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_"))
+    }
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("pixwave")), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+class TestFreshFolder:
+    """Every command works in a new directory on the embedded default, in any order."""
+
+    def test_migrate_creates_the_data_directory(self, tmp_path: Path) -> None:
+        """`pixwave migrate` first: the folder and the SQLite file are created."""
+        result = _pixwave(tmp_path, "migrate")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "var" / "pixwave.db").exists()
+
+    def test_admin_commands_first(self, tmp_path: Path) -> None:
+        """`admin create-token --admin` first: the schema is brought up to date on the way;
+        stdout holds only the token (logs go to stderr)."""
+        token = _pixwave(tmp_path, "admin", "create-token", "--admin")
+        assert token.returncode == 0, token.stderr
+        assert token.stdout.strip().startswith("pxw_")
+        user = _pixwave(
+            tmp_path, "admin", "create-user", "--name", "Ana", "--email", "a@example.com",
+            "--document", "52998224725",
+        )  # fmt: skip
+        assert user.returncode == 0, user.stderr
+        user_id = json.loads(user.stdout)["id"]
+        deactivated = _pixwave(tmp_path, "admin", "deactivate-user", user_id)
+        assert deactivated.returncode == 0, deactivated.stderr
+        assert json.loads(deactivated.stdout)["deactivated_at"] is not None
+
+    @pytest.mark.parametrize(
+        "command", [["audit", "--json"], ["admin", "list-tokens", "--user-id", "usr_x"]]
+    )
+    def test_read_commands_first(self, tmp_path: Path, command: list[str]) -> None:
+        """A read-only command on a folder that has nothing yet answers, not crashes."""
+        result = _pixwave(tmp_path, *command)
+        assert "OperationalError" not in result.stderr, result.stderr
+        assert result.returncode in {0, 1}, result.stderr
+
+
+class TestTokenCommands:
+    def test_list_and_revoke(self, database: Path) -> None:
+        """list-tokens shows prefixes and no secret; revoke-token marks it, twice is fine."""
+        user_id = json.loads(_create_user("52998224725").stdout)["id"]
+        token = runner.invoke(app, ["admin", "create-token", "--user-id", user_id])
+        secret = token.stdout.strip().splitlines()[-1]
+        listed = runner.invoke(app, ["admin", "list-tokens", "--user-id", user_id])
+        assert listed.exit_code == 0, listed.output
+        [entry] = json.loads(listed.stdout)
+        assert secret not in listed.stdout
+        assert secret.startswith(entry["prefix"])
+        for _ in range(2):
+            revoked = runner.invoke(app, ["admin", "revoke-token", entry["id"]])
+            assert revoked.exit_code == 0, revoked.output
+            assert json.loads(revoked.stdout)["revoked_at"] is not None
+
+    def test_unknown_token_exits_one(self, database: Path) -> None:
+        """Revoking a token that does not exist names the code and exits 1."""
+        result = runner.invoke(app, ["admin", "revoke-token", "tok_missing"])
+        assert result.exit_code == 1
+        assert "token_not_found" in result.output
+
     def test_every_worker_logs_json_at_the_configured_level(
         self, database: Path, tmp_path: Path, redis_url: str
     ) -> None:

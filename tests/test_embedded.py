@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -116,6 +117,19 @@ def test_newcomer_flow_on_the_embedded_default(embedded: tuple[str, str, Path]) 
     _assert_audit_clean(workdir)
 
 
+def _ana(http: httpx.Client, admin: dict[str, str]) -> dict[str, str]:
+    """Create Ana (with her wallet) and return the Authorization header of her new token."""
+    user = http.post(
+        "/v1/users",
+        json={"name": "Ana", "email": "ana@example.com", "document": "52998224725"},
+        headers={**admin, "Idempotency-Key": "ana"},
+    ).json()
+    token = http.post(
+        f"/v1/users/{user['id']}/tokens", json={}, headers={**admin, "Idempotency-Key": "ta"}
+    ).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_deposit_pay_and_fail_over_on_the_embedded_default(
     embedded: tuple[str, str, Path],
 ) -> None:
@@ -124,15 +138,7 @@ def test_deposit_pay_and_fail_over_on_the_embedded_default(
     base, admin_token, workdir = embedded
     admin = {"Authorization": f"Bearer {admin_token}"}
     with httpx.Client(base_url=base, timeout=15) as http:
-        user = http.post(
-            "/v1/users",
-            json={"name": "Ana", "email": "ana@example.com", "document": "52998224725"},
-            headers={**admin, "Idempotency-Key": "ana"},
-        ).json()
-        token = http.post(
-            f"/v1/users/{user['id']}/tokens", json={}, headers={**admin, "Idempotency-Key": "ta"}
-        ).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = _ana(http, admin)
         used: list[str] = []
         for round_ in range(2):
             ready = http.post(
@@ -146,7 +152,9 @@ def test_deposit_pay_and_fail_over_on_the_embedded_default(
             assert charge["gateway"] not in used
             used.append(charge["gateway"])
             paid = http.post(
-                f"/sandbox/{charge['gateway']}/_sandbox/pay", json={"brcode": charge["brcode"]}
+                f"/sandbox/{charge['gateway']}/_sandbox/pay",
+                json={"brcode": charge["brcode"]},
+                headers=admin,
             )
             assert paid.status_code == 200, paid.text
             deadline = time.monotonic() + 15
@@ -158,8 +166,64 @@ def test_deposit_pay_and_fail_over_on_the_embedded_default(
                 time.sleep(0.1)
             # Kill the gateway that just worked; the next deposit must use the other one.
             http.put(
-                f"/sandbox/{charge['gateway']}/_sandbox/faults/*", json={"outage": "503"}
+                f"/sandbox/{charge['gateway']}/_sandbox/faults/*",
+                json={"outage": "503"},
+                headers=admin,
             ).raise_for_status()
         assert sorted(used) == ["efi", "mercadopago"]
         assert http.get("/v1/wallet", headers=auth).json()["posted"] == 100_00
     _assert_audit_clean(workdir)
+
+
+def _reconcile(workdir: Path) -> subprocess.CompletedProcess[str]:
+    """`pixwave reconcile --json` from another shell: no PORT, the default configuration."""
+    env = {k: v for k, v in _embedded_env().items() if k not in {"PORT", "HOST"}}
+    return subprocess.run(
+        [PIXWAVE, "reconcile", "--json"],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _deposit(base: str, admin_token: str) -> tuple[str, dict[str, str]]:
+    """A deposit awaiting payment on the embedded default: (its id, the owner's headers)."""
+    with httpx.Client(base_url=base, timeout=15) as http:
+        auth = _ana(http, {"Authorization": f"Bearer {admin_token}"})
+        ready = http.post(
+            "/v1/deposits",
+            json={"amount": 10_00},
+            headers={**auth, "Idempotency-Key": "d", "Prefer": "wait=10"},
+        )
+        assert ready.json()["status"] == "awaiting_payment", ready.text
+        return ready.json()["id"], auth
+
+
+def test_reconcile_reaches_the_running_servers_simulators(
+    embedded: tuple[str, str, Path],
+) -> None:
+    """`pixwave up` on another port: reconcile, run without PORT, still asks its simulators."""
+    base, admin_token, workdir = embedded
+    _deposit(base, admin_token)
+    result = _reconcile(workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["unreachable"] == {}
+    assert summary["examined"] == 1
+    assert summary["after"] == {"awaiting_payment": 1}
+
+
+def test_reconcile_without_the_server_says_so_and_writes_nothing(
+    embedded: tuple[str, str, Path],
+) -> None:
+    """The simulators are gone with their server: exit 2 naming them, histories unchanged."""
+    base, admin_token, workdir = embedded
+    deposit_id, auth = _deposit(base, admin_token)
+    attempts = httpx.get(f"{base}/v1/transactions/{deposit_id}", headers=auth).json()["attempts"]
+    (workdir / "var" / "pixwave-up.json").unlink()  # as if the server had stopped
+    result = _reconcile(workdir)
+    assert result.returncode == 2, result.stdout + result.stderr
+    summary = json.loads(result.stdout)
+    assert set(summary["unreachable"]) == {"mercadopago", "efi"}
+    assert summary["skipped"] == {"mercadopago": 1}
+    assert "could not reach mercadopago" in result.stderr
+    after = httpx.get(f"{base}/v1/transactions/{deposit_id}", headers=auth).json()["attempts"]
+    assert after == attempts

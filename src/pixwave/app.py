@@ -11,7 +11,8 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,9 +21,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pixwave import __doc__ as summary
 from pixwave.accounts.endpoints import router as users_router
 from pixwave.config import Settings, get_settings
-from pixwave.exceptions import PayloadTooLarge, PixWaveError, ServiceUnavailable
+from pixwave.exceptions import (
+    InternalError,
+    InvalidDocument,
+    InvalidPixKey,
+    InvalidText,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PixWaveError,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from pixwave.gateways.endpoints import router as gateways_router
 from pixwave.inbox.endpoints import router as webhooks_router
+from pixwave.kit.problems import PROBLEM_JSON, PixWaveRoute, add_problem_schemas, problems
 from pixwave.kit.runtime import tune_gc
 from pixwave.observability.logging import configure_logging
 from pixwave.payments.endpoints import router as payments_router
@@ -32,10 +45,20 @@ from pixwave.wallet.endpoints import router as wallet_router
 from pixwave.worker.runner import runs_jobs, start_background_jobs
 
 log = structlog.get_logger("pixwave.api")
-PROBLEM = "application/problem+json"
 
-#: Error types from our own validators that deserve their own stable code.
-_CUSTOM_CODES = {"invalid_document", "invalid_pix_key"}
+#: Error types of our own validators that become the problem's code when they are the only kind
+#: of error (pydantic raises them by these names in the schemas).
+_OWN_CODES: dict[str, type[ValidationFailed]] = {
+    error.code: error for error in (InvalidDocument, InvalidPixKey, InvalidText)
+}
+
+#: Starlette's own HTTP errors (routing, the body limit) by status; anything else: `http_error`.
+_HTTP_ERRORS: dict[int, type[PixWaveError]] = {
+    error.status_code: error for error in (NotFound, MethodNotAllowed, PayloadTooLarge)
+}
+
+#: FastAPI's error type for a body that is not JSON (see `kit/body.py`).
+_JSON_INVALID = "json_invalid"
 
 
 def create_served_app() -> FastAPI:
@@ -63,6 +86,9 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             clocks={name: simulator.clock.now for name, simulator in simulators.items()},
         )
         res: Resources = app.state.resources
+        if owned and res.eviction_listener is not None:
+            # Revocations made by other processes evict this one's cached token lookups.
+            res.eviction_listener.start()
         purger = asyncio.create_task(_purge_idempotency_keys(res))
         await res.broker.startup()
         background = start_background_jobs(res) if runs_jobs(settings) else None
@@ -78,17 +104,23 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             if owned:
                 await app.state.resources.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in the fastapi-offline wheel, not from a CDN:
+    # the docs work on a machine without internet.
+    app = FastAPIOffline(
         title="PixWave",
         version="0.1.0",
         summary=summary,
         description=(
             "A Pix digital wallet over several payment gateways. Amounts are integer centavos. "
-            "Every POST needs an `Idempotency-Key`; errors are `application/problem+json` "
-            "with a stable `code`."
+            "Every POST needs an `Idempotency-Key`. Every error is `application/problem+json` "
+            "(the `Problem` schema) with a stable `code`; each operation lists the codes each "
+            "status can carry. A body that is not JSON, or repeats a key, is 422 "
+            "`validation_error` with an `errors` item of type `json_invalid`."
         ),
         lifespan=lifespan,
     )
+    app.router.route_class = PixWaveRoute
+    add_problem_schemas(app)
     if resources is not None:
         app.state.resources = resources
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -110,20 +142,40 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.head("/healthz", tags=["ops"], response_class=Response, response_description="Alive")
+    async def healthz_head() -> Response:
+        """Liveness for probes that send HEAD (load balancers): the same status, no body."""
+        return Response()
+
+    @app.get("/readyz", tags=["ops"], responses=problems(ServiceUnavailable))
     async def readyz(request: Request) -> dict[str, str]:
         """Readiness: the database (and Redis, when configured) answer."""
-        res: Resources = request.app.state.resources
-        try:
-            async with res.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-            if res.redis is not None:
-                await res.redis.ping()
-        except Exception as exc:
-            raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
+        await _check_ready(request.app.state.resources)
         return {"status": "ready"}
 
+    @app.head(
+        "/readyz",
+        tags=["ops"],
+        response_class=Response,
+        response_description="Ready",
+        responses=problems(ServiceUnavailable),
+    )
+    async def readyz_head(request: Request) -> Response:
+        """Readiness for probes that send HEAD: 200 or 503 like GET, no body."""
+        await _check_ready(request.app.state.resources)
+        return Response()
+
     return app
+
+
+async def _check_ready(res: Resources) -> None:
+    try:
+        async with res.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        if res.redis is not None:
+            await res.redis.ping()
+    except Exception as exc:
+        raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
 
 
 async def _purge_idempotency_keys(resources: Resources, every_seconds: float = 3600) -> None:
@@ -140,7 +192,7 @@ async def _purge_idempotency_keys(resources: Resources, every_seconds: float = 3
 def _problem(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -150,35 +202,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "location": ".".join(str(p) for p in err.get("loc", ())),
-                "message": err.get("msg", ""),
-                "type": err.get("type", ""),
-            }
-            for err in exc.errors()
-        ]
+        errors = [_field_error(err) for err in exc.errors()]
         types = {e["type"] for e in errors}
-        code = types.pop() if len(types) == 1 and types <= _CUSTOM_CODES else "validation_error"
-        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:5])
-        return _problem(
-            422,
-            {
-                "type": f"urn:pixwave:error:{code}",
-                "title": "The request body or parameters are invalid",
-                "status": 422,
-                "detail": detail,
-                "code": code,
-                "instance": request.url.path,
-                "errors": errors,
-            },
+        kind = (
+            _OWN_CODES.get(types.pop(), ValidationFailed) if len(types) == 1 else ValidationFailed
         )
+        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:5])
+        problem = kind(detail).problem(request.url.path)
+        return _problem(422, {**problem, "errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        known = _HTTP_ERRORS.get(exc.status_code)
+        code = known.code if known is not None else "http_error"
         return _problem(
             exc.status_code,
             {
@@ -202,17 +238,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("api.unhandled_error", path=request.url.path, error=repr(exc), exc_info=exc)
-        return _problem(
-            500,
-            {
-                "type": "urn:pixwave:error:internal_error",
-                "title": "Internal error",
-                "status": 500,
-                "detail": "an unexpected error occurred; it has been logged",
-                "code": "internal_error",
-                "instance": request.url.path,
-            },
-        )
+        error = InternalError("an unexpected error occurred; it has been logged")
+        return _problem(500, error.problem(request.url.path))
+
+
+def _field_error(err: Any) -> dict[str, str]:
+    """One `errors` item. A body that is not JSON is reported at `body` with the parser's
+    reason (FastAPI puts a character offset in the location and keeps the reason aside)."""
+    if err.get("type") == _JSON_INVALID:
+        reason = (err.get("ctx") or {}).get("error") or err.get("msg", "")
+        return {"location": "body", "message": f"invalid JSON: {reason}", "type": _JSON_INVALID}
+    return {
+        "location": ".".join(str(p) for p in err.get("loc", ())),
+        "message": err.get("msg", ""),
+        "type": err.get("type", ""),
+    }
 
 
 class BodySizeLimit:

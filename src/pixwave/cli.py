@@ -35,6 +35,41 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def _log_to_stderr() -> None:
+    """Commands whose output is their result (JSON, a token) keep stdout for it."""
+    from pixwave.observability.logging import configure_logging
+
+    configure_logging(get_settings().log_level, json=False, to_stderr=True)
+
+
+def _settings() -> Settings:
+    """The settings, or a clean exit 2 when they mix real gateways and simulators."""
+    from pixwave.gateways.registry import GatewayModeError, simulated_gateways
+
+    settings = get_settings()
+    try:
+        simulated_gateways(settings)
+    except GatewayModeError as exc:
+        console.print(f"[red]refusing to start:[/] {exc}")
+        raise typer.Exit(2) from None
+    return settings
+
+
+_upgraded: set[str] = set()
+
+
+async def _ready_database(settings: Settings) -> None:
+    """The embedded default has no separate deployment step: any command that opens its
+    SQLite file brings the schema up to date first, so every command works in a fresh folder
+    (a MySQL schema is migrated by the operator, with `pixwave migrate`)."""
+    url = settings.sqlalchemy_url
+    if settings.is_embedded and url not in _upgraded:
+        from pixwave.migrate import upgrade_async
+
+        await upgrade_async(url)
+        _upgraded.add(url)
+
+
 # --- servers ---------------------------------------------------------------------------------
 
 
@@ -45,12 +80,14 @@ def up(
 ) -> None:
     """Run everything in one process on the embedded default (SQLite under ./var)."""
     from pixwave.migrate import upgrade
+    from pixwave.sandbox.embedded import ServedAddress
 
-    settings = get_settings()
+    settings = _settings()
     host = host or settings.host
     port = port or settings.port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.sqlalchemy_url)
+    _upgraded.add(settings.sqlalchemy_url)
     token = asyncio.run(_bootstrap_admin(settings))
     # One process is the whole deployment: it also runs the jobs and the scheduler.
     os.environ["RUN_JOBS_IN_API"] = "true"
@@ -65,7 +102,9 @@ def up(
         console.print(
             "  Admin token: already issued; `pixwave admin create-token --admin` makes another"
         )
-    _serve(settings, host, port, workers=1)
+    # Other commands (`pixwave reconcile`) reach this process's simulators at this address.
+    with ServedAddress.recorded(settings, host=host, port=port):
+        _serve(settings, host, port, workers=1)
 
 
 @app.command()
@@ -74,14 +113,28 @@ def api(
     port: Annotated[int | None, typer.Option(help="Port (default PORT).")] = None,
     workers: Annotated[int, typer.Option(help="Processes serving the API.")] = 1,
 ) -> None:
-    """Serve the HTTP API only (the schema must be migrated already)."""
-    settings = get_settings()
+    """Serve the HTTP API only (on MySQL the schema must be migrated already)."""
+    from pixwave.gateways.registry import simulated_gateways
+
+    settings = _settings()
     if workers > 1 and settings.queue_backend != "redis":
         console.print(
             "[red]`--workers` above 1 needs Redis (REDIS_URL or REDIS_HOST): with the in-process "
             "queue each worker would run its own jobs, scheduler and sandboxes[/]"
         )
         raise typer.Exit(2)
+    simulated = simulated_gateways(settings)
+    if workers > 1 and simulated:
+        console.print(
+            f"[red]`--workers` above 1 with built-in simulators ({', '.join(simulated)}): each "
+            "worker process would mount its own, and a payment made on one would be unknown to "
+            "the others. Run the simulators on their own (`pixwave sandbox mercadopago --port "
+            "9001`, `pixwave sandbox efi --port 9002`) and point the connectors at them "
+            "(MERCADOPAGO_BASE_URL, EFI_BASE_URL, with the credentials in docs/sandbox.md), or "
+            "serve with one worker.[/]"
+        )
+        raise typer.Exit(2)
+    asyncio.run(_ready_database(settings))
     _serve(settings, host or settings.host, port or settings.port, workers=workers)
 
 
@@ -122,7 +175,7 @@ def worker(
     """Run background workers (payments, webhooks) from the Redis queue."""
     from pixwave.worker.runner import run_workers
 
-    settings = get_settings()
+    settings = _settings()
     if settings.queue_backend != "redis":
         console.print("[red]`pixwave worker` needs Redis (REDIS_URL or REDIS_HOST)[/]")
         raise typer.Exit(2)
@@ -137,7 +190,7 @@ def scheduler() -> None:
     """Kick periodic jobs (reconciliation sweep, gateway probes); run exactly one (others wait)."""
     from pixwave.worker.runner import run_scheduler_process
 
-    if get_settings().queue_backend != "redis":
+    if _settings().queue_backend != "redis":
         console.print("[red]`pixwave scheduler` needs Redis (REDIS_URL or REDIS_HOST)[/]")
         raise typer.Exit(2)
     run_scheduler_process()
@@ -147,21 +200,37 @@ def scheduler() -> None:
 def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Ask the gateways about every unfinished payment now and move each one on."""
+    """Ask the gateways about every unfinished payment now and move each one on.
+
+    Exits 2, naming them, when a gateway could not be reached; that gateway's payments are
+    left untouched."""
+    _log_to_stderr()
     from pixwave.payments.reconcile import reconcile_all
 
-    settings = get_settings()
+    settings = _settings()
+    asyncio.run(_ready_database(settings))
     summary = asyncio.run(reconcile_all(settings))
     if as_json:
         _print_json(summary)
-        return
-    table = Table(title="Reconciliation")
-    table.add_column("status after")
-    table.add_column("transactions", justify="right")
-    for status, count in sorted(summary["after"].items()):
-        table.add_row(status, str(count))
-    Console().print(table)
-    console.print(f"examined {summary['examined']} unfinished transactions")
+    else:
+        table = Table(title="Reconciliation")
+        table.add_column("status after")
+        table.add_column("transactions", justify="right")
+        for status, count in sorted(summary["after"].items()):
+            table.add_row(status, str(count))
+        Console().print(table)
+        console.print(f"examined {summary['examined']} unfinished transactions")
+    if summary["unreachable"]:
+        for gateway, outcome in sorted(summary["unreachable"].items()):
+            console.print(f"[red]could not reach {gateway}[/] ({outcome})")
+        skipped = sum(summary["skipped"].values())
+        console.print(f"[red]{skipped} transaction(s) left untouched[/]")
+        if summary["simulators_at"]:
+            console.print(
+                f"the simulated gateways live in a running `pixwave up`; none answered at "
+                f"{summary['simulators_at']} (start it, or run this with its PORT)"
+            )
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -169,8 +238,7 @@ def migrate() -> None:
     """Bring the database schema up to date."""
     from pixwave.migrate import upgrade
 
-    settings = get_settings()
-    upgrade(settings.sqlalchemy_url)
+    upgrade(get_settings().sqlalchemy_url)
     console.print("[green]schema is up to date[/]")
 
 
@@ -189,6 +257,7 @@ async def _with_session(fn: Any, settings: Settings | None = None) -> Any:
     from pixwave.db import create_engine, create_sessionmaker
 
     settings = settings or get_settings()
+    await _ready_database(settings)
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
@@ -224,6 +293,7 @@ def create_user(
     ] = False,
 ) -> None:
     """Create a user (with a wallet unless --admin) and print it as JSON."""
+    _log_to_stderr()
     from pydantic import ValidationError
 
     from pixwave.accounts import service
@@ -254,6 +324,7 @@ def create_token(
     name: Annotated[str, typer.Option(help="A label for the token.")] = "",
 ) -> None:
     """Issue an API token and print it once (only its hash is stored)."""
+    _log_to_stderr()
     from pixwave.accounts import service
     from pixwave.accounts.models import Role, User
     from pixwave.exceptions import PixWaveError
@@ -266,7 +337,10 @@ def create_token(
         target: str | None = user_id
         if admin:
             target = await session.scalar(
-                select(User.id).where(User.role == Role.ADMIN).order_by(User.id).limit(1)
+                select(User.id)
+                .where(User.role == Role.ADMIN, User.deactivated_at.is_(None))
+                .order_by(User.id)
+                .limit(1)
             )
             if target is None:
                 target = await service.create_admin(
@@ -284,6 +358,110 @@ def create_token(
     sys.stdout.write(f"{created.token}\n")
 
 
+async def _announce_evictions(settings: Settings, run: Any) -> Any:
+    """Run ``run(session, evictions)`` in a transaction; once it commits, tell every running
+    API process (through Redis) to forget the tokens it revoked."""
+    from redis.asyncio import Redis
+
+    from pixwave.accounts.auth import TokenCache
+    from pixwave.accounts.revocation import TokenEvictions
+    from pixwave.unit_of_work import flush_and_commit
+
+    redis = (
+        Redis.from_url(settings.redis_dsn, socket_timeout=settings.redis_timeout)
+        if settings.redis_dsn
+        else None
+    )
+    evictions = TokenEvictions(TokenCache(0), redis)
+
+    async def in_transaction(session: Any) -> Any:
+        result = await run(session, evictions)
+        await flush_and_commit(session)  # runs the evictions the service queued
+        return result
+
+    try:
+        return await _with_session(in_transaction, settings)
+    finally:
+        if redis is not None:
+            await redis.aclose()
+
+
+def _admin_call(run: Any) -> Any:
+    """Run an admin command's transaction; a PixWaveError is a clean exit 1 with its code."""
+    from pixwave.exceptions import PixWaveError
+
+    settings = get_settings()
+    _log_to_stderr()
+    try:
+        return asyncio.run(_announce_evictions(settings, run))
+    except PixWaveError as exc:
+        console.print(f"[red]{exc.code}:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@admin_app.command("list-tokens")
+def list_tokens(
+    user_id: Annotated[str, typer.Option(help="Whose tokens.")],
+) -> None:
+    """Print a user's tokens as JSON (prefix, created, last used, revoked — never the secret)."""
+    from pixwave.accounts import service
+
+    async def run(session: Any, _evictions: Any) -> Any:
+        return await service.list_tokens(session, user_id, limit=1000, starting_after=None)
+
+    _print_json([token.model_dump(mode="json") for token in _admin_call(run)])
+
+
+@admin_app.command("revoke-token")
+def revoke_token(
+    token_id: Annotated[str, typer.Argument(help="The token's id (tok_…), as list-tokens shows.")],
+) -> None:
+    """Revoke a token; every running API process stops accepting it at once (through Redis)."""
+    from sqlalchemy import select as select_
+
+    from pixwave.accounts import service
+    from pixwave.accounts.errors import TokenNotFound
+    from pixwave.accounts.models import ApiToken
+
+    async def run(session: Any, evictions: Any) -> Any:
+        owner = await session.scalar(select_(ApiToken.user_id).where(ApiToken.id == token_id))
+        if owner is None:
+            raise TokenNotFound(f"no token {token_id}")
+        return await service.revoke_token(session, evictions, user_id=owner, token_id=token_id)
+
+    _print_json(_admin_call(run).model_dump(mode="json"))
+
+
+def _set_active(user_id: str, *, active: bool, reason: str) -> None:
+    from pixwave.accounts import service
+
+    async def run(session: Any, evictions: Any) -> Any:
+        return await service.set_active(
+            session, evictions, user_id=user_id, active=active, by_user_id="cli", reason=reason
+        )
+
+    _print_json(_admin_call(run).model_dump(mode="json"))
+
+
+@admin_app.command("deactivate-user")
+def deactivate_user(
+    user_id: Annotated[str, typer.Argument(help="The user (usr_…).")],
+    reason: Annotated[str, typer.Option(help="Why, for the operators' log.")] = "",
+) -> None:
+    """Deactivate a user: none of their tokens works any more (at once everywhere); their
+    money stays where it is."""
+    _set_active(user_id, active=False, reason=reason)
+
+
+@admin_app.command("reactivate-user")
+def reactivate_user(
+    user_id: Annotated[str, typer.Argument(help="The user (usr_…).")],
+    reason: Annotated[str, typer.Option(help="Why, for the operators' log.")] = "",
+) -> None:
+    """Reactivate a deactivated user: their tokens that were not revoked work again."""
+    _set_active(user_id, active=True, reason=reason)
+
+
 # --- audit -----------------------------------------------------------------------------------
 
 
@@ -292,6 +470,7 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check the whole ledger balances; exit 1 with a report when anything is off."""
+    _log_to_stderr()
     from pixwave.ledger.audit import run_audit
 
     report = asyncio.run(_with_session(run_audit))

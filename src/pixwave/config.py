@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     # --- application -------------------------------------------------------------------------
     app_env: str = Field(default="local", description="Environment name (APP_ENV).")
     app_debug: bool = Field(default=False, description="Verbose errors and SQL echo (APP_DEBUG).")
-    app_url: str = Field(default="http://localhost:8000", description="Public base URL (APP_URL).")
+    app_url: str | None = Field(
+        default=None,
+        description="Public base URL (APP_URL); unset: http://localhost:<PORT>, the port served.",
+    )
     host: str = Field(default="127.0.0.1", description="Interface the API binds to.")
     port: int = Field(default=8000, description="Port the API listens on (PORT).")
     log_level: str = Field(default="info", description="Log level (LOG_LEVEL).")
@@ -85,8 +88,9 @@ class Settings(BaseSettings):
     sandbox_gateways: bool | None = Field(
         default=None,
         description=(
-            "Use the built-in gateway simulators. Unset: yes for a gateway without credentials, "
-            "unless APP_ENV=production."
+            "Mount the built-in gateway simulators. true: every gateway is simulated (refused "
+            "beside any gateway credentials, and with APP_ENV=production); false: never; unset: "
+            "only in the pure demo, with no gateway credentials at all."
         ),
     )
     sandbox_time_scale: float = Field(
@@ -130,8 +134,13 @@ class Settings(BaseSettings):
         default="34.193.116.226", description="Comma-separated Efí webhook source IPs."
     )
     efi_webhook_mtls_header: str | None = Field(
-        default="x-ssl-client-verify",
-        description="Header the ingress sets to SUCCESS after verifying Efí's certificate.",
+        default=None,
+        description="Opt-in: the header an ingress that verifies Efí's client certificate sets "
+        "(to EFI_WEBHOOK_MTLS_VALUE) and strips from every other request. Unset: no header is "
+        "trusted.",
+    )
+    efi_webhook_mtls_value: str = Field(
+        default="SUCCESS", description="What that header holds when the certificate verified."
     )
 
     # --- jobs and the payments engine -----------------------------------------------------------
@@ -189,6 +198,12 @@ class Settings(BaseSettings):
     health_window_seconds: float = Field(
         default=60.0, gt=0, description="Gateway success rate and latency over this window."
     )
+    routing_min_samples: int = Field(
+        default=5,
+        ge=1,
+        description="Calls in the health window before routing judges a gateway's success rate "
+        "and latency; below it the operator's priority decides.",
+    )
     circuit_failure_threshold: int = Field(
         default=5, ge=1, description="Failures in the window before a circuit may open."
     )
@@ -231,7 +246,9 @@ class Settings(BaseSettings):
     def _strip_null_gateway(cls, value: str | None) -> str | None:
         return _nullish(value) if isinstance(value, str) or value is None else value
 
-    @field_validator("redis_password", "db_password", "db_host", "redis_host", mode="before")
+    @field_validator(
+        "redis_password", "db_password", "db_host", "redis_host", "app_url", mode="before"
+    )
     @classmethod
     def _strip_null(cls, value: str | None) -> str | None:
         return _nullish(value)
@@ -265,6 +282,11 @@ class Settings(BaseSettings):
         return None
 
     @property
+    def public_url(self) -> str:
+        """Where clients and gateways reach this API: APP_URL, or this machine's served port."""
+        return (self.app_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
     def is_embedded(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
 
@@ -287,16 +309,6 @@ class Settings(BaseSettings):
             and self.gerencianet_client_secret
             and self.gerencianet_pix_key
         )
-
-    def use_sandbox(self, configured: bool) -> bool:
-        """Whether a gateway runs against its built-in simulator.
-
-        Explicit SANDBOX_GATEWAYS wins; otherwise a gateway without credentials uses the
-        simulator, except in production, where it is left out rather than faked.
-        """
-        if self.sandbox_gateways is not None:
-            return self.sandbox_gateways
-        return not configured and self.app_env.lower() != "production"
 
     @property
     def efi_url(self) -> str:

@@ -86,13 +86,20 @@ def is_transient(error: BaseException) -> bool:
     return "database is locked" in str(error.orig)
 
 
+def ensure_sqlite_directory(url: str) -> None:
+    """SQLite creates the file but not its folder: make the folder wherever one is opened
+    (`pixwave migrate` or `pixwave admin …` in a fresh directory, not only `pixwave up`)."""
+    if url.startswith("sqlite") and "///" in url:
+        path = url.split("///", 1)[1].split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     """An engine tuned for the backend: a real pool on MySQL, one serialised writer on SQLite."""
     url = url or settings.sqlalchemy_url
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_directory(url)
         # One connection serialises writers, which is what SQLite does anyway, without
         # "database is locked" errors between connections of the same process.
         engine = create_async_engine(

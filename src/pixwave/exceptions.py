@@ -2,6 +2,12 @@
 
 A single handler in `app.py` renders them as RFC 9457 `application/problem+json`; the code is
 the contract, the message is for humans. 422 is reserved for payload validation.
+
+The classes are also the API's documentation: an endpoint lists the ones it can raise
+(``responses=problems(InsufficientFunds, ...)``, see ``kit/problems.py``) and the OpenAPI
+document shows each one's ``status_code``, ``code`` and ``title`` under that operation, so the
+document cannot name a code the code does not have. A few answers are not raised but produced
+by a handler (a validation error, a crash); they have a class here all the same, for that reason.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ class PixWaveError(Exception):
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
+    #: Members this error adds to the problem, for the OpenAPI document's example. Read from the
+    #: class itself only: a subclass with other members must not show its parent's.
+    example: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.title
@@ -37,9 +46,72 @@ class PixWaveError(Exception):
 
 
 class ValidationFailed(PixWaveError):
+    """Rendered from FastAPI's validation errors, one `errors` item per invalid input. A body
+    that is not JSON at all (malformed, not UTF-8, nested too deeply, a key repeated in an
+    object) is one item of type `json_invalid` at location `body`."""
+
     status_code = 422
     code = "validation_error"
     title = "The request body or parameters are invalid"
+    example: ClassVar[dict[str, Any]] = {
+        "errors": [
+            {
+                "location": "body.amount",
+                "message": "Input should be greater than 0",
+                "type": "greater_than",
+            }
+        ]
+    }
+
+
+class InvalidDocument(ValidationFailed):
+    """A validation error whose only kind is a CPF/CNPJ that fails its check digits."""
+
+    code = "invalid_document"
+    title = "The CPF or CNPJ is not valid"
+    example: ClassVar[dict[str, Any]] = {
+        "errors": [
+            {
+                "location": "body.document",
+                "message": "CPF check digits do not match",
+                "type": "invalid_document",
+            }
+        ]
+    }
+
+
+class InvalidPixKey(ValidationFailed):
+    """A validation error whose only kind is a malformed Pix key."""
+
+    code = "invalid_pix_key"
+    title = "The Pix key is not valid"
+    example: ClassVar[dict[str, Any]] = {
+        "errors": [
+            {
+                "location": "body.pix_key",
+                "message": "not a valid CPF key",
+                "type": "invalid_pix_key",
+            }
+        ]
+    }
+
+
+class InvalidText(ValidationFailed):
+    """A validation error whose only kind is free text with control characters or
+    bidirectional overrides (`kit/text.py`)."""
+
+    code = "invalid_text"
+    title = "Text may not hold control characters or bidirectional overrides"
+    example: ClassVar[dict[str, Any]] = {
+        "errors": [
+            {
+                "location": "body.description",
+                "message": "control characters and bidirectional overrides are not allowed "
+                "(found U+202E at position 0)",
+                "type": "invalid_text",
+            }
+        ]
+    }
 
 
 class BadRequest(PixWaveError):
@@ -72,6 +144,12 @@ class NotFound(PixWaveError):
     title = "No such resource"
 
 
+class MethodNotAllowed(PixWaveError):
+    status_code = 405
+    code = "method_not_allowed"
+    title = "The path does not take that method"
+
+
 class Conflict(PixWaveError):
     status_code = 409
     code = "conflict"
@@ -82,3 +160,11 @@ class ServiceUnavailable(PixWaveError):
     status_code = 503
     code = "service_unavailable"
     title = "A dependency is unavailable; retry later"
+
+
+class InternalError(PixWaveError):
+    """Never raised on purpose: what the last-resort handler answers for a bug."""
+
+    status_code = 500
+    code = "internal_error"
+    title = "Internal error"

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from pixwave.db import ensure_sqlite_directory
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -22,6 +24,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (synchronous; call outside an event loop)."""
+    ensure_sqlite_directory(url)
     command.upgrade(alembic_config(url), revision)
 
 
@@ -32,6 +35,7 @@ def check(url: str) -> None:
 
 async def _run_on_connection(url: str, action: Callable[[Config], None]) -> None:
     """Run an Alembic command on a connection we open, for callers inside an event loop."""
+    ensure_sqlite_directory(url)
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as connection:

@@ -16,11 +16,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pixwave.accounts.auth import TokenCache
+from pixwave.accounts.revocation import EvictionListener, TokenEvictions
 from pixwave.config import Settings
 from pixwave.db import create_engine, create_sessionmaker
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.health import HealthConfig, HealthStore, build_health_store
-from pixwave.gateways.registry import build_gateways, sandboxed
+from pixwave.gateways.registry import build_gateways, simulated_gateways
 from pixwave.gateways.router import Router
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
@@ -52,6 +53,12 @@ class Resources:
     transaction_cache: TransactionCache | None = None
     #: Where gateways post notifications: the public URL, or loopback for mounted simulators.
     webhook_base_urls: dict[str, str] = field(default_factory=dict)
+    #: Gateways served by a built-in simulator (never beside a real one: see the registry).
+    simulated: frozenset[str] = frozenset()
+    #: Revocations evict cached token lookups here and in every other process.
+    token_evictions: TokenEvictions = field(default=None)  # type: ignore[assignment]
+    #: Applies other processes' evictions; started by the API (see ``app.py``).
+    eviction_listener: EvictionListener | None = None
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)
@@ -82,6 +89,7 @@ class Resources:
             locks = RedisLocks(redis)
         else:
             locks = MemoryLocks()
+        token_cache = TokenCache(settings.token_cache_seconds)
         return cls(
             settings=settings,
             engine=engine,
@@ -94,7 +102,9 @@ class Resources:
                 ttl_seconds=settings.idempotency_ttl_seconds,
                 lock_seconds=settings.idempotency_lock_seconds,
             ),
-            token_cache=TokenCache(settings.token_cache_seconds),
+            token_cache=token_cache,
+            token_evictions=TokenEvictions(token_cache, redis),
+            eviction_listener=None if redis is None else EvictionListener(redis, token_cache),
             gateways=(
                 gateways
                 if gateways is not None
@@ -108,6 +118,7 @@ class Resources:
         from pixwave.worker.broker import build_broker, register_jobs
 
         settings = self.settings
+        self.simulated = frozenset(simulated_gateways(settings)) & set(self.gateways)
         self.health = build_health_store(
             self.redis,
             HealthConfig(
@@ -117,10 +128,11 @@ class Resources:
                 consecutive_failures=settings.circuit_consecutive_failures,
                 open_seconds=settings.circuit_open_seconds,
                 probe_seconds=max(settings.gateway_read_timeout * 2, 1.0),
+                min_samples=settings.routing_min_samples,
             ),
             gateways=list(self.gateways),
         )
-        self.router = Router(self.gateways, self.health)
+        self.router = Router(self.gateways, self.health, simulated=self.simulated)
         self.broker = build_broker(settings)
         self.jobs = register_jobs(self.broker, self)
         self.payments = Engine(self)
@@ -129,13 +141,14 @@ class Resources:
                 self.redis, settings.transaction_cache_seconds
             )
         loopback = sandbox_base_url.rsplit("/sandbox", 1)[0] if sandbox_base_url else None
-        in_sandbox = set(sandboxed(settings))
         for name in self.gateways:
-            base = loopback if name in in_sandbox and loopback else settings.app_url
+            base = loopback if name in self.simulated and loopback else settings.public_url
             self.webhook_base_urls[name] = base.rstrip("/")
         return self
 
     async def close(self) -> None:
+        if self.eviction_listener is not None:
+            await self.eviction_listener.stop()
         if self.broker is not None:
             await self.broker.shutdown()
         for gateway in self.gateways.values():

@@ -11,6 +11,11 @@ as if the statement had failed on its own.
 Ordering is preserved, so lock order (ledger accounts by id) is unchanged; reads always see the
 unit of work's own earlier writes, because any statement executed through the session flushes
 the queue first (`do_orm_execute`), and so does commit (`before_commit`).
+
+When several expectations of one send miss, the caller hears about a missing resource
+(`NotFound`) before any other refusal, whatever the statements' order: a transfer to a wallet
+that does not exist is "not found", not "insufficient funds", even when the payer's debit (taken
+first, in account-id order) also failed.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_only
+
+from pixwave.exceptions import NotFound
 
 #: What MySQL engines are opened with: matched (not changed) row counts, multi-statement sends.
 MYSQL_CLIENT_FLAGS = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
@@ -115,18 +122,33 @@ def _flush(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name == "mysql" and _multi_statements(connection):
         _send_together(connection, pending)
-    else:
+        return
+    counts: list[int] = []
+    try:
         for write in pending:
-            _check(
-                connection, write, int(connection.execute(write.statement, write.params).rowcount)
-            )
+            counts.append(int(connection.execute(write.statement, write.params).rowcount))
+    except exc.DBAPIError:
+        _check_all(connection, pending, counts)  # a missed expectation is the real cause
+        raise
+    _check_all(connection, pending, counts)
 
 
-def _check(connection: Connection, write: _Write, count: int) -> None:
-    if write.expect_rowcount is not None and count != write.expect_rowcount:
-        if write.on_mismatch is not None:
-            raise write.on_mismatch(connection)
-        raise RuntimeError(f"expected {write.expect_rowcount} row(s), matched {count}")
+def _check_all(connection: Connection, writes: Sequence[_Write], counts: Sequence[int]) -> None:
+    """Raise for the missed expectations among ``writes`` (``counts`` may be shorter: the
+    statements that ran), preferring a missing resource to any other refusal."""
+    errors = [
+        _mismatch(connection, write, count)
+        for write, count in zip(writes, counts, strict=False)
+        if write.expect_rowcount is not None and count != write.expect_rowcount
+    ]
+    if errors:
+        raise next((e for e in errors if isinstance(e, NotFound)), errors[0])
+
+
+def _mismatch(connection: Connection, write: _Write, count: int) -> Exception:
+    if write.on_mismatch is not None:
+        return write.on_mismatch(connection)
+    return RuntimeError(f"expected {write.expect_rowcount} row(s), matched {count}")
 
 
 def _multi_statements(connection: Connection) -> bool:
@@ -188,16 +210,14 @@ def _send_together(connection: Connection, pending: Sequence[_Write]) -> None:
             await_only(cursor.nextset())
             counts.append(int(cursor.rowcount))
     except MySQLError as error:
-        for write, count in zip(pending, counts, strict=False):
-            _check(connection, write, count)
+        _check_all(connection, pending, counts)
         wrapper = (
             exc.IntegrityError if isinstance(error, MySQLIntegrityError) else exc.OperationalError
         )
         raise wrapper(sql, args, error) from error
     finally:
         await_only(cursor.close())
-    for write, count in zip(pending, counts, strict=True):
-        _check(connection, write, count)
+    _check_all(connection, pending, counts)
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -385,3 +385,51 @@ class TestAcrossProcesses:
                 wait_status(cluster, user, created["id"], parent_status)
             assert http.get("/v1/wallet", headers=user.headers()).json()["posted"] == 0
         audit(cluster)
+
+
+class TestRevocationAcrossApiProcesses:
+    """Two API processes, each with its token cache (30 s): a revocation made through one of
+    them, or through the CLI, is refused by the other at once."""
+
+    @staticmethod
+    def refused_soon(base: str, user: User, seconds: float = 1.0) -> bool:
+        """True once ``base`` answers 401 for the user's token — within a second, where a
+        cache left alone would keep saying 200 for TOKEN_CACHE_SECONDS."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if httpx.get(f"{base}/v1/wallet", headers=user.headers(), timeout=5).status_code == 401:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def test_a_revocation_and_a_deactivation_reach_the_other_process(
+        self, cluster: Cluster, admin: str
+    ) -> None:
+        port = _free_port()
+        second = f"http://127.0.0.1:{port}"
+        cluster.start("api2", "api", "--port", str(port), ready_url=f"{second}/healthz")
+        try:
+            ana, bia = new_user(cluster, admin), new_user(cluster, admin)
+            for base in (cluster.api_url, second):  # both processes cache both tokens
+                for user in (ana, bia):
+                    wallet = httpx.get(f"{base}/v1/wallet", headers=user.headers(), timeout=5)
+                    assert wallet.status_code == 200
+
+            with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+                me = http.get("/v1/me", headers=ana.headers()).json()
+                [token] = http.get(f"/v1/users/{me['id']}/tokens", headers=ana.headers()).json()[
+                    "data"
+                ]
+                revoked = http.delete(
+                    f"/v1/users/{me['id']}/tokens/{token['id']}", headers=ana.headers()
+                )
+                assert revoked.status_code == 200, revoked.text
+            assert self.refused_soon(second, ana)
+
+            bia_id = httpx.get(f"{second}/v1/me", headers=bia.headers(), timeout=5).json()["id"]
+            result = cluster.run("admin", "deactivate-user", bia_id)
+            assert result.returncode == 0, result.stderr
+            assert self.refused_soon(second, bia)
+            assert self.refused_soon(cluster.api_url, bia)
+        finally:
+            cluster.processes.pop("api2").stop()

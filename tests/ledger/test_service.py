@@ -120,6 +120,22 @@ class TestPost:
             await flush(session)
         await session.rollback()
 
+    @pytest.mark.parametrize("missing", ["wal_0000000000000000000000000", "wal_zzzz"])
+    async def test_a_missing_account_is_reported_before_missing_money(
+        self, session: AsyncSession, missing: str
+    ) -> None:
+        """Overdrawn and missing at once: not found wins, whichever is locked first."""
+        a = await _wallet(session, 100)
+        await ledger.post(
+            session,
+            kind="transfer",
+            entries=[ledger.Posting(a, -500), ledger.Posting(missing, 500)],
+            wallets_only=True,
+        )
+        with pytest.raises(AccountNotFound):
+            await flush(session)
+        await session.rollback()
+
     async def test_system_account_is_opened_once(self, session: AsyncSession) -> None:
         """The same code always names the same system account."""
         first = await ledger.system_account(session, "system:once")

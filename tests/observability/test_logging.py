@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from pixwave.observability.logging import CHATTY_AT_INFO, configure_logging
 
@@ -19,6 +20,9 @@ def restore_levels() -> Iterator[None]:
     yield
     for name, level in before.items():
         logging.getLogger(name).setLevel(level)
+    # A server's configuration caches each logger on first use: left in place, later tests'
+    # log captures would miss every logger first used after this one.
+    structlog.configure(cache_logger_on_first_use=False)
 
 
 class TestJobChatter:

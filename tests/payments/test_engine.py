@@ -380,6 +380,7 @@ class TestDeposit:
         created = await world.deposit(actor, 5_00)
         failed = await world.status(actor, created["id"], "failed")
         assert failed["failure_code"] == "all_gateways_unavailable"
+        assert failed["gateway"] is None  # no gateway answered; the attempts name them all
         assert {a["outcome"] for a in failed["attempts"]} == {"unavailable"}
         assert len(failed["attempts"]) == 6
         assert await _alerts(world, created["id"]) == ["alert.all_gateways_unavailable"]
@@ -558,6 +559,8 @@ class TestWithdrawal:
         created = await world.withdraw(actor, 20_00)
         failed = await world.status(actor, created["id"], "failed")
         assert failed["failure_code"] == "all_gateways_unavailable"
+        assert failed["gateway"] is None  # reported as a deposit's is, though a send was tried
+        assert {a["gateway"] for a in failed["attempts"]} == set(world.sims)
         balance = await world.balance(actor)
         assert (balance["posted"], balance["held"], balance["available"]) == (20_00, 0, 20_00)
         assert "alert.all_gateways_unavailable" in await _alerts(world, created["id"])

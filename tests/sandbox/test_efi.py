@@ -22,6 +22,7 @@ import zxingcpp
 
 from pixwave.pix import parse_brcode
 from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
+from tests.pix.vectors import RECURRENCE_VECTOR
 from tests.servers import Received, ServerThread, WebhookSink, run_simulator
 
 PIX_KEY = "2f4c6a8e-1b3d-4f5a-9c7e-0d2b4f6a8c1e"
@@ -548,6 +549,14 @@ class TestPay:
             "PATCH", f"/v2/cob/{cob['txid']}", json={"status": "REMOVIDA_PELO_USUARIO_RECEBEDOR"}
         )
         assert efi.pay(cob["pixCopiaECola"]).status_code == 409
+
+    def test_a_recurrence_only_code_pays_nothing(self, efi: EfiApi) -> None:
+        """A Pix Automático authorisation code (Jornada 2) is not a payment: 422, no cob paid."""
+        cob = efi.create_cob()
+        response = efi.pay(RECURRENCE_VECTOR)
+        assert response.status_code == 422
+        assert response.json()["error"] == "nothing_to_pay"
+        assert efi.call("GET", f"/v2/cob/{cob['txid']}").json()["status"] == "ATIVA"
 
     def test_invalid_brcode_is_422(self, efi: EfiApi) -> None:
         """A code whose CRC does not match is refused like a bank app would."""

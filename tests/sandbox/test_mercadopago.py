@@ -26,6 +26,7 @@ from pixwave.pix import (
     parse_brcode,
 )
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig, MercadoPagoSimulator
+from tests.pix.vectors import RECURRENCE_VECTOR
 from tests.servers import ServerThread, WebhookSink, run_simulator, run_sink
 
 SECRET = "sandbox-mercadopago-webhook-secret"
@@ -120,6 +121,7 @@ def create_payment(
     key: str | None = None,
     extra: str = "",
     headers: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> httpx.Response:
     """POST /v1/payments with ``amount`` as a literal JSON number."""
     body = (
@@ -131,7 +133,9 @@ def create_payment(
     sent = dict(headers or {})
     if not any(name.lower() == "x-idempotency-key" for name in sent):
         sent["X-Idempotency-Key"] = key or new_key()
-    return client.post("/v1/payments", content=body.encode(), headers=sent)
+    if timeout is None:
+        return client.post("/v1/payments", content=body.encode(), headers=sent)
+    return client.post("/v1/payments", content=body.encode(), headers=sent, timeout=timeout)
 
 
 def created(client: httpx.Client, **kwargs: Any) -> dict[str, Any]:
@@ -581,6 +585,12 @@ class TestPay:
         assert response.status_code == 422
         assert response.json()["error"] == "brcode_crc_mismatch"
 
+    def test_a_recurrence_only_code_pays_nothing(self, client: httpx.Client) -> None:
+        """A Pix Automático authorisation code (Jornada 2) is not a payment: 422."""
+        response = client.post("/_sandbox/pay", json={"brcode": RECURRENCE_VECTOR})
+        assert response.status_code == 422
+        assert response.json()["error"] == "nothing_to_pay"
+
     def test_unknown_txid_is_404(self, client: httpx.Client) -> None:
         """A valid code that no payment issued is not found."""
         code = build_static_brcode(
@@ -674,6 +684,24 @@ class TestSearch:
         body = client.get("/v1/payments/search", params={"limit": 2, "offset": 2}).json()
         assert body["paging"]["total"] == 3
         assert [p["id"] for p in body["results"]] == ids[2:]
+
+
+class TestSlowProvider:
+    def test_a_latency_beyond_the_clients_timeout_still_does_the_work(
+        self, client: httpx.Client
+    ) -> None:
+        """Like a real slow provider: the client times out, the payment is created anyway."""
+        client.put("/_sandbox/faults/payments.create", json={"latency": {"fixed_ms": 600}})
+        with pytest.raises(httpx.ReadTimeout):
+            create_payment(client, headers={"X-Idempotency-Key": "slow-1"}, timeout=0.15)
+        deadline = time.monotonic() + 5
+        while not client.get("/v1/payments/search").json()["results"]:
+            assert time.monotonic() < deadline, "the slow create never took effect"
+            time.sleep(0.05)
+        client.delete("/_sandbox/faults")
+        again = create_payment(client, headers={"X-Idempotency-Key": "slow-1"})
+        assert client.get("/v1/payments/search").json()["paging"]["total"] == 1  # a retry finds it
+        assert again.status_code in {200, 201}
 
 
 # --------------------------------------------------------------------------------------------

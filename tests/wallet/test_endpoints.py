@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from pixwave.ledger.models import LedgerEntry
@@ -120,6 +121,20 @@ class TestTransfers:
             headers=ana.headers(),
         )
         assert response.status_code == 404
+        assert response.json()["code"] == "wallet_not_found"
+
+    @pytest.mark.parametrize("missing", ["wal_0000000000000000000000000", "wal_zzzz"])
+    async def test_unknown_destination_is_404_before_the_balance_check(
+        self, client: httpx.AsyncClient, resources: Resources, missing: str
+    ) -> None:
+        """More than the balance to a missing wallet: 404, whichever account is locked first."""
+        ana = await create_actor(resources, balance=1_000)
+        response = await client.post(
+            "/v1/transfers",
+            json={"to_wallet_id": missing, "amount": 5_000},
+            headers=ana.headers(),
+        )
+        assert response.status_code == 404, response.text
         assert response.json()["code"] == "wallet_not_found"
 
     async def test_transfer_to_self_is_refused(

@@ -1,24 +1,41 @@
 """Bearer-token authentication: who is calling, and may they.
 
 Lookups are cached in-process (`TOKEN_CACHE_SECONDS`, 30 s) because every request needs one and
-a database round trip per request costs more than the rest of a small request; a revoked token
-therefore stops working within that window.
+a database round trip per request costs more than the rest of a small request. Revoking a
+token or deactivating a user must not wait for that window, so it **evicts** the entries at
+once: in this process directly, and in every other process through Redis (see
+:mod:`pixwave.accounts.revocation`). A lookup that overlapped an eviction is not cached, so a
+principal read just before a revocation committed cannot be put back afterwards.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Final
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 
 from pixwave.accounts import repository
 from pixwave.accounts.models import Role
 from pixwave.accounts.service import hash_token
+from pixwave.db import utcnow
 from pixwave.exceptions import Forbidden, Unauthenticated
 from pixwave.ledger.errors import AccountNotFound
+
+if TYPE_CHECKING:
+    from pixwave.resources import Resources
+
+log = structlog.get_logger("pixwave.auth")
+
+#: `last_used_at` is written when a lookup finds it older than this (about once a minute per
+#: token), not on every request.
+LAST_USED_RESOLUTION: Final = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +56,16 @@ class Principal:
 
 
 class TokenCache:
-    """A tiny TTL map from token hash to principal (or to "unknown", to blunt brute force)."""
+    """A tiny TTL map from token hash to principal (or to "unknown", to blunt brute force).
+
+    ``generation`` moves on every eviction: a lookup remembers it before reading the database
+    and caches its answer only if no eviction happened meanwhile.
+    """
 
     def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
+        self.generation = 0
         self._items: dict[str, tuple[float, Principal | None]] = {}
 
     def get(self, key: str) -> tuple[bool, Principal | None]:
@@ -52,48 +74,89 @@ class TokenCache:
             return False, None
         return True, item[1]
 
-    def put(self, key: str, value: Principal | None) -> None:
+    def put(self, key: str, value: Principal | None, generation: int | None = None) -> None:
+        """Cache ``value``; skipped when an eviction happened since ``generation`` was read."""
+        if generation is not None and generation != self.generation:
+            return
         if len(self._items) >= self.max_entries:
             self._items.clear()
         self._items[key] = (time.monotonic() + self.ttl, value)
 
+    def evict(self, keys: Iterable[str]) -> None:
+        """Forget these token hashes now (a revocation or a deactivation)."""
+        self.generation += 1
+        for key in keys:
+            self._items.pop(key, None)
+
     def clear(self) -> None:
+        self.generation += 1
         self._items.clear()
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer pxw_…`")
 
 
+def _bearer_token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def authenticate(resources: Resources, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer …`` header; Unauthenticated otherwise."""
+    token = _bearer_token(authorization)
+    if token is None:
+        raise Unauthenticated("send `Authorization: Bearer <token>`")
+    token_hash = hash_token(token)
+    cache: TokenCache = resources.token_cache
+    hit, principal = cache.get(token_hash)
+    if not hit:
+        generation = cache.generation
+        async with resources.sessionmaker() as session:
+            row = await repository.principal_by_token_hash(session, token_hash)
+        principal = None
+        if row is not None and row.revoked_at is None and row.deactivated_at is None:
+            principal = Principal(
+                token_id=row.token_id,
+                user_id=row.user_id,
+                role=Role(row.role),
+                wallet_id=row.wallet_id,
+            )
+            if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION:
+                await _note_use(resources, row.token_id)
+        cache.put(token_hash, principal, generation)
+    if principal is None:
+        raise Unauthenticated("the token is unknown or revoked, or its user is deactivated")
+    return principal
+
+
+async def _note_use(resources: Resources, token_id: str) -> None:
+    """Record the token's use; a failure costs only the precision of `last_used_at`."""
+    try:
+        async with resources.sessionmaker() as session, session.begin():
+            await repository.touch_token(session, token_id, utcnow())
+    except SQLAlchemyError as exc:
+        log.warning("auth.last_used_not_recorded", token_id=token_id, error=repr(exc))
+
+
+def require_admin(principal: Principal) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this operation needs an admin token")
+    return principal
+
+
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Unauthenticated("send `Authorization: Bearer <token>`")
-    resources = request.app.state.resources
-    token_hash = hash_token(credentials.credentials)
-    cache: TokenCache = resources.token_cache
-    hit, principal = cache.get(token_hash)
-    if not hit:
-        async with resources.sessionmaker() as session:
-            row = await repository.principal_by_token_hash(session, token_hash)
-        principal = None
-        if row is not None and row[4] is None:
-            principal = Principal(
-                token_id=row[0], user_id=row[1], role=Role(row[2]), wallet_id=row[3]
-            )
-        cache.put(token_hash, principal)
-    if principal is None:
-        raise Unauthenticated("the token is unknown or revoked")
-    return principal
+    header = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
+    return await authenticate(request.app.state.resources, header)
 
 
 async def admin_principal(
     principal: Annotated[Principal, Depends(current_principal)],
 ) -> Principal:
-    if not principal.is_admin:
-        raise Forbidden("this operation needs an admin token")
-    return principal
+    return require_admin(principal)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

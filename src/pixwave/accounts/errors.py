@@ -11,3 +11,13 @@ class UserNotFound(NotFound):
 class UserAlreadyExists(Conflict):
     code = "user_already_exists"
     title = "A user with that e-mail or document already exists"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+    title = "No such token"
+
+
+class CannotDeactivateSelf(Conflict):
+    code = "cannot_deactivate_self"
+    title = "An operator cannot deactivate their own account"

@@ -31,6 +31,8 @@ class User(Base):
     document: Mapped[str | None] = mapped_column(String(14), unique=True)
     role: Mapped[str] = mapped_column(String(16), default=Role.USER)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Set while the user is deactivated: none of their tokens authenticates; money stays.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApiToken(Base):
@@ -45,3 +47,6 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When the token last authenticated a request, to within about a minute (it is written
+    #: when a process looks the token up, not on every request).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Request
 
 from pixwave.accounts.auth import AdminPrincipal, CurrentPrincipal
 from pixwave.exceptions import ServiceUnavailable
-from pixwave.gateways.router import Router
+from pixwave.gateways.router import Router, UnknownGateway
 from pixwave.gateways.schemas import GatewayRead, GatewayUpdate
+from pixwave.kit.problems import PixWaveRoute, problems
 
-router = APIRouter(prefix="/v1/gateways", tags=["gateways"])
+router = APIRouter(prefix="/v1/gateways", tags=["gateways"], route_class=PixWaveRoute)
 
 
 def get_router(request: Request) -> Router:
@@ -25,7 +26,7 @@ def get_router(request: Request) -> Router:
 GatewayRouter = Annotated[Router, Depends(get_router)]
 
 
-@router.get("", response_model=list[GatewayRead])
+@router.get("", response_model=list[GatewayRead], responses=problems(ServiceUnavailable))
 async def list_gateways(
     _principal: CurrentPrincipal, gateway_router: GatewayRouter
 ) -> list[GatewayRead]:
@@ -34,7 +35,9 @@ async def list_gateways(
     return [GatewayRead.of(status) for status in await gateway_router.overview()]
 
 
-@router.patch("/{name}", response_model=GatewayRead)
+@router.patch(
+    "/{name}", response_model=GatewayRead, responses=problems(UnknownGateway, ServiceUnavailable)
+)
 async def update_gateway(
     name: str, body: GatewayUpdate, _admin: AdminPrincipal, gateway_router: GatewayRouter
 ) -> GatewayRead:

@@ -3,8 +3,11 @@
 Adding a provider is a new package plus one arm in :func:`build_gateway`'s ``match`` — the
 ``assert_never`` makes mypy point at every place a new name must be handled.
 
-A gateway without credentials runs against its built-in simulator (see ``Settings.use_sandbox``),
-reached over HTTP like the real thing, with the simulator's own well-known credentials.
+A gateway is either **real** (its credentials are configured) or **simulated** (it runs against
+the built-in simulator mounted in the API, reached over HTTP like the real thing, with the
+simulator's own well-known credentials). :func:`simulated_gateways` decides, and refuses every
+mix: a simulator lets whoever drives it invent payments, so money credited through one must
+never be able to leave through a real gateway of the same process.
 """
 
 from __future__ import annotations
@@ -38,6 +41,59 @@ SANDBOX_MERCADOPAGO_TOKEN = "TEST-pixwave-sandbox"  # noqa: S105 - a public sand
 SANDBOX_EFI_CLIENT_ID = "Client_Id_pixwave_sandbox"
 SANDBOX_EFI_CLIENT_SECRET = "Client_Secret_pixwave_sandbox"  # noqa: S105 - a public sandbox value
 SANDBOX_EFI_WEBHOOK_HMAC = "pixwave-sandbox-hmac"
+
+
+class GatewayModeError(ValueError):
+    """The configuration mixes real gateways and simulators, or asks production for one."""
+
+
+def credential_variables(name: GatewayName, settings: Settings) -> list[str]:
+    """The credential variables of ``name`` that are set (even partially): the operator's
+    sign that this gateway is meant to be real."""
+    match name:
+        case "mercadopago":
+            values = {"MERCADOPAGO_ACCESS_TOKEN": settings.mercadopago_access_token}
+        case "efi":
+            values = {
+                "GERENCIANET_CLIENT_ID": settings.gerencianet_client_id,
+                "GERENCIANET_CLIENT_SECRET": settings.gerencianet_client_secret,
+                "GERENCIANET_PIX_KEY": settings.gerencianet_pix_key,
+            }
+        case _:
+            assert_never(name)
+    return [variable for variable, value in values.items() if value]
+
+
+def simulated_gateways(settings: Settings) -> list[GatewayName]:
+    """The gateways that run against a mounted simulator; raises :class:`GatewayModeError`.
+
+    * ``SANDBOX_GATEWAYS=true``: every gateway is simulated — refused with ``APP_ENV=production``
+      and refused when any gateway's credentials are set (a real gateway and a simulator never
+      share a process);
+    * ``SANDBOX_GATEWAYS=false``, or ``APP_ENV=production``: none;
+    * unset: every gateway in the pure demo (no credentials at all), otherwise none — a
+      gateway without credentials beside a real one is left out, never simulated.
+    """
+    production = settings.app_env.strip().lower() == "production"
+    credentials = [v for name in GATEWAY_NAMES for v in credential_variables(name, settings)]
+    if settings.sandbox_gateways is True:
+        if production:
+            raise GatewayModeError(
+                "SANDBOX_GATEWAYS=true is refused with APP_ENV=production: a simulator lets "
+                "whoever drives it invent payments. Unset SANDBOX_GATEWAYS, or use another APP_ENV."
+            )
+        if credentials:
+            raise GatewayModeError(
+                "SANDBOX_GATEWAYS=true, but gateway credentials are set "
+                f"({', '.join(credentials)}): a real gateway and a simulator never run in one "
+                "process. Unset SANDBOX_GATEWAYS to use the real gateways, or unset the "
+                "credentials for a demo; point the connectors at standalone simulators "
+                "(`pixwave sandbox …`, MERCADOPAGO_BASE_URL, EFI_BASE_URL) to test with both."
+            )
+        return list(GATEWAY_NAMES)
+    if settings.sandbox_gateways is False or production or credentials:
+        return []
+    return list(GATEWAY_NAMES)
 
 
 def timeouts(settings: Settings) -> Timeouts:
@@ -122,6 +178,7 @@ def build_gateway(
                 timeouts=timeouts(settings),
                 webhook_auth=EfiWebhookAuth(
                     mtls_header=settings.efi_webhook_mtls_header,
+                    mtls_header_value=settings.efi_webhook_mtls_value,
                     hmac_secret=settings.efi_webhook_hmac,
                     allowed_ips=frozenset(
                         ip.strip()
@@ -136,11 +193,6 @@ def build_gateway(
             assert_never(name)
 
 
-def sandboxed(settings: Settings) -> list[GatewayName]:
-    """The gateways that run against a built-in simulator in this configuration."""
-    return [name for name in GATEWAY_NAMES if settings.use_sandbox(is_configured(name, settings))]
-
-
 def build_gateways(
     settings: Settings,
     *,
@@ -150,18 +202,25 @@ def build_gateways(
     """Every usable gateway by name. ``sandbox_base_url`` is where the simulators are mounted
     (``…/sandbox``); ``clocks`` their clocks. A gateway with neither credentials nor a
     simulator, or with unusable settings (an Efí host over https without its certificate), is
-    left out with an error in the log rather than failing every other command."""
+    left out with an error in the log rather than failing every other command; a mix of real
+    and simulated gateways raises :class:`GatewayModeError`."""
     gateways: dict[str, PixGateway] = {}
     clocks = clocks or {}
+    simulated = simulated_gateways(settings)
     for name in GATEWAY_NAMES:
         clock = clocks.get(name, utcnow)
         try:
-            if settings.use_sandbox(is_configured(name, settings)):
+            if name in simulated:
                 if sandbox_base_url is None:
                     log.warning("gateway.disabled", gateway=name, reason="no simulator available")
                     continue
                 url = f"{sandbox_base_url.rstrip('/')}/{name}"
                 gateways[name] = build_gateway(name, settings, sandbox_url=url, clock=clock)
+                log.warning(
+                    "gateway.simulated",
+                    gateway=name,
+                    detail="a built-in simulator, not the real provider: its money is not real",
+                )
             elif is_configured(name, settings):
                 gateways[name] = build_gateway(name, settings, clock=clock)
             else:

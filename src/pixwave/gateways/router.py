@@ -258,6 +258,12 @@ class Router:
         )
         return result
 
+    async def reachable(self, name: str) -> Outcome:
+        """One cheap read of ``name``, recorded nowhere: SUCCEEDED or REJECTED when it
+        answered. For a tool that must know before it writes anything (`pixwave reconcile`)."""
+        outcome, _ = await self._read(self._gateway(name))
+        return outcome
+
     async def _read(self, gateway: PixGateway) -> tuple[Outcome, int]:
         """One cheap read of something that cannot exist: any answer proves the gateway up."""
         reference = generate_txid()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -19,11 +20,18 @@ C = TABLE.c
 T = TRANSACTIONS.c
 
 
+def event_digest(event_id: str) -> str:
+    """The de-duplication key of a provider event id: fixed size, whatever the id's length."""
+    return hashlib.sha256(event_id.encode()).hexdigest()
+
+
 async def store(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert once; False when this (gateway, event_id) was already stored (a redelivery)."""
+    """Insert once; False when this (gateway, event id) was already stored (a redelivery)."""
     try:
         async with session.begin_nested():
-            await session.execute(insert(TABLE).values(**values))
+            await session.execute(
+                insert(TABLE).values(**values, event_digest=event_digest(values["event_id"]))
+            )
     except IntegrityError:
         return False
     return True

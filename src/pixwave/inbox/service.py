@@ -8,13 +8,14 @@ notification's content — it asks the gateway for the resource's current state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
 from pixwave.db import utcnow
 from pixwave.exceptions import NotFound
-from pixwave.gateways.base import InboundWebhook
+from pixwave.gateways.base import InboundWebhook, WebhookEvent
+from pixwave.gateways.errors import WebhookRejected
 from pixwave.inbox import repository
 from pixwave.kit.ids import new_id
 from pixwave.unit_of_work import flush_and_commit
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger("pixwave.inbox")
 
 HANDLE = "inbox.handle"
+
+#: A resource id longer than the columns it is matched against (provider ids, txids) cannot
+#: name one of our payments; it is refused, never cut to fit.
+MAX_RESOURCE_ID: Final = 64
 
 
 class GatewayNotConfigured(NotFound):
@@ -39,6 +44,8 @@ async def receive(resources: Resources, gateway_name: str, request: InboundWebho
     if gateway is None:
         raise GatewayNotConfigured(f"gateway {gateway_name} is not configured")
     events = gateway.verify_webhook(request)  # WebhookRejected (401) before anything is stored
+    for event in events:
+        _check_ids(event)
     new = 0
     async with resources.sessionmaker() as session:
         for event in events:
@@ -48,9 +55,9 @@ async def receive(resources: Resources, gateway_name: str, request: InboundWebho
                 {
                     "id": row_id,
                     "gateway": gateway_name,
-                    "event_id": event.event_id[:160],
+                    "event_id": event.event_id,
                     "kind": event.kind.value,
-                    "resource_id": event.resource_id[:64],
+                    "resource_id": event.resource_id,
                     "data": dict(event.data),
                     "received_at": utcnow(),
                 },
@@ -61,3 +68,15 @@ async def receive(resources: Resources, gateway_name: str, request: InboundWebho
         await flush_and_commit(session)
     log.info("inbox.received", gateway=gateway_name, events=len(events), new=new)
     return new
+
+
+def _check_ids(event: WebhookEvent) -> None:
+    """Refuse (the whole notification, before anything is stored) ids we would have to cut."""
+    if not event.event_id:
+        raise WebhookRejected("invalid_body", "the notification has an empty event id")
+    if not 0 < len(event.resource_id) <= MAX_RESOURCE_ID:
+        raise WebhookRejected(
+            "invalid_body",
+            f"resource id of {len(event.resource_id)} characters: ours are 1 to "
+            f"{MAX_RESOURCE_ID}, so it names no payment of this deployment",
+        )

@@ -302,16 +302,40 @@ class IdempotentRequest:
         )
 
 
+#: Every answer the mechanism itself can give, for the OpenAPI document (see `kit/problems.py`).
+IDEMPOTENCY_ERRORS: tuple[type[PixWaveError], ...] = (
+    IdempotencyKeyMissing,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    ServiceUnavailable,  # the lock store (Redis) is down, or the key stays contended
+)
+
+#: The header as the OpenAPI document states it: required. The dependency below reads it as
+#: optional so that a missing key answers 400 `idempotency_key_missing`, not FastAPI's 422.
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "A unique value (a UUID) per intended operation, kept 24 h. Retrying with "
+    "the same key and body replays the first answer (`Idempotent-Replayed: true`) and never "
+    "repeats the effect; the same key with another body is 422 `idempotency_key_reused`.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": _KEY.pattern},
+    "example": "5f0c8a3e-4a61-4d5e-9a43-0d1c2b3a4f5e",
+}
+
+#: Documented on the success response of every idempotent operation.
+REPLAYED_HEADER_DOC: dict[str, Any] = {
+    "description": "`true` when this is the stored answer to an earlier request with the key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
 async def idempotent_request(
     request: Request,
     principal: CurrentPrincipal,
     idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Required on every POST: a unique value (a UUID) per intended operation. "
-            "Retrying with the same key never repeats the effect.",
-        ),
+        str | None, Header(alias="Idempotency-Key", include_in_schema=False)
     ] = None,
 ) -> IdempotentRequest:
     if idempotency_key is None:

@@ -10,6 +10,8 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from pixwave.exceptions import BadRequest
+
 T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1–100).")]
@@ -17,6 +19,21 @@ StartingAfter = Annotated[
     str | None,
     Query(max_length=40, description="Return items older than this id (the last id you got)."),
 ]
+
+
+class InvalidCursor(BadRequest):
+    """An empty page would read as "no more items": a cursor that is not an item of this list
+    (unknown, another user's, of another wallet) is refused instead, so a client's paging bug
+    cannot look like the end of the data."""
+
+    code = "invalid_cursor"
+    title = "starting_after is not an item of this list"
+
+
+def check_cursor(found: bool, cursor: str) -> None:
+    """Raise InvalidCursor unless the list's own lookup ``found`` the cursor item."""
+    if not found:
+        raise InvalidCursor(f"starting_after={cursor!r} is not an item of this list")
 
 
 class Page(BaseModel, Generic[T]):

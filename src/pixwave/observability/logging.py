@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
@@ -13,8 +14,23 @@ import structlog
 CHATTY_AT_INFO = ("taskiq.receiver", "httpx")
 
 
-def configure_logging(level: str = "info", *, json: bool = True) -> None:
-    logging.basicConfig(stream=sys.stdout, level=level.upper(), format="%(message)s")
+class StandardError:
+    """sys.stderr as it is when each line is written (a test runner swaps it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(level: str = "info", *, json: bool = True, to_stderr: bool = False) -> None:
+    """Servers log to stdout; commands whose stdout is their result (JSON, a token) pass
+    ``to_stderr``. Those short-lived commands also leave loggers uncached, so that whatever
+    configuration comes later (a test's log capture) still applies to them."""
+    # A write/flush proxy is all that logging and structlog call on the stream.
+    stream: TextIO = StandardError() if to_stderr else sys.stdout  # type: ignore[assignment]
+    logging.basicConfig(stream=stream, level=level.upper(), format="%(message)s")
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     for name in CHATTY_AT_INFO:
         logging.getLogger(name).setLevel(
@@ -32,5 +48,6 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(stream if to_stderr else None),
+        cache_logger_on_first_use=not to_stderr,
     )

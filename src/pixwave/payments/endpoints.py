@@ -1,11 +1,11 @@
-"""/v1/transactions: the payment history."""
+"""/v1/transactions: the payment history, and accepting deposits, withdrawals and refunds."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
@@ -13,8 +13,11 @@ from pydantic import AwareDatetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import CurrentPrincipal, Principal
+from pixwave.exceptions import InvalidPixKey, InvalidText
 from pixwave.kit.idempotency import Idempotent
-from pixwave.kit.pagination import Limit, Page, StartingAfter, page_of
+from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
+from pixwave.kit.problems import PixWaveRoute, problems
+from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
 from pixwave.payments import flows, repository, service
 from pixwave.payments.schemas import (
     AttemptRead,
@@ -26,10 +29,12 @@ from pixwave.payments.schemas import (
 from pixwave.payments.status import TransactionStatus, TransactionType
 from pixwave.resources import ReadSession, Resources
 
-router = APIRouter(prefix="/v1", tags=["payments"])
+router = APIRouter(prefix="/v1", tags=["payments"], route_class=PixWaveRoute)
 
 
-@router.get("/transactions", response_model=Page[TransactionRead])
+@router.get(
+    "/transactions", response_model=Page[TransactionRead], responses=problems(InvalidCursor)
+)
 async def list_transactions(
     session: ReadSession,
     principal: CurrentPrincipal,
@@ -60,7 +65,11 @@ async def list_transactions(
     return page_of(items, limit)
 
 
-@router.get("/transactions/{transaction_id}", response_model=TransactionRead)
+@router.get(
+    "/transactions/{transaction_id}",
+    response_model=TransactionRead,
+    responses=problems(service.TransactionNotFound),
+)
 async def get_transaction(
     transaction_id: str, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -114,6 +123,24 @@ PreferHeader = Annotated[
 ]
 
 
+ACCEPTED = "Accepted: recorded as `pending`; a job works it. Poll `GET /v1/transactions/{id}`."
+
+#: The answer `Prefer: wait=N` gives when the payment moved on in time (see `_answer`).
+READY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": TransactionRead,
+        "description": "With `Prefer: wait=N`: the payment left `pending`/`processing` within "
+        "N seconds (capped by `PREFER_WAIT_MAX_SECONDS`). Otherwise, or when it did not, 202.",
+        "headers": {
+            "Preference-Applied": {
+                "description": "`wait=N`, echoing the preference that was honoured.",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+
+
 async def _answer(
     request: Request, principal: Principal, created: Response, prefer: str | None
 ) -> Response:
@@ -145,7 +172,13 @@ async def _answer(
     )
 
 
-@router.post("/deposits", status_code=202, response_model=TransactionRead)
+@router.post(
+    "/deposits",
+    status_code=202,
+    response_model=TransactionRead,
+    response_description=ACCEPTED,
+    responses={**READY, **problems(AccountNotFound, InvalidText)},
+)
 async def create_deposit(
     body: DepositCreate,
     request: Request,
@@ -164,7 +197,13 @@ async def create_deposit(
     return await _answer(request, principal, await call.run(body, work, status_code=202), prefer)
 
 
-@router.post("/withdrawals", status_code=202, response_model=TransactionRead)
+@router.post(
+    "/withdrawals",
+    status_code=202,
+    response_model=TransactionRead,
+    response_description=ACCEPTED,
+    responses={**READY, **problems(AccountNotFound, InsufficientFunds, InvalidPixKey, InvalidText)},
+)
 async def create_withdrawal(
     body: WithdrawalCreate,
     request: Request,
@@ -183,7 +222,20 @@ async def create_withdrawal(
 
 
 @router.post(
-    "/transactions/{transaction_id}/refunds", status_code=202, response_model=TransactionRead
+    "/transactions/{transaction_id}/refunds",
+    status_code=202,
+    response_model=TransactionRead,
+    response_description=ACCEPTED,
+    responses={
+        **READY,
+        **problems(
+            service.TransactionNotFound,
+            flows.NotRefundable,
+            flows.RefundTooLarge,
+            InsufficientFunds,
+            InvalidText,
+        ),
+    },
 )
 async def create_refund(
     transaction_id: str,

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from enum import Enum, auto
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -71,6 +72,12 @@ T = TypeVar("T")
 
 #: Runs of one advance() that may end in a deadlock or lock timeout before it gives up.
 TRANSIENT_RETRIES = 3
+
+
+class _Keep(Enum):
+    """``fail(gateway=…)`` left out: the transaction's gateway stays as it is."""
+
+    KEEP = auto()
 
 
 def gateway_account_code(gateway: str) -> str:
@@ -319,6 +326,7 @@ class _Run:
                 "all_gateways_unavailable",
                 f"no gateway could {what}",
                 alert="all_gateways_unavailable",
+                gateway=None,
             )
         return chosen
 
@@ -379,9 +387,19 @@ class _Run:
     # --- shared endings ---------------------------------------------------------------------
 
     async def fail(
-        self, code: str, message: str, *, alert: str | None = None, gateway: str | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        alert: str | None = None,
+        gateway: str | _Keep | None = _Keep.KEEP,
     ) -> None:
-        """Terminal failure: release any hold, record the reason, raise an alert if asked."""
+        """Terminal failure: release any hold, record the reason, raise an alert if asked.
+
+        ``gateway`` is the one whose answer ended the payment (it refused), or None when no
+        gateway could be reached at all — the same for a deposit, a withdrawal and a refund;
+        the attempts keep every gateway that was tried.
+        """
         row = self.row
 
         async def work(session: AsyncSession) -> None:
@@ -392,7 +410,7 @@ class _Run:
                 "failure_message": message[:255],
                 "next_attempt_at": None,
             }
-            if gateway is not None:
+            if gateway is not _Keep.KEEP:
                 fields["gateway"] = gateway
             await service.transition(session, self.id, S.FAILED, **fields)
             if alert:
@@ -693,7 +711,7 @@ class _Run:
             try:
                 send = await self.call(name, Operation.SEND, try_number, gateway.send_pix(request))
             except GatewayRejected as exc:
-                await self.fail(exc.code, exc.message)
+                await self.fail(exc.code, exc.message, gateway=name)
                 return
             except GatewayAmbiguous:
                 in_doubt = True

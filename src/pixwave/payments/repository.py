@@ -97,6 +97,17 @@ def queue_status_update(
     )
 
 
+async def in_list(session: AsyncSession, transaction_id: str, *, wallet_id: str | None) -> bool:
+    """Whether a transaction is one ``list_transactions`` can return for this wallet (any
+    wallet when None), filters aside: what makes it a valid cursor."""
+    statement = select(C.id).where(C.id == transaction_id)
+    if wallet_id is not None:
+        statement = statement.where(
+            or_(C.wallet_id == wallet_id, C.counterparty_wallet_id == wallet_id)
+        )
+    return (await session.scalar(statement)) is not None
+
+
 async def list_transactions(
     session: AsyncSession,
     *,

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from pixwave.kit.money import PositiveCentavos
+from pixwave.kit.text import PlainText
 from pixwave.payments.status import TransactionStatus, TransactionType
 from pixwave.pix import PixFormatError, parse_pix_key
 
@@ -71,7 +72,7 @@ class DepositCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: PositiveCentavos
-    description: str | None = Field(default=None, max_length=140)
+    description: PlainText | None = Field(default=None, max_length=140)
     expires_in: int | None = Field(
         default=None, ge=60, le=30 * 86400, description="Seconds the charge stays payable."
     )
@@ -82,7 +83,7 @@ class WithdrawalCreate(BaseModel):
 
     amount: PositiveCentavos
     pix_key: PixKeyText
-    description: str | None = Field(default=None, max_length=140)
+    description: PlainText | None = Field(default=None, max_length=140)
 
 
 class RefundCreate(BaseModel):
@@ -91,4 +92,4 @@ class RefundCreate(BaseModel):
     amount: PositiveCentavos | None = Field(
         default=None, description="Centavos; omit to refund everything not yet refunded."
     )
-    description: str | None = Field(default=None, max_length=140)
+    description: PlainText | None = Field(default=None, max_length=140)

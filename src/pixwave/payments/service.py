@@ -16,6 +16,7 @@ from pixwave.accounts.auth import Principal
 from pixwave.db import utcnow
 from pixwave.exceptions import NotFound
 from pixwave.kit.ids import new_id
+from pixwave.kit.pagination import check_cursor
 from pixwave.notifications import outbox
 from pixwave.payments import repository
 from pixwave.payments.schemas import TransactionRead
@@ -163,6 +164,9 @@ async def list_for(
     """Newest first; a user sees its own wallet's, an admin any wallet's (or all)."""
     if not principal.is_admin:
         wallet_id = principal.require_wallet()
+    if starting_after is not None:
+        found = await repository.in_list(session, starting_after, wallet_id=wallet_id)
+        check_cursor(found, starting_after)
     rows = await repository.list_transactions(
         session,
         wallet_id=wallet_id,

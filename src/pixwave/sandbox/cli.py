@@ -126,10 +126,34 @@ def run_efi(
     )
 
 
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="PIXWAVE_TOKEN",
+        help="An admin token of the API: simulators mounted in it (…/sandbox/<name>) answer "
+        "only that. Standalone simulators need none.",
+    ),
+]
+
+#: The admin token for this invocation (set by the group callback below).
+_token: str | None = None
+
+
+@sandbox_app.callback()
+def _sandbox(token: TokenOption = None) -> None:
+    """Gateway simulators: run one, inject faults, pay charges, settle sends."""
+    global _token
+    _token = token
+
+
 def _call(method: str, url: str, path: str, body: Any = None, *, show: bool = True) -> Any:
     """One admin request; an unreachable simulator or an error answer is a clean exit."""
+    headers = {"Authorization": f"Bearer {_token}"} if _token else {}
     try:
-        response = httpx.request(method, url.rstrip("/") + path, json=body, timeout=10)
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=body, headers=headers, timeout=10
+        )
     except httpx.HTTPError as exc:
         console.print(f"[red]cannot reach {url}: {exc}[/]")
         raise typer.Exit(2) from None

@@ -14,19 +14,26 @@ POST   /_sandbox/clock/advance        {"seconds": N}: move simulated time (expir
 GET    /_sandbox/webhooks             outbound deliveries and their attempts
 POST   /_sandbox/reset                forget every resource, fault and delivery
 ```
+
+Whoever reaches these routes can invent payments, so a simulator mounted inside the API gets a
+``control_guard`` (an admin token, see ``sandbox/embedded.py``) that every ``/_sandbox`` route
+passes through, except the few marked public (a payer's ticket page) with ``PUBLIC_ROUTE``.
+A standalone simulator is a test tool: its routes are open, and it listens on loopback.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
-from fastapi import APIRouter, Body, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pixwave.exceptions import PixWaveError
 from pixwave.sandbox.callbacks import WebhookDispatcher
 from pixwave.sandbox.faults import FaultConfig, FaultInjector, FaultMiddleware, FaultRule, Route
 
@@ -71,6 +78,28 @@ class Clock:
         self.offset = timedelta()
 
 
+#: A payer's answer to a Pix Automático recurrence-only code (Jornada 2): an authorisation of
+#: future debits, not a payment — no charge of the simulator can match it.
+NOTHING_TO_PAY: Final = (
+    "a recurrence-only code (Pix Automático) authorises debits; there is nothing to pay"
+)
+
+#: Raises (a PixWaveError: 401, 403) unless the request may drive the simulator.
+ControlGuard = Callable[[Request], Awaitable[None]]
+
+#: ``openapi_extra`` of a ``/_sandbox`` route anyone may call even when a guard is set.
+PUBLIC_ROUTE: Final = {"x-sandbox-public": True}
+
+
+async def _check_control(request: Request) -> None:
+    """Run the simulator's control guard, unless the matched route is marked public."""
+    guard: ControlGuard | None = request.app.state.simulator.control_guard
+    route = request.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    if guard is not None and not extra.get("x-sandbox-public"):
+        await guard(request)
+
+
 class ClockAdvance(BaseModel):
     seconds: float = Field(gt=0, le=400 * 86400)
 
@@ -89,6 +118,8 @@ class Simulator(abc.ABC, Generic[ConfigT]):
 
     def __init__(self, config: ConfigT) -> None:
         self.config = config
+        #: Checked before every non-public ``/_sandbox`` route; None: open (standalone).
+        self.control_guard: ControlGuard | None = None
         self.clock = Clock()
         self.faults = FaultInjector([r.operation for r in self.routes])
         self.webhooks = WebhookDispatcher(
@@ -135,7 +166,10 @@ class Simulator(abc.ABC, Generic[ConfigT]):
 
     def app(self) -> FastAPI:
         """A standalone ASGI app: provider API + admin routes, wrapped in fault injection."""
-        app = FastAPI(
+        # Swagger UI's assets come from the fastapi-offline wheel (no CDN), under /_sandbox so
+        # that no path a real provider has is taken.
+        app = FastAPIOffline(
+            static_url="/_sandbox/static-offline-docs",
             title=f"PixWave sandbox: {self.name}",
             description="A stateful simulator of the provider's API, with fault injection.",
             docs_url="/_sandbox/docs",
@@ -144,14 +178,23 @@ class Simulator(abc.ABC, Generic[ConfigT]):
         )
         app.state.simulator = self
         app.include_router(self.provider_router())
-        app.include_router(self._admin_router(), prefix="/_sandbox", tags=["sandbox"])
-        app.include_router(self.sandbox_router(), prefix="/_sandbox", tags=["sandbox"])
+        guarded = [Depends(_check_control)]
+        for router in (self._admin_router(), self.sandbox_router()):
+            app.include_router(router, prefix="/_sandbox", tags=["sandbox"], dependencies=guarded)
         app.add_middleware(
             FaultMiddleware,
             injector=self.faults,
             routes=self.routes,
             error_body=self.error_body,
         )
+
+        @app.exception_handler(PixWaveError)
+        async def _refused(request: Request, exc: PixWaveError) -> JSONResponse:
+            return JSONResponse(
+                exc.problem(request.url.path),
+                status_code=exc.status_code,
+                media_type="application/problem+json",
+            )
 
         @app.exception_handler(ValueError)
         async def _bad_admin_input(_: Request, exc: ValueError) -> JSONResponse:

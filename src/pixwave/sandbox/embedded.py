@@ -1,17 +1,31 @@
 """Build simulators for `pixwave sandbox …` and for mounting inside the embedded API.
 
-The embedded default (`pixwave up`) mounts each simulator under ``/sandbox/<name>`` of the API
-itself and points the connectors there over loopback HTTP, so `make run` needs no other
-process. State lives in that one process: with several API workers, run the simulators as
-their own servers (`pixwave sandbox efi --port 9002`) and point the connectors at them.
+The pure demo (`pixwave up` with no gateway credentials) and ``SANDBOX_GATEWAYS=true`` mount
+each simulator under ``/sandbox/<name>`` of the API itself and point the connectors there over
+loopback HTTP, so `make run` needs no other process. Which gateways are simulated, and which
+mixes are refused, is the registry's :func:`simulated_gateways`.
+
+Whoever drives a simulator's ``/_sandbox`` routes can pay charges and take the gateway down,
+so when mounted they answer only an **admin token** of this API (401 without one, 403 for a
+user's); the provider's own routes stay open to the connectors, as at the real provider.
+
+State lives in that one process: with several API workers, run the simulators as their own
+servers (`pixwave sandbox efi --port 9002`) and point the connectors at them.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
+from pixwave.accounts.auth import authenticate, require_admin
 from pixwave.config import Settings
 from pixwave.gateways.registry import (
     SANDBOX_EFI_CLIENT_ID,
@@ -19,9 +33,9 @@ from pixwave.gateways.registry import (
     SANDBOX_EFI_WEBHOOK_HMAC,
     SANDBOX_MERCADOPAGO_TOKEN,
     GatewayName,
-    sandboxed,
+    simulated_gateways,
 )
-from pixwave.sandbox.core import Simulator
+from pixwave.sandbox.core import ControlGuard, Simulator
 from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig, MercadoPagoSimulator
 
@@ -67,11 +81,64 @@ def internal_base_url(settings: Settings, port: int | None = None) -> str:
     return f"http://{host}:{port or settings.port}{MOUNT_PREFIX}"
 
 
+@dataclass(frozen=True, slots=True)
+class ServedAddress:
+    """Where a running `pixwave up` serves (and so where its simulators are), kept in the data
+    directory while it runs: a command started in another shell — `pixwave reconcile` after
+    ``PORT=8765 make run`` — reaches the same simulators without being told the port again."""
+
+    host: str
+    port: int
+    pid: int
+
+    @staticmethod
+    def path(settings: Settings) -> Path:
+        return settings.data_dir / "pixwave-up.json"
+
+    @classmethod
+    @contextmanager
+    def recorded(cls, settings: Settings, *, host: str, port: int) -> Iterator[None]:
+        """Record this process's address for as long as the block runs."""
+        path = cls.path(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"host": host, "port": port, "pid": os.getpid()}))
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+    @classmethod
+    def running(cls, settings: Settings) -> ServedAddress | None:
+        """The address of a `pixwave up` that is still alive, or None."""
+        try:
+            data = json.loads(cls.path(settings).read_text())
+            address = cls(host=str(data["host"]), port=int(data["port"]), pid=int(data["pid"]))
+            os.kill(address.pid, 0)  # signal 0: only asks whether the process exists
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return address
+
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"host": self.host, "port": self.port})
+
+
+def admin_guard(api: FastAPI) -> ControlGuard:
+    """The rule for mounted simulators' ``/_sandbox`` routes: an admin token of ``api``."""
+
+    async def guard(request: Request) -> None:
+        principal = await authenticate(api.state.resources, request.headers.get("authorization"))
+        require_admin(principal)
+
+    return guard
+
+
 def mount_simulators(app: FastAPI, settings: Settings) -> dict[GatewayName, Simulator[Any]]:
-    """Mount a simulator for every gateway that runs sandboxed; return them by name."""
+    """Mount a simulator for every simulated gateway; return them by name. Raises the
+    registry's GatewayModeError for a configuration that mixes them with real gateways."""
     mounted: dict[GatewayName, Simulator[Any]] = {}
     loopback = internal_base_url(settings).removesuffix(MOUNT_PREFIX)
-    for name in sandboxed(settings):
+    guard = admin_guard(app)
+    for name in simulated_gateways(settings):
         # Efí notifies the URL registered for the account key (MP: the one on each charge).
         webhook_url = (
             f"{loopback}/webhooks/efi?hmac={SANDBOX_EFI_WEBHOOK_HMAC}&ignorar="
@@ -80,10 +147,11 @@ def mount_simulators(app: FastAPI, settings: Settings) -> dict[GatewayName, Simu
         )
         simulator = build_simulator(
             name,
-            public_url=f"{settings.app_url.rstrip('/')}{MOUNT_PREFIX}/{name}",
+            public_url=f"{settings.public_url}{MOUNT_PREFIX}/{name}",
             webhook_url=webhook_url,
             time_scale=settings.sandbox_time_scale,
         )
+        simulator.control_guard = guard
         app.mount(f"{MOUNT_PREFIX}/{name}", simulator.app())
         mounted[name] = simulator
     return mounted

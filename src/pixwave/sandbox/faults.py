@@ -337,6 +337,10 @@ class FaultMiddleware:
             return
         decision = self.injector.decide(operation)
         if decision.delay:
+            # Read the request before the wait: a provider that is merely slow still does the
+            # work after the client gave up (a timeout *with* effect, as for real); without this
+            # the app would find the client gone and perform nothing.
+            receive = await _read_ahead(receive)
             await self.sleep(decision.delay)
         if decision.action in {"outage", "error", "rate_limited"}:
             assert decision.status is not None
@@ -374,6 +378,27 @@ class FaultMiddleware:
             raise SandboxHangup(
                 f"{scope['method']} {scope['path']} processed and not answered"
             ) from None
+
+
+async def _read_ahead(receive: Receive) -> Receive:
+    """Receive the whole body now; hand it to the app as one message, then pass through (so a
+    disconnect is still seen by whoever waits for one)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client left while sending: let the app see what there is
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    pending: list[Message] = [
+        {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+    ]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 class SandboxHangup(Exception):

@@ -7,23 +7,33 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import AdminPrincipal, CurrentPrincipal
+from pixwave.exceptions import InvalidText
 from pixwave.kit.idempotency import Idempotent
-from pixwave.kit.pagination import Limit, Page, StartingAfter, page_of
+from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
+from pixwave.kit.problems import PixWaveRoute, problems
+from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
 from pixwave.payments.schemas import TransactionRead
 from pixwave.resources import ReadSession
 from pixwave.wallet import service
 from pixwave.wallet.schemas import AdjustmentCreate, StatementEntry, TransferCreate, WalletRead
 
-router = APIRouter(prefix="/v1", tags=["wallet"])
+router = APIRouter(prefix="/v1", tags=["wallet"], route_class=PixWaveRoute)
+
+#: An admin token has no wallet of its own; another user's wallet looks like a missing one.
+_WALLET = problems(AccountNotFound)
 
 
-@router.get("/wallet", response_model=WalletRead)
+@router.get("/wallet", response_model=WalletRead, responses=_WALLET)
 async def get_wallet(session: ReadSession, principal: CurrentPrincipal) -> WalletRead:
     """The caller's balances: posted, held and available (centavos)."""
     return await service.get_wallet(session, principal)
 
 
-@router.get("/wallet/statement", response_model=Page[StatementEntry])
+@router.get(
+    "/wallet/statement",
+    response_model=Page[StatementEntry],
+    responses=problems(AccountNotFound, InvalidCursor),
+)
 async def get_statement(
     session: ReadSession,
     principal: CurrentPrincipal,
@@ -37,7 +47,7 @@ async def get_statement(
     return page_of(entries, limit)
 
 
-@router.get("/wallets/{wallet_id}", response_model=WalletRead)
+@router.get("/wallets/{wallet_id}", response_model=WalletRead, responses=_WALLET)
 async def get_any_wallet(
     wallet_id: str, session: ReadSession, principal: CurrentPrincipal
 ) -> WalletRead:
@@ -45,7 +55,11 @@ async def get_any_wallet(
     return await service.get_wallet(session, principal, wallet_id)
 
 
-@router.get("/wallets/{wallet_id}/statement", response_model=Page[StatementEntry])
+@router.get(
+    "/wallets/{wallet_id}/statement",
+    response_model=Page[StatementEntry],
+    responses=problems(AccountNotFound, InvalidCursor),
+)
 async def get_any_statement(
     wallet_id: str,
     session: ReadSession,
@@ -60,7 +74,13 @@ async def get_any_statement(
     return page_of(entries, limit)
 
 
-@router.post("/transfers", status_code=201, response_model=TransactionRead, tags=["payments"])
+@router.post(
+    "/transfers",
+    status_code=201,
+    response_model=TransactionRead,
+    tags=["payments"],
+    responses=problems(service.SameWallet, AccountNotFound, InsufficientFunds, InvalidText),
+)
 async def create_transfer(
     body: TransferCreate, principal: CurrentPrincipal, call: Idempotent
 ) -> Response:
@@ -72,7 +92,13 @@ async def create_transfer(
     return await call.run(body, work)
 
 
-@router.post("/admin/adjustments", status_code=201, response_model=TransactionRead, tags=["admin"])
+@router.post(
+    "/admin/adjustments",
+    status_code=201,
+    response_model=TransactionRead,
+    tags=["admin"],
+    responses=problems(AccountNotFound, InsufficientFunds, InvalidText),
+)
 async def create_adjustment(
     body: AdjustmentCreate, principal: AdminPrincipal, call: Idempotent
 ) -> Response:

@@ -26,6 +26,11 @@ async def get_wallet(session: AsyncSession, wallet_id: str) -> dict[str, Any] | 
     return None if row is None else dict(row._mapping)
 
 
+async def has_entry(session: AsyncSession, wallet_id: str, entry_id: str) -> bool:
+    found = await session.scalar(select(E.id).where(E.id == entry_id, E.account_id == wallet_id))
+    return found is not None
+
+
 async def statement(
     session: AsyncSession, wallet_id: str, *, starting_after: str | None, limit: int
 ) -> list[dict[str, Any]]:

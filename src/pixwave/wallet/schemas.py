@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from pixwave.kit.money import PositiveCentavos
+from pixwave.kit.text import PlainText
 
 
 class WalletRead(BaseModel):
@@ -36,7 +37,7 @@ class TransferCreate(BaseModel):
 
     to_wallet_id: str = Field(min_length=1, max_length=32, description="The receiving wallet.")
     amount: PositiveCentavos
-    description: str | None = Field(default=None, max_length=140)
+    description: PlainText | None = Field(default=None, max_length=140)
 
 
 class AdjustmentDirection(StrEnum):
@@ -50,4 +51,4 @@ class AdjustmentCreate(BaseModel):
     wallet_id: str = Field(min_length=1, max_length=32)
     direction: AdjustmentDirection
     amount: PositiveCentavos
-    reason: str = Field(min_length=3, max_length=140, description="Why; kept in the ledger.")
+    reason: PlainText = Field(min_length=3, max_length=140, description="Why; kept in the ledger.")

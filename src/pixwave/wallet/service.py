@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.accounts.auth import Principal
 from pixwave.exceptions import BadRequest
 from pixwave.kit.ids import new_id
+from pixwave.kit.pagination import check_cursor
 from pixwave.ledger import service as ledger
 from pixwave.ledger.errors import AccountNotFound
 from pixwave.payments import service as transactions
@@ -60,6 +61,9 @@ async def statement(
     wallet_id = _readable_wallet_id(principal, wallet_id)
     if await repository.get_wallet(session, wallet_id) is None:
         raise AccountNotFound(f"wallet {wallet_id} does not exist")
+    if starting_after is not None:
+        found = await repository.has_entry(session, wallet_id, starting_after)
+        check_cursor(found, starting_after)
     rows = await repository.statement(
         session, wallet_id, starting_after=starting_after, limit=limit
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from pixwave.config import Settings
 from pixwave.gateways.base import InboundWebhook, WebhookKind
 from pixwave.gateways.efi import EfiWebhookAuth
 from pixwave.gateways.efi.webhooks import authenticate, parse_webhook, verify_webhook
@@ -16,6 +17,7 @@ from tests.gateways.efi import FakeEfi, make_connector
 SECRET = "9f8e7d6c5b4a"
 EFI_IP = "34.193.116.226"
 HMAC_ONLY = EfiWebhookAuth(mtls_header=None, hmac_secret=SECRET)
+MTLS_ONLY = EfiWebhookAuth(mtls_header="x-ssl-client-verify")
 
 #: Efí's documented samples (§2.7), with their short endToEndIds.
 RECEIVED = {
@@ -94,16 +96,16 @@ def reason_of(auth: EfiWebhookAuth, request: InboundWebhook) -> str:
 class TestMtlsHeader:
     def test_verified_header_passes(self) -> None:
         """The ingress's x-ssl-client-verify: SUCCESS authenticates the request."""
-        authenticate(EfiWebhookAuth(), webhook(headers={"x-ssl-client-verify": "SUCCESS"}))
+        authenticate(MTLS_ONLY, webhook(headers={"x-ssl-client-verify": "SUCCESS"}))
 
     def test_tampered_header_value_fails(self) -> None:
         """Any other value of the header (a failed verification) is mtls_not_verified."""
         request = webhook(headers={"x-ssl-client-verify": "FAILED:self-signed certificate"})
-        assert reason_of(EfiWebhookAuth(), request) == "mtls_not_verified"
+        assert reason_of(MTLS_ONLY, request) == "mtls_not_verified"
 
     def test_missing_header_fails(self) -> None:
         """Without the header and without an hmac secret the request is mtls_not_verified."""
-        assert reason_of(EfiWebhookAuth(), webhook()) == "mtls_not_verified"
+        assert reason_of(MTLS_ONLY, webhook()) == "mtls_not_verified"
 
     def test_configured_header_name_is_case_insensitive(self) -> None:
         """A header name configured in mixed case matches the lower-case request headers."""
@@ -114,7 +116,7 @@ class TestMtlsHeader:
         """The rejection says which header was wrong and what it held."""
         request = webhook(headers={"x-ssl-client-verify": "NONE"})
         with pytest.raises(WebhookRejected, match=r"x-ssl-client-verify.*'NONE'.*'SUCCESS'"):
-            authenticate(EfiWebhookAuth(), request)
+            authenticate(MTLS_ONLY, request)
 
 
 class TestHmacAndAddress:
@@ -158,8 +160,43 @@ class TestHmacAndAddress:
         authenticate(auth, webhook(query={"hmac": SECRET}, client_ip="34.193.116.7"))
 
 
+class TestNoHeaderIsTrustedByDefault:
+    """Trusting a proxy header is an opt-in: by default a forged one proves nothing."""
+
+    FORGED: ClassVar[dict[str, str]] = {"x-ssl-client-verify": "SUCCESS"}
+
+    def test_the_default_names_no_header(self) -> None:
+        """EfiWebhookAuth() and Settings() trust no header until the operator names one."""
+        assert EfiWebhookAuth().mtls_header is None
+        assert Settings(_env_file=None).efi_webhook_mtls_header is None  # type: ignore[call-arg]
+
+    def test_forged_header_without_secret_is_refused(self) -> None:
+        """hmac + IP configured: a forged mTLS header with no ?hmac= is hmac_missing."""
+        request = webhook(headers=self.FORGED, client_ip="203.0.113.9")
+        assert reason_of(EfiWebhookAuth(hmac_secret=SECRET), request) == "hmac_missing"
+
+    def test_forged_header_with_wrong_secret_is_refused(self) -> None:
+        """hmac + IP configured: a forged header does not excuse a wrong ?hmac=."""
+        request = webhook(headers=self.FORGED, query={"hmac": "guess"})
+        assert reason_of(EfiWebhookAuth(hmac_secret=SECRET), request) == "hmac_mismatch"
+
+    def test_forged_header_does_not_lift_the_address_check(self) -> None:
+        """hmac + IP configured: the right secret from a foreign address is still refused."""
+        request = webhook(headers=self.FORGED, query={"hmac": SECRET}, client_ip="203.0.113.9")
+        assert reason_of(EfiWebhookAuth(hmac_secret=SECRET), request) == "ip_not_allowed"
+
+    def test_without_the_header_the_secret_from_efi_passes(self) -> None:
+        """hmac + IP configured, no header at all: Efí's own request authenticates."""
+        authenticate(EfiWebhookAuth(hmac_secret=SECRET), webhook(query={"hmac": SECRET}))
+
+    def test_nothing_configured_refuses_even_the_header(self) -> None:
+        """With no secret and no header configured nothing authenticates, header or not."""
+        reason = reason_of(EfiWebhookAuth(), webhook(headers=self.FORGED))
+        assert reason == "no_authentication_configured"
+
+
 class TestEitherScheme:
-    BOTH = EfiWebhookAuth(hmac_secret=SECRET)
+    BOTH = EfiWebhookAuth(mtls_header="x-ssl-client-verify", hmac_secret=SECRET)
 
     def test_secret_suffices_when_both_are_configured(self) -> None:
         """With both schemes configured, the hmac path alone authenticates."""

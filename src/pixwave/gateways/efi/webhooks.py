@@ -4,9 +4,10 @@ Efí POSTs ``{webhookUrl}/pix`` with ``{"pix": [item, …]}``; one body may batc
 refunds of them (``devolucoes``) and our own sends (``gnExtras.idEnvio``). Efí authenticates
 itself with mutual TLS. Deployments differ in where TLS ends, so two schemes are accepted:
 
-* **mTLS at the ingress** — the proxy that verified Efí's client certificate says so in a
-  header (``x-ssl-client-verify: SUCCESS`` for nginx). The ingress must overwrite that header
-  on every request, or a caller could simply send it.
+* **mTLS at the ingress** (opt-in) — the proxy that verified Efí's client certificate says so
+  in a header (``x-ssl-client-verify: SUCCESS`` for nginx). No header is trusted unless the
+  operator names one: the ingress must set it on every request it forwards (overwriting
+  whatever the caller sent), or a caller could simply send it.
 * **skip-mTLS** — the URL is registered with a secret query parameter
   (``…?hmac=<secret>&ignorar=``; a static shared secret, not an HMAC signature) and requests
   must also come from Efí's published source address.
@@ -41,7 +42,8 @@ _LENIENT_ID = re.compile(r"[A-Za-z0-9]{1,35}")
 class EfiWebhookAuth:
     """How inbound Efí webhooks are authenticated; either configured scheme suffices."""
 
-    mtls_header: str | None = "x-ssl-client-verify"  # set by the ingress that terminated mTLS
+    #: The header an ingress that terminated mTLS sets; None (the default): trust no header.
+    mtls_header: str | None = None
     mtls_header_value: str = "SUCCESS"
     hmac_secret: str | None = None  # the ?hmac= query secret registered with the URL
     allowed_ips: frozenset[str] = frozenset({EFI_WEBHOOK_IP})  # empty = no IP check

@@ -19,7 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pixwave.pix import PixFormatError, parse_brcode, validate_document
+from pixwave.pix import BRCodeKind, PixFormatError, parse_brcode, validate_document
+from pixwave.sandbox.core import NOTHING_TO_PAY
 from pixwave.sandbox.efi.errors import EfiError
 from pixwave.sandbox.efi.schemas import load_json
 from pixwave.sandbox.efi.state import Payer
@@ -93,6 +94,8 @@ def build_sandbox_router(sim: EfiSimulator) -> APIRouter:
             payer = _payer(body.payer)
         except PixFormatError as exc:
             return _error(422, exc.code.value, exc.message)
+        if code.kind is BRCodeKind.RECURRENCE:
+            return _error(422, "nothing_to_pay", NOTHING_TO_PAY)
         cob = sim.cob_for_payment(location=code.location_url, txid=code.txid)
         if cob is None:
             return _error(404, "charge_not_found", "no charge of this account matches the code")

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import HTMLResponse, Response
 
+from pixwave.sandbox.core import PUBLIC_ROUTE
 from pixwave.sandbox.mercadopago.api import Handler
 from pixwave.sandbox.mercadopago.errors import SandboxError
 from pixwave.sandbox.mercadopago.wire import InvalidJSON, MPResponse, loads
@@ -88,7 +89,7 @@ def build_sandbox_router(simulator: MercadoPagoSimulator) -> APIRouter:
         """Expire a pending payment without moving the clock."""
         return MPResponse(service.expire_now(payment_id).to_wire())
 
-    @router.get("/payments/{payment_id}/ticket")
+    @router.get("/payments/{payment_id}/ticket", openapi_extra=PUBLIC_ROUTE)
     async def ticket(payment_id: str) -> Response:
         """A minimal version of MP's ticket page: the QR image and the copy-and-paste code."""
         payment = service.store.payments.get(int(payment_id)) if payment_id.isdigit() else None

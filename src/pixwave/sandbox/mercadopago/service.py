@@ -29,6 +29,7 @@ from typing import Any, Final
 import structlog
 
 from pixwave.pix import (
+    BRCodeKind,
     PixFormatError,
     PixKeyType,
     build_static_brcode,
@@ -40,7 +41,7 @@ from pixwave.pix import (
     validate_document,
     validate_pix_key,
 )
-from pixwave.sandbox.core import Clock
+from pixwave.sandbox.core import NOTHING_TO_PAY, Clock
 from pixwave.sandbox.mercadopago import errors
 from pixwave.sandbox.mercadopago.config import MercadoPagoSimConfig
 from pixwave.sandbox.mercadopago.errors import MPError, SandboxError
@@ -528,6 +529,8 @@ class MercadoPagoService:
             code = parse_brcode(brcode)
         except PixFormatError as exc:
             raise SandboxError(422, exc.code.value, exc.message) from None
+        if code.kind is BRCodeKind.RECURRENCE:
+            raise SandboxError(422, "nothing_to_pay", NOTHING_TO_PAY)
         txid = code.txid or ""
         number = txid.removeprefix(_TXID_PREFIX)
         payment = None
