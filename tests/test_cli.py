@@ -64,6 +64,16 @@ class TestAdmin:
         second = runner.invoke(app, ["admin", "create-token", "--admin"])
         assert second.stdout.strip().splitlines()[-1] != token
 
+    def test_an_admin_token_after_every_operator_was_deactivated(self, database: Path) -> None:
+        """`create-token --admin` makes a new operator when none is active (never a token of a
+        deactivated one, which would not work)."""
+        first = runner.invoke(app, ["admin", "create-token", "--admin"])
+        operator = first.output.split("token for ", 1)[1].split(" ", 1)[0]
+        assert runner.invoke(app, ["admin", "deactivate-user", operator]).exit_code == 0
+        second = runner.invoke(app, ["admin", "create-token", "--admin"])
+        assert second.exit_code == 0, second.output
+        assert operator not in second.output
+
     def test_token_needs_exactly_one_target(self, database: Path) -> None:
         """Neither or both of --admin/--user-id is a usage error."""
         assert runner.invoke(app, ["admin", "create-token"]).exit_code == 2

@@ -83,6 +83,22 @@ class TestRedis:
         assert make_settings().redis_dsn == "redis://other:1/2"
 
 
+class TestPublicUrl:
+    def test_follows_the_port_served(self) -> None:
+        """Without APP_URL, the public URL is this machine's served port, not 8000."""
+        assert make_settings(port=8765).public_url == "http://localhost:8765"
+
+    @pytest.mark.parametrize("app_url", ["https://pix.example.com/", "https://pix.example.com"])
+    def test_app_url_wins(self, app_url: str) -> None:
+        """APP_URL (original name) is used as given, without a trailing slash."""
+        settings = make_settings(port=8765, app_url=app_url)
+        assert settings.public_url == "https://pix.example.com"
+
+    def test_laravel_null_means_unset(self) -> None:
+        """`APP_URL=null` from an original .env counts as absent."""
+        assert make_settings(port=9000, app_url="null").public_url == "http://localhost:9000"
+
+
 def test_env_example_documents_every_setting() -> None:
     """Every setting appears in .env.example, so operators can find it."""
     from pathlib import Path

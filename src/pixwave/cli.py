@@ -328,6 +328,7 @@ def create_token(
     from pixwave.accounts import service
     from pixwave.accounts.models import Role, User
     from pixwave.exceptions import PixWaveError
+    from pixwave.kit.ids import new_id
 
     if admin == (user_id is not None):
         console.print("[red]pass exactly one of --admin or --user-id[/]")
@@ -343,8 +344,14 @@ def create_token(
                 .limit(1)
             )
             if target is None:
+                # No active operator (none yet, or every one deactivated): a new one, under a
+                # fresh address when the bootstrap one is taken by a deactivated operator.
+                taken = await session.scalar(
+                    select(User.id).where(User.email == "admin@pixwave.local")
+                )
+                email = f"admin-{new_id('op')[-8:].lower()}@pixwave.local" if taken else None
                 target = await service.create_admin(
-                    session, name="Operator", email="admin@pixwave.local"
+                    session, name="Operator", email=email or "admin@pixwave.local"
                 )
         assert target is not None
         return await service.issue_token(session, user_id=target, name=name or "cli")
@@ -417,17 +424,10 @@ def revoke_token(
     token_id: Annotated[str, typer.Argument(help="The token's id (tok_…), as list-tokens shows.")],
 ) -> None:
     """Revoke a token; every running API process stops accepting it at once (through Redis)."""
-    from sqlalchemy import select as select_
-
     from pixwave.accounts import service
-    from pixwave.accounts.errors import TokenNotFound
-    from pixwave.accounts.models import ApiToken
 
     async def run(session: Any, evictions: Any) -> Any:
-        owner = await session.scalar(select_(ApiToken.user_id).where(ApiToken.id == token_id))
-        if owner is None:
-            raise TokenNotFound(f"no token {token_id}")
-        return await service.revoke_token(session, evictions, user_id=owner, token_id=token_id)
+        return await service.revoke_token(session, evictions, token_id=token_id, user_id=None)
 
     _print_json(_admin_call(run).model_dump(mode="json"))
 

@@ -160,6 +160,12 @@ class TestMountedControlRoutesNeedAnAdmin:
             assert put.status_code == 200, put.text
             assert (await http.delete("/efi/_sandbox/faults", headers=api.admin)).status_code == 200
 
+    def test_public_urls_use_the_port_served(self, tmp_path: Path) -> None:
+        """Mounted on PORT=8765 without APP_URL, MP's ticket URLs point at 8765."""
+        app = create_app(embedded_settings(tmp_path, port=8765))
+        mercadopago = app.state.simulators["mercadopago"]
+        assert mercadopago.config.public_url == "http://localhost:8765/sandbox/mercadopago"
+
     async def test_the_payers_ticket_page_stays_public(self, api: Api) -> None:
         """MP's ticket_url page (a QR for the payer) needs no token, like the real one."""
         gateways = build_gateways(api.settings, sandbox_base_url=internal_base_url(api.settings))
