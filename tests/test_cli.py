@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from pixwave.cli import app
 from pixwave.config import get_settings
+from tests.test_embedded import PIXWAVE, _embedded_env
 
 VALID = (
     "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR"
@@ -185,14 +186,9 @@ class TestGatewayModes:
 
 def _pixwave(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed command in ``cwd`` on the embedded default (no database settings)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_"))
-    }
     return subprocess.run(
-        [str(Path(sys.executable).with_name("pixwave")), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+        [PIXWAVE, *args], cwd=cwd, env=_embedded_env(), capture_output=True, text=True,
+        timeout=60, check=False,
     )  # fmt: skip
 
 

@@ -26,9 +26,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Settings that would take a run off the embedded default and its demo gateways.
+_NOT_EMBEDDED = ("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_", "SANDBOX_")
+
+
 def _embedded_env() -> dict[str, str]:
-    """The caller's environment without any database or Redis setting."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "REDIS_"))}
+    """The caller's environment without any database, Redis or gateway setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_NOT_EMBEDDED)}
+
+
+def _admin_token_once_serving(
+    process: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 30
+) -> str:
+    """Wait until the server on ``port`` answers, then the admin token its first start printed
+    (fails the test with the server's log otherwise)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, "the server exited:\n" + log.read_text()
+        assert time.monotonic() < deadline, "the server did not answer:\n" + log.read_text()
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    match = re.search(r"pxw_[A-Za-z0-9_-]{20,}", log.read_text())
+    assert match, "the first start must print an admin token:\n" + log.read_text()
+    return match.group(0)
 
 
 def _assert_audit_clean(workdir: Path) -> None:
@@ -54,20 +77,9 @@ def embedded(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         process = subprocess.Popen(
             [PIXWAVE, "up"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("pixwave up did not start:\n" + log.read_text())
-        match = re.search(r"pxw_[A-Za-z0-9_-]{20,}", log.read_text())
-        assert match, "the first start must print an admin token:\n" + log.read_text()
-        yield base, match.group(0), tmp_path
+        token = _admin_token_once_serving(process, port, log)
+        yield f"http://127.0.0.1:{port}", token, tmp_path
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.test_embedded import _admin_token_once_serving, _embedded_env, _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Printed by the script after the tour, so the test knows the ids the tour made.
@@ -48,12 +49,6 @@ def fill_in(block: str, *, api: str, admin: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def make_run(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     """`make run` on a random port with its data in a scratch folder: (api, admin token, env)."""
@@ -61,13 +56,7 @@ def make_run(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     if make is None or curl is None:
         pytest.fail("the README tour needs make and curl (.ci/run installs them)")
     port = _free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            ("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_", "SANDBOX_")
-        )
-    }
+    env = _embedded_env()
     env.update(
         {"PORT": str(port), "DATA_DIR": str(tmp_path / "var"), "LOG_LEVEL": "warning",
          "COLUMNS": "200"}
@@ -78,20 +67,9 @@ def make_run(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
             [make, "--no-print-directory", "run"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    api = f"http://localhost:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "make run exited:\n" + log.read_text()
-            assert time.monotonic() < deadline, "make run did not answer:\n" + log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        token = re.search(r"pxw_[A-Za-z0-9_-]{20,}", log.read_text())
-        assert token, "make run must print the admin token:\n" + log.read_text()
-        yield api, token.group(0), env
+        token = _admin_token_once_serving(process, port, log, seconds=120)
+        yield f"http://localhost:{port}", token, env
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:

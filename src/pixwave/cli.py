@@ -253,6 +253,12 @@ def db_check() -> None:
 # --- admin -----------------------------------------------------------------------------------
 
 
+@admin_app.callback()
+def _admin() -> None:
+    """Every admin command prints its result on stdout (JSON, a token): logs go to stderr."""
+    _log_to_stderr()
+
+
 async def _with_session(fn: Any, settings: Settings | None = None) -> Any:
     from pixwave.db import create_engine, create_sessionmaker
 
@@ -293,7 +299,6 @@ def create_user(
     ] = False,
 ) -> None:
     """Create a user (with a wallet unless --admin) and print it as JSON."""
-    _log_to_stderr()
     from pydantic import ValidationError
 
     from pixwave.accounts import service
@@ -324,7 +329,6 @@ def create_token(
     name: Annotated[str, typer.Option(help="A label for the token.")] = "",
 ) -> None:
     """Issue an API token and print it once (only its hash is stored)."""
-    _log_to_stderr()
     from pixwave.accounts import service
     from pixwave.accounts.models import Role, User
     from pixwave.exceptions import PixWaveError
@@ -370,7 +374,6 @@ async def _announce_evictions(settings: Settings, run: Any) -> Any:
     API process (through Redis) to forget the tokens it revoked."""
     from redis.asyncio import Redis
 
-    from pixwave.accounts.auth import TokenCache
     from pixwave.accounts.revocation import TokenEvictions
     from pixwave.unit_of_work import flush_and_commit
 
@@ -379,7 +382,7 @@ async def _announce_evictions(settings: Settings, run: Any) -> Any:
         if settings.redis_dsn
         else None
     )
-    evictions = TokenEvictions(TokenCache(0), redis)
+    evictions = TokenEvictions(None, redis)
 
     async def in_transaction(session: Any) -> Any:
         result = await run(session, evictions)
@@ -398,7 +401,6 @@ def _admin_call(run: Any) -> Any:
     from pixwave.exceptions import PixWaveError
 
     settings = get_settings()
-    _log_to_stderr()
     try:
         return asyncio.run(_announce_evictions(settings, run))
     except PixWaveError as exc:

@@ -299,18 +299,6 @@ class Settings(BaseSettings):
         return "redis"
 
     @property
-    def mercadopago_configured(self) -> bool:
-        return bool(self.mercadopago_access_token)
-
-    @property
-    def efi_configured(self) -> bool:
-        return bool(
-            self.gerencianet_client_id
-            and self.gerencianet_client_secret
-            and self.gerencianet_pix_key
-        )
-
-    @property
     def efi_url(self) -> str:
         if self.efi_base_url:
             return self.efi_base_url

@@ -45,6 +45,11 @@ class PixWaveError(Exception):
         return body
 
 
+def _one_invalid(location: str, message: str, type_: str) -> dict[str, Any]:
+    """The ``example`` of a 422 with one invalid input."""
+    return {"errors": [{"location": location, "message": message, "type": type_}]}
+
+
 class ValidationFailed(PixWaveError):
     """Rendered from FastAPI's validation errors, one `errors` item per invalid input. A body
     that is not JSON at all (malformed, not UTF-8, nested too deeply, a key repeated in an
@@ -53,15 +58,9 @@ class ValidationFailed(PixWaveError):
     status_code = 422
     code = "validation_error"
     title = "The request body or parameters are invalid"
-    example: ClassVar[dict[str, Any]] = {
-        "errors": [
-            {
-                "location": "body.amount",
-                "message": "Input should be greater than 0",
-                "type": "greater_than",
-            }
-        ]
-    }
+    example: ClassVar[dict[str, Any]] = _one_invalid(
+        "body.amount", "Input should be greater than 0", "greater_than"
+    )
 
 
 class InvalidDocument(ValidationFailed):
@@ -69,15 +68,9 @@ class InvalidDocument(ValidationFailed):
 
     code = "invalid_document"
     title = "The CPF or CNPJ is not valid"
-    example: ClassVar[dict[str, Any]] = {
-        "errors": [
-            {
-                "location": "body.document",
-                "message": "CPF check digits do not match",
-                "type": "invalid_document",
-            }
-        ]
-    }
+    example: ClassVar[dict[str, Any]] = _one_invalid(
+        "body.document", "CPF check digits do not match", "invalid_document"
+    )
 
 
 class InvalidPixKey(ValidationFailed):
@@ -85,15 +78,9 @@ class InvalidPixKey(ValidationFailed):
 
     code = "invalid_pix_key"
     title = "The Pix key is not valid"
-    example: ClassVar[dict[str, Any]] = {
-        "errors": [
-            {
-                "location": "body.pix_key",
-                "message": "not a valid CPF key",
-                "type": "invalid_pix_key",
-            }
-        ]
-    }
+    example: ClassVar[dict[str, Any]] = _one_invalid(
+        "body.pix_key", "not a valid CPF key", "invalid_pix_key"
+    )
 
 
 class InvalidText(ValidationFailed):
@@ -102,16 +89,12 @@ class InvalidText(ValidationFailed):
 
     code = "invalid_text"
     title = "Text may not hold control characters or bidirectional overrides"
-    example: ClassVar[dict[str, Any]] = {
-        "errors": [
-            {
-                "location": "body.description",
-                "message": "control characters and bidirectional overrides are not allowed "
-                "(found U+202E at position 0)",
-                "type": "invalid_text",
-            }
-        ]
-    }
+    example: ClassVar[dict[str, Any]] = _one_invalid(
+        "body.description",
+        "control characters and bidirectional overrides are not allowed "
+        "(found U+202E at position 0)",
+        "invalid_text",
+    )
 
 
 class BadRequest(PixWaveError):

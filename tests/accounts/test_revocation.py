@@ -21,12 +21,12 @@ from pixwave.unit_of_work import flush_and_commit
 from tests.factories import Actor, create_actor, create_admin
 
 
-def bearer(actor: Actor) -> str:
-    return f"Bearer {actor.token}"
+def token_of(actor: Actor) -> str:
+    return actor.token
 
 
 async def token_id_of(resources: Resources, actor: Actor) -> str:
-    return (await authenticate(resources, bearer(actor))).token_id
+    return (await authenticate(resources, token_of(actor))).token_id
 
 
 async def revoke(resources: Resources, token_id: str, user_id: str | None = None) -> None:
@@ -68,7 +68,7 @@ class TestRevokeInOneProcess:
         token_id = await token_id_of(any_resources, actor)  # now cached for 30 s
         await revoke(any_resources, token_id, actor.user.id)
         with pytest.raises(Unauthenticated):
-            await authenticate(any_resources, bearer(actor))
+            await authenticate(any_resources, token_of(actor))
 
     async def test_revoking_twice_answers_the_same(self, any_resources: Resources) -> None:
         """A second revocation keeps the first time and succeeds (idempotent by itself)."""
@@ -91,7 +91,7 @@ class TestRevokeInOneProcess:
         bia_token = await token_id_of(any_resources, bia)
         with pytest.raises(TokenNotFound):
             await revoke(any_resources, bia_token, ana.user.id)
-        assert (await authenticate(any_resources, bearer(bia))).user_id == bia.user.id
+        assert (await authenticate(any_resources, token_of(bia))).user_id == bia.user.id
 
     async def test_other_tokens_of_the_user_keep_working(self, any_resources: Resources) -> None:
         """Revoking one token leaves the user's other tokens alone."""
@@ -100,9 +100,7 @@ class TestRevokeInOneProcess:
             second = await service.issue_token(session, user_id=actor.user.id)
             await flush_and_commit(session)
         await revoke(any_resources, await token_id_of(any_resources, actor))
-        assert (
-            await authenticate(any_resources, f"Bearer {second.token}")
-        ).user_id == actor.user.id
+        assert (await authenticate(any_resources, second.token)).user_id == actor.user.id
 
 
 class TestDeactivation:
@@ -111,12 +109,12 @@ class TestDeactivation:
     ) -> None:
         """Deactivation stops every token at once; reactivation brings the unrevoked back."""
         actor = await create_actor(any_resources, balance=50_00)
-        await authenticate(any_resources, bearer(actor))
+        await authenticate(any_resources, token_of(actor))
         await set_active(any_resources, actor.user.id, active=False)
         with pytest.raises(Unauthenticated):
-            await authenticate(any_resources, bearer(actor))
+            await authenticate(any_resources, token_of(actor))
         await set_active(any_resources, actor.user.id, active=True)
-        assert (await authenticate(any_resources, bearer(actor))).user_id == actor.user.id
+        assert (await authenticate(any_resources, token_of(actor))).user_id == actor.user.id
 
     async def test_an_operator_cannot_deactivate_themselves(self, any_resources: Resources) -> None:
         """Deactivating one's own account is refused: it could lock every operator out."""
@@ -137,7 +135,7 @@ class TestLastUsed:
         """The first lookup sets last_used_at; list_tokens shows it, never the secret."""
         actor = await create_actor(any_resources)
         before = utcnow()
-        await authenticate(any_resources, bearer(actor))
+        await authenticate(any_resources, token_of(actor))
         async with any_resources.sessionmaker() as session:
             [token] = await service.list_tokens(
                 session, actor.user.id, limit=10, starting_after=None
@@ -158,7 +156,7 @@ class TestLastUsed:
                 .values(last_used_at=recent)
             )
         any_resources.token_cache.clear()
-        await authenticate(any_resources, bearer(actor))
+        await authenticate(any_resources, token_of(actor))
         async with any_resources.sessionmaker() as session:
             [token] = await service.list_tokens(
                 session, actor.user.id, limit=10, starting_after=None
@@ -188,18 +186,18 @@ class TestRevokeAcrossProcesses:
         await revoke(resources, token_id)
         await _evicted(second_process, actor)
         with pytest.raises(Unauthenticated):
-            await authenticate(second_process, bearer(actor))
+            await authenticate(second_process, token_of(actor))
 
     async def test_deactivation_reaches_another_process(
         self, resources: Resources, second_process: Resources
     ) -> None:
         """Deactivating a user evicts every one of their tokens in every process."""
         actor = await create_actor(resources)
-        await authenticate(second_process, bearer(actor))
+        await authenticate(second_process, token_of(actor))
         await set_active(resources, actor.user.id, active=False)
         await _evicted(second_process, actor)
         with pytest.raises(Unauthenticated):
-            await authenticate(second_process, bearer(actor))
+            await authenticate(second_process, token_of(actor))
 
     async def test_a_listener_that_reconnects_forgets_everything(
         self, resources: Resources

@@ -463,6 +463,24 @@ class TestWithdrawal:
         )
         failed = await world.status(actor, created["id"], "failed")
         assert failed["failure_code"]
+        assert failed["gateway"] == sending["gateway"]  # the gateway whose answer ended it
+        balance = await world.balance(actor)
+        assert (balance["posted"], balance["held"]) == (30_00, 0)
+
+    async def test_refused_on_the_spot_fails_without_falling_back(self, world: World) -> None:
+        """Efí refuses the send in its answer (homologation: above R$ 20,00): failed at once,
+        hold released, and Mercado Pago — healthy, next in line — is never asked to send."""
+        await world.disable("efi", priority=1)
+        await world.disable("mercadopago", priority=2)
+        await world.admin["efi"].patch("/_sandbox/config", json={"magic_amounts": True})
+        actor = await create_actor(world.resources, balance=30_00)
+        created = await world.withdraw(actor, 25_00)
+        failed = await world.status(actor, created["id"], "failed")
+        assert failed["failure_code"] == "payment_denied"
+        assert failed["gateway"] == "efi"
+        assert [(a["gateway"], a["outcome"]) for a in failed["attempts"]] == [("efi", "rejected")]
+        assert await world.sim_count("mercadopago", "payouts") == 0
+        assert await world.sim_count("efi", "sends") == 0
         balance = await world.balance(actor)
         assert (balance["posted"], balance["held"]) == (30_00, 0)
 
@@ -597,6 +615,7 @@ class TestRefund:
         refund = await world.refund_accepted(actor, deposit["id"], 1)
         failed = await world.status(actor, refund["id"], "failed")
         assert failed["failure_code"] == "refund_not_performed"
+        assert failed["gateway"] == deposit["gateway"] == "efi"
         parent = await world.get(actor, deposit["id"])
         assert (parent["status"], parent["refunded_amount"]) == ("succeeded", 0)
         balance = await world.balance(actor)

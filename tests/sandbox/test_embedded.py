@@ -30,7 +30,7 @@ from pixwave.migrate import upgrade
 from pixwave.sandbox.embedded import build_simulator, internal_base_url
 from pixwave.sandbox.server import bind
 from tests.certificates import self_signed_pem
-from tests.servers import ServerThread, run_simulator
+from tests.servers import ServerThread, WebhookSink, run_simulator, run_sink
 
 
 def embedded_settings(tmp_path: Path, **values: object) -> Settings:
@@ -286,6 +286,18 @@ class TestSandboxCommandsOnAMountedSimulator:
             app, ["sandbox", "clear", "--url", url], env={"PIXWAVE_TOKEN": token}
         )
         assert by_env.exit_code == 0, by_env.output
+
+    def test_the_token_goes_only_to_a_mounted_simulator(self) -> None:
+        """A standalone simulator (any URL not ending in /sandbox/<name>) never gets it."""
+        sink = WebhookSink()
+        with run_sink(sink) as server:
+            for url in (server.base_url, f"{server.base_url}/sandbox/efi"):
+                result = CliRunner().invoke(
+                    app, ["sandbox", "--token", "pxw_secret", "status", "--url", url]
+                )
+                assert result.exit_code == 0, result.output
+        sent = [r.headers.get("authorization") for r in sink.wait_for(2)]
+        assert sent == [None, "Bearer pxw_secret"]
 
 
 class TestSimulatorDocsOffline:

@@ -96,16 +96,17 @@ class TokenCache:
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer pxw_…`")
 
 
-def _bearer_token(authorization: str | None) -> str | None:
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header (for callers outside FastAPI's
+    dependencies, which get it parsed by ``HTTPBearer``)."""
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def authenticate(resources: Resources, authorization: str | None) -> Principal:
-    """The principal of an ``Authorization: Bearer …`` header; Unauthenticated otherwise."""
-    token = _bearer_token(authorization)
-    if token is None:
+async def authenticate(resources: Resources, token: str | None) -> Principal:
+    """The principal of a bearer token; Unauthenticated when there is none or it is refused."""
+    if not token:
         raise Unauthenticated("send `Authorization: Bearer <token>`")
     token_hash = hash_token(token)
     cache: TokenCache = resources.token_cache
@@ -149,8 +150,8 @@ async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    header = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
-    return await authenticate(request.app.state.resources, header)
+    token = None if credentials is None else credentials.credentials
+    return await authenticate(request.app.state.resources, token)
 
 
 async def admin_principal(

@@ -30,14 +30,16 @@ CHANNEL: Final = "pixwave:auth:evict"
 class TokenEvictions:
     """Evict token hashes here and, through Redis, in every other process."""
 
-    def __init__(self, cache: TokenCache, redis: Redis | None) -> None:
+    def __init__(self, cache: TokenCache | None, redis: Redis | None) -> None:
+        """``cache``: this process's, or None for a process that serves no requests (the CLI)."""
         self.cache = cache
         self.redis = redis
 
     async def announce(self, token_hashes: Sequence[str]) -> bool:
         """Evict now; False when other processes could not be told (they catch up within
         TOKEN_CACHE_SECONDS, the cache's lifetime)."""
-        self.cache.evict(token_hashes)
+        if self.cache is not None:
+            self.cache.evict(token_hashes)
         if self.redis is None or not token_hashes:
             return True
         try:

@@ -106,7 +106,7 @@ async def list_users(
 
 async def issue_token(session: AsyncSession, *, user_id: str, name: str = "") -> TokenCreated:
     """Create a token; the secret is returned here and never again."""
-    if await repository.get_user(session, user_id) is None:
+    if not await repository.has_user(session, user_id):
         raise UserNotFound(f"user {user_id} does not exist")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = new_id("tok")
@@ -129,7 +129,7 @@ async def list_tokens(
     session: AsyncSession, user_id: str, *, limit: int, starting_after: str | None
 ) -> list[TokenRead]:
     """A user's tokens (revoked ones too), newest first, without any secret."""
-    if await repository.get_user(session, user_id) is None:
+    if not await repository.has_user(session, user_id):
         raise UserNotFound(f"user {user_id} does not exist")
     if starting_after is not None:
         found = await repository.has_token(session, user_id, starting_after)
@@ -174,7 +174,7 @@ async def set_active(
     again). An operator cannot deactivate themselves: that could lock every operator out."""
     if not active and user_id == by_user_id:
         raise CannotDeactivateSelf("an operator cannot deactivate their own account")
-    if await repository.get_user(session, user_id) is None:
+    if not await repository.has_user(session, user_id):
         raise UserNotFound(f"user {user_id} does not exist")
     await repository.set_deactivated(session, user_id, None if active else utcnow())
     # Either way the cached answers are wrong now: principals after a deactivation, "unknown"

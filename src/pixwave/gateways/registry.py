@@ -47,21 +47,30 @@ class GatewayModeError(ValueError):
     """The configuration mixes real gateways and simulators, or asks production for one."""
 
 
-def credential_variables(name: GatewayName, settings: Settings) -> list[str]:
-    """The credential variables of ``name`` that are set (even partially): the operator's
-    sign that this gateway is meant to be real."""
+def _credentials(name: GatewayName, settings: Settings) -> dict[str, str | None]:
+    """The variables a gateway needs to be real, by their original names, with their values."""
     match name:
         case "mercadopago":
-            values = {"MERCADOPAGO_ACCESS_TOKEN": settings.mercadopago_access_token}
+            return {"MERCADOPAGO_ACCESS_TOKEN": settings.mercadopago_access_token}
         case "efi":
-            values = {
+            return {
                 "GERENCIANET_CLIENT_ID": settings.gerencianet_client_id,
                 "GERENCIANET_CLIENT_SECRET": settings.gerencianet_client_secret,
                 "GERENCIANET_PIX_KEY": settings.gerencianet_pix_key,
             }
         case _:
             assert_never(name)
-    return [variable for variable, value in values.items() if value]
+
+
+def credential_variables(name: GatewayName, settings: Settings) -> list[str]:
+    """The credential variables of ``name`` that are set (even partially): the operator's
+    sign that this gateway is meant to be real."""
+    return [variable for variable, value in _credentials(name, settings).items() if value]
+
+
+def is_configured(name: GatewayName, settings: Settings) -> bool:
+    """Every credential the gateway needs is set."""
+    return all(_credentials(name, settings).values())
 
 
 def simulated_gateways(settings: Settings) -> list[GatewayName]:
@@ -98,16 +107,6 @@ def simulated_gateways(settings: Settings) -> list[GatewayName]:
 
 def timeouts(settings: Settings) -> Timeouts:
     return Timeouts(connect=settings.gateway_connect_timeout, read=settings.gateway_read_timeout)
-
-
-def is_configured(name: GatewayName, settings: Settings) -> bool:
-    match name:
-        case "mercadopago":
-            return settings.mercadopago_configured
-        case "efi":
-            return settings.efi_configured
-        case _:
-            assert_never(name)
 
 
 def build_gateway(

@@ -72,8 +72,6 @@ async def receive(resources: Resources, gateway_name: str, request: InboundWebho
 
 def _check_ids(event: WebhookEvent) -> None:
     """Refuse (the whole notification, before anything is stored) ids we would have to cut."""
-    if not event.event_id:
-        raise WebhookRejected("invalid_body", "the notification has an empty event id")
     if not 0 < len(event.resource_id) <= MAX_RESOURCE_ID:
         raise WebhookRejected(
             "invalid_body",

@@ -19,7 +19,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
-from enum import Enum, auto
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -72,12 +71,6 @@ T = TypeVar("T")
 
 #: Runs of one advance() that may end in a deadlock or lock timeout before it gives up.
 TRANSIENT_RETRIES = 3
-
-
-class _Keep(Enum):
-    """``fail(gateway=…)`` left out: the transaction's gateway stays as it is."""
-
-    KEEP = auto()
 
 
 def gateway_account_code(gateway: str) -> str:
@@ -392,7 +385,7 @@ class _Run:
         message: str,
         *,
         alert: str | None = None,
-        gateway: str | _Keep | None = _Keep.KEEP,
+        gateway: str | None,
     ) -> None:
         """Terminal failure: release any hold, record the reason, raise an alert if asked.
 
@@ -405,14 +398,15 @@ class _Run:
         async def work(session: AsyncSession) -> None:
             if row.get("hold_id"):
                 await ledger.void_hold(session, hold_id=row["hold_id"])
-            fields: dict[str, Any] = {
-                "failure_code": code,
-                "failure_message": message[:255],
-                "next_attempt_at": None,
-            }
-            if gateway is not _Keep.KEEP:
-                fields["gateway"] = gateway
-            await service.transition(session, self.id, S.FAILED, **fields)
+            await service.transition(
+                session,
+                self.id,
+                S.FAILED,
+                gateway=gateway,
+                failure_code=code,
+                failure_message=message[:255],
+                next_attempt_at=None,
+            )
             if alert:
                 await self.alert(session, alert, {"failure_code": code, "message": message})
 
@@ -945,7 +939,9 @@ class _Run:
             if await self.write(settle):
                 log.info("payments.refund_done", transaction_id=self.id, parent=parent["id"])
         elif refund.status is RefundStatus.FAILED:
-            await self.fail("refund_not_performed", refund.failure_message or "refund failed")
+            await self.fail(
+                "refund_not_performed", refund.failure_message or "refund failed", gateway=gateway
+            )
         else:
             await self.await_settlement("refund_not_settled", gateway_payment_id=refund.refund_id)
 

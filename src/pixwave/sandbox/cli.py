@@ -132,7 +132,7 @@ TokenOption = Annotated[
         "--token",
         envvar="PIXWAVE_TOKEN",
         help="An admin token of the API: simulators mounted in it (…/sandbox/<name>) answer "
-        "only that. Standalone simulators need none.",
+        "only that. It is sent to those URLs only; standalone simulators need none.",
     ),
 ]
 
@@ -147,9 +147,16 @@ def _sandbox(token: TokenOption = None) -> None:
     _token = token
 
 
+def _mounted(url: str) -> bool:
+    """A simulator mounted in the API (``…/sandbox/<name>``), the only kind that takes a token:
+    an admin token is never handed to a standalone simulator, whoever runs it."""
+    *_, parent, name = ("/" + httpx.URL(url).path.strip("/")).split("/")
+    return parent == "sandbox" and name in set(Provider)
+
+
 def _call(method: str, url: str, path: str, body: Any = None, *, show: bool = True) -> Any:
     """One admin request; an unreachable simulator or an error answer is a clean exit."""
-    headers = {"Authorization": f"Bearer {_token}"} if _token else {}
+    headers = {"Authorization": f"Bearer {_token}"} if _token and _mounted(url) else {}
     try:
         response = httpx.request(
             method, url.rstrip("/") + path, json=body, headers=headers, timeout=10

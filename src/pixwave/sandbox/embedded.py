@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from pixwave.accounts.auth import authenticate, require_admin
+from pixwave.accounts.auth import authenticate, bearer_token, require_admin
 from pixwave.config import Settings
 from pixwave.gateways.registry import (
     SANDBOX_EFI_CLIENT_ID,
@@ -126,8 +126,8 @@ def admin_guard(api: FastAPI) -> ControlGuard:
     """The rule for mounted simulators' ``/_sandbox`` routes: an admin token of ``api``."""
 
     async def guard(request: Request) -> None:
-        principal = await authenticate(api.state.resources, request.headers.get("authorization"))
-        require_admin(principal)
+        token = bearer_token(request.headers.get("authorization"))
+        require_admin(await authenticate(api.state.resources, token))
 
     return guard
 
