@@ -189,6 +189,8 @@ def api_server(
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
         "LOG_LEVEL": "warning",
+        # Transfers touch no gateway; several API processes may not mount the demo's simulators.
+        "SANDBOX_GATEWAYS": "false",
         "DB_POOL_SIZE": str(pool),
         "DB_POOL_OVERFLOW": "0",
     }
