@@ -206,3 +206,7 @@ async def client(resources: Resources) -> AsyncIterator[httpx.AsyncClient]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "corrupts_ledger: the test breaks the ledger on purpose")
+
+
+#: Fixtures of their own modules, shared by every test directory.
+pytest_plugins = ["tests.aws"]

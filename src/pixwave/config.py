@@ -228,6 +228,97 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="Longest `Prefer: wait=N` honoured."
     )
 
+    # --- events out: the outbox relay, SNS, operator webhooks ---------------------------------
+    outbox_relay_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often the relay looks for unpublished events."
+    )
+    outbox_relay_batch: int = Field(
+        default=500, ge=1, le=10_000, description="Events one relay round reads at most."
+    )
+    outbox_retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="Relayed events (and their webhook delivery log) are kept this long.",
+    )
+    outbox_lag_alert_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An event unpublished this long raises `alert.outbox_lagging` (once per "
+        "lagging spell).",
+    )
+    aws_sns_topic_arn: str | None = Field(
+        default=None, description="(original) SNS topic for every `transaction.*` event."
+    )
+    aws_sns_alerts_topic_arn: str | None = Field(
+        default=None,
+        description="SNS topic for `alert.*` events; unset: alerts go to AWS_SNS_TOPIC_ARN.",
+    )
+    sns_api_key: str | None = Field(
+        default=None,
+        description="(original) SNS credentials as `ACCESS_KEY_ID:SECRET_ACCESS_KEY`, for SNS "
+        "only; unset: the standard AWS credentials chain.",
+    )
+    aws_default_region: str | None = Field(
+        default=None, description="(original) AWS region (also AWS_REGION)."
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None, description="AWS endpoint override (an emulator, a VPC endpoint)."
+    )
+    aws_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Connect and read timeout of every SNS/SQS call."
+    )
+    aws_sqs_queue: str | None = Field(
+        default=None,
+        description="(original) SQS queue URL of the job broker (with QUEUE_CONNECTION=sqs).",
+    )
+    sqs_wait_seconds: int = Field(
+        default=10, ge=0, le=20, description="SQS long-poll wait of a worker's receive."
+    )
+    webhook_allow_private_urls: bool | None = Field(
+        default=None,
+        description="Accept operator webhook URLs resolving to loopback, link-local or private "
+        "addresses. Unset: only in the pure demo with mounted gateway simulators.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="Seconds one operator webhook delivery may take."
+    )
+    webhook_retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        description="Seconds between delivery attempts after the first (comma-separated; about "
+        "a day in all). A delivery that exhausts it fails; an endpoint with nothing delivered "
+        "since it started failing is then disabled with `alert.webhook_endpoint_disabled`.",
+    )
+
+    # --- logs and metrics ---------------------------------------------------------------------
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        description="`json` (Elastic Common Schema, one object per line) or `console`; unset: "
+        "console on a terminal, JSON otherwise.",
+    )
+    logstash_host: str | None = Field(
+        default=None, description="(original) Logstash TCP input host; unset: stdout only."
+    )
+    logstash_port: int = Field(default=5044, description="(original) Logstash TCP input port.")
+    logstash_buffer_path: Path | None = Field(
+        default=None,
+        description="SQLite file buffering lines while Logstash is unreachable; unset: memory.",
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics.")
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token `/metrics` requires. Unset: open, except with "
+        "APP_ENV=production, where it is then refused.",
+    )
+    metrics_port: int = Field(
+        default=9100,
+        ge=0,
+        description="Port of `/metrics` for worker and scheduler processes (0: none).",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - scraped from other pods; see docs/operations.md
+        description="Interface the worker/scheduler metrics server binds to.",
+    )
+
     @field_validator(
         "mercadopago_access_token",
         "mercadopago_public_key",
@@ -240,6 +331,16 @@ class Settings(BaseSettings):
         "efi_webhook_hmac",
         "efi_webhook_mtls_header",
         "sandbox_gateways",
+        "aws_sns_topic_arn",
+        "aws_sns_alerts_topic_arn",
+        "sns_api_key",
+        "aws_default_region",
+        "aws_endpoint_url",
+        "aws_sqs_queue",
+        "logstash_host",
+        "metrics_token",
+        "webhook_allow_private_urls",
+        "log_format",
         mode="before",
     )
     @classmethod
@@ -291,12 +392,44 @@ class Settings(BaseSettings):
         return self.sqlalchemy_url.startswith("sqlite")
 
     @property
-    def queue_backend(self) -> Literal["redis", "memory"]:
-        """Redis streams when Redis is configured (unless QUEUE_CONNECTION=sync)."""
+    def queue_backend(self) -> Literal["redis", "sqs", "memory"]:
+        """Redis streams when Redis is configured (unless QUEUE_CONNECTION=sync); SQS with
+        QUEUE_CONNECTION=sqs (it needs Redis too, for leases and locks: see ``check``)."""
         wanted = (self.queue_connection or "").strip().lower()
+        if wanted == "sqs":
+            return "sqs"
         if wanted == "sync" or not self.redis_dsn:
             return "memory"
         return "redis"
+
+    @property
+    def aws_region(self) -> str | None:
+        """AWS_DEFAULT_REGION (the original name) or AWS_REGION; None: boto's own lookup."""
+        import os
+
+        return self.aws_default_region or _nullish(os.environ.get("AWS_REGION"))
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(",") if part)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE is comma-separated seconds") from None
+        if not delays or any(delay <= 0 for delay in delays):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE needs at least one positive delay")
+        return ",".join(str(delay) for delay in delays)
+
+    @field_validator("sns_api_key")
+    @classmethod
+    def _sns_key(cls, value: str | None) -> str | None:
+        if value is not None and ":" not in value:
+            raise ValueError("SNS_API_KEY is ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+        return value
 
     @property
     def efi_url(self) -> str:
