@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from pixwave.ledger.models import LedgerEntry
@@ -225,9 +234,12 @@ class TestErrorShape:
 
 class TestOps:
     async def test_health_and_readiness(self, client: httpx.AsyncClient) -> None:
-        """Liveness needs nothing; readiness checks the database and Redis."""
+        """Liveness needs nothing; readiness checks the database, Redis and the broker."""
         assert (await client.get("/healthz")).json() == {"status": "ok"}
-        assert (await client.get("/readyz")).json() == {"status": "ready"}
+        assert (await client.get("/readyz")).json() == {
+            "status": "ready",
+            "checks": {"database": "ok", "redis": "ok", "broker": "ok"},
+        }
 
     @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
     async def test_head_answers_like_get_without_a_body(
@@ -274,3 +286,107 @@ class TestDatabaseDown:
         assert response.json()["code"] == "service_unavailable"
         assert ready.status_code == 503
         assert (ready_head.status_code, ready_head.content) == (503, b"")
+
+
+class TestDependencyDown:
+    async def test_readiness_fails_when_redis_stops(
+        self, own_redis: tuple[str, subprocess.Popen[bytes]], resources: Resources
+    ) -> None:
+        """A Redis server of its own, stopped mid-test: /readyz turns 503 and names Redis and
+        the broker that lives on it; the database still answers."""
+        from tests.conftest import app_client, make_settings
+
+        url, server = own_redis
+        own = Resources.build(
+            make_settings(
+                database_url=resources.settings.database_url, redis_url=url, redis_timeout=1
+            )
+        )
+        try:
+            async with app_client(own) as client:
+                before = await client.get("/readyz")
+                server.terminate()
+                await asyncio.to_thread(server.wait, 10)
+                after = await client.get("/readyz")
+        finally:
+            await own.close()
+        assert before.status_code == 200, before.text
+        assert after.status_code == 503
+        problem = after.json()
+        assert problem["code"] == "service_unavailable"
+        assert problem["checks"]["database"] == "ok"
+        assert problem["checks"]["redis"] != "ok"
+        assert problem["checks"]["broker"] != "ok"
+        assert "redis (" in problem["detail"]
+
+    async def test_readiness_names_sns_when_it_is_down(self, resources: Resources) -> None:
+        """With SNS configured and unreachable, readiness fails and says it is SNS."""
+        from pixwave.notifications.sns import SnsPublisher
+        from tests.conftest import app_client, make_settings
+
+        resources.sns = SnsPublisher(
+            make_settings(
+                aws_sns_topic_arn="arn:aws:sns:us-east-1:123456789012:pixwave",
+                aws_endpoint_url="http://127.0.0.1:9",
+                aws_default_region="us-east-1",
+                aws_timeout_seconds=0.5,
+                sns_api_key="testing:testing",
+            )
+        )
+        try:
+            async with app_client(resources) as client:
+                response = await client.get("/readyz")
+        finally:
+            await resources.sns.close()
+            resources.sns = None
+        assert response.status_code == 503
+        assert response.json()["checks"]["sns"] != "ok"
+        assert response.json()["detail"].startswith("not ready: sns (")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A private redis-server the test may stop (the shared one must stay up)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is not installed")
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            executable,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait_for_redis(url)
+        yield url, server
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_redis(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=1)
+    for _ in range(100):
+        try:
+            client.ping()
+            client.close()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError("redis-server did not start")

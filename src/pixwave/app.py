@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,6 +42,7 @@ from pixwave.payments.endpoints import router as payments_router
 from pixwave.resources import Resources
 from pixwave.sandbox.embedded import internal_base_url, mount_simulators
 from pixwave.wallet.endpoints import router as wallet_router
+from pixwave.worker.health import broker_ready
 from pixwave.worker.runner import runs_jobs, start_background_jobs
 
 log = structlog.get_logger("pixwave.api")
@@ -148,10 +149,11 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         return Response()
 
     @app.get("/readyz", tags=["ops"], responses=problems(ServiceUnavailable))
-    async def readyz(request: Request) -> dict[str, str]:
-        """Readiness: the database (and Redis, when configured) answer."""
-        await _check_ready(request.app.state.resources)
-        return {"status": "ready"}
+    async def readyz(request: Request) -> dict[str, Any]:
+        """Readiness: the database, Redis, the job broker and SNS (each when configured)
+        answer within two seconds; a 503 names what is down (and has `checks` per dependency)."""
+        checks = await _check_ready(request.app.state.resources)
+        return {"status": "ready", "checks": checks}
 
     @app.head(
         "/readyz",
@@ -168,14 +170,40 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     return app
 
 
-async def _check_ready(res: Resources) -> None:
-    try:
-        async with res.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        if res.redis is not None:
-            await res.redis.ping()
-    except Exception as exc:
-        raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
+#: Each readiness check answers within this, so a hung dependency fails the probe fast.
+READY_TIMEOUT_SECONDS = 2.0
+
+
+async def _check_ready(res: Resources) -> dict[str, str]:
+    """Ask every dependency at once; raise 503 naming each one that did not answer."""
+    checks: dict[str, Callable[[], Awaitable[object]]] = {"database": lambda: _ping_database(res)}
+    if res.redis is not None:
+        checks["redis"] = res.redis.ping
+    broker_ping = broker_ready(res.broker)
+    if broker_ping is not None:
+        checks["broker"] = broker_ping
+    if res.sns is not None:
+        checks["sns"] = res.sns.ping
+
+    async def run(check: Callable[[], Awaitable[object]]) -> str:
+        try:
+            await asyncio.wait_for(check(), READY_TIMEOUT_SECONDS)
+        except Exception as exc:
+            return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return "ok"
+
+    results = dict(
+        zip(checks, await asyncio.gather(*(run(c) for c in checks.values())), strict=True)
+    )
+    down = [f"{name} ({result})" for name, result in results.items() if result != "ok"]
+    if down:
+        raise ServiceUnavailable(f"not ready: {', '.join(down)}", checks=results)
+    return results
+
+
+async def _ping_database(res: Resources) -> None:
+    async with res.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
 
 
 async def _purge_idempotency_keys(resources: Resources, every_seconds: float = 3600) -> None:
