@@ -37,7 +37,9 @@ from pixwave.gateways.endpoints import router as gateways_router
 from pixwave.inbox.endpoints import router as webhooks_router
 from pixwave.kit.problems import PROBLEM_JSON, PixWaveRoute, add_problem_schemas, problems
 from pixwave.kit.runtime import tune_gc
+from pixwave.observability.endpoints import router as metrics_router
 from pixwave.observability.logging import configure_logging
+from pixwave.observability.metrics import HTTPMetrics
 from pixwave.payments.endpoints import router as payments_router
 from pixwave.resources import Resources
 from pixwave.sandbox.embedded import internal_base_url, mount_simulators
@@ -125,11 +127,13 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     if resources is not None:
         app.state.resources = resources
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HTTPMetrics)  # added last = outermost, so 413s are counted too
     app.include_router(users_router)
     app.include_router(wallet_router)
     app.include_router(payments_router)
     app.include_router(gateways_router)
     app.include_router(webhooks_router)
+    app.include_router(metrics_router)
     simulators = mount_simulators(app, settings)
     app.state.simulators = simulators
     _install_error_handlers(app)

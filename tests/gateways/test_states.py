@@ -11,9 +11,10 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import pytest
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from pixwave.gateways.errors import Outcome
@@ -30,10 +31,9 @@ from pixwave.gateways.health import (
 )
 from pixwave.gateways.router import Router
 from pixwave.gateways.tasks import probe
+from pixwave.notifications.models import OutboxEvent
+from pixwave.resources import Resources
 from tests.gateways.support import Backend, FakeClock, FakeGateway, World, down
-
-if TYPE_CHECKING:
-    from pixwave.resources import Resources
 
 UP = HealthState.UP
 DEGRADED = HealthState.DEGRADED
@@ -268,10 +268,14 @@ class TestStateChangeLog:
 
 
 class TestProbeJob:
-    async def test_reports_after_probing(self) -> None:
-        """The periodic job logs the outage once, then the recovery its own probe found."""
+    async def test_reports_after_probing(self, any_resources: Resources) -> None:
+        """The periodic job logs the outage once, then the recovery its own probe found; the
+        outage also raises one `alert.gateway_down` event (the recovery none)."""
         world = World(FakeGateway("mercadopago"), FakeGateway("efi"))
-        resources = cast("Resources", SimpleNamespace(router=world.router))
+        resources = cast(
+            "Resources",
+            SimpleNamespace(router=world.router, sessionmaker=any_resources.sessionmaker),
+        )
         await world.calls("mercadopago", failed=5)
         with capture_logs() as logs:
             await probe(resources)  # cooling down: nothing to probe, the outage is reported
@@ -282,11 +286,23 @@ class TestProbeJob:
             ("warning", "mercadopago", "idle", "down", "send: circuit_open"),
             ("info", "mercadopago", "down", "up", "send: answering"),
         ]
+        async with any_resources.sessionmaker() as session:
+            alerts = (
+                await session.execute(
+                    select(OutboxEvent.event_type, OutboxEvent.aggregate_id, OutboxEvent.payload)
+                )
+            ).all()
+        assert [(a.event_type, a.aggregate_id, a.payload["reason"]) for a in alerts] == [
+            ("alert.gateway_down", "mercadopago", "send: circuit_open")
+        ]
 
-    async def test_a_failed_probe_changes_nothing(self) -> None:
+    async def test_a_failed_probe_changes_nothing(self, any_resources: Resources) -> None:
         """Still down after the probe: nothing new to log."""
         world = World(FakeGateway("mercadopago", error=down("mercadopago")), FakeGateway("efi"))
-        resources = cast("Resources", SimpleNamespace(router=world.router))
+        resources = cast(
+            "Resources",
+            SimpleNamespace(router=world.router, sessionmaker=any_resources.sessionmaker),
+        )
         await world.calls("mercadopago", failed=5)
         await probe(resources)
         world.clock.advance(10)

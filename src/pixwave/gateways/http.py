@@ -24,6 +24,7 @@ from pixwave.gateways.errors import (
     Outcome,
     TransportFailure,
 )
+from pixwave.observability.metrics import observe_gateway_call
 
 log = structlog.get_logger("pixwave.gateways")
 
@@ -167,6 +168,7 @@ class GatewayHTTP:
         latency_ms: int,
         code: str | None = None,
     ) -> None:
+        observe_gateway_call(self.gateway, operation, outcome.value, latency_ms)
         log.info(
             "gateway.call",
             gateway=self.gateway,

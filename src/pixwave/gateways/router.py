@@ -57,6 +57,7 @@ from pixwave.gateways.health import (
     is_judged,
     operation_verdict,
 )
+from pixwave.observability.metrics import observe_gateway_status
 from pixwave.pix import generate_txid
 
 log = structlog.get_logger("pixwave.gateways.router")
@@ -339,6 +340,8 @@ class Router:
             operation: operation_verdict(health, self.health.config)
             for operation, health in healths.items()
         }
+        verdict = gateway_verdict(settings, verdicts)
+        observe_gateway_status(name, healths, verdict)
         return GatewayStatus(
             name=name,
             settings=settings,
@@ -346,7 +349,7 @@ class Router:
             simulated=name in self.simulated,
             operations=healths,
             verdicts=verdicts,
-            verdict=gateway_verdict(settings, verdicts),
+            verdict=verdict,
         )
 
     async def overview(self) -> list[GatewayStatus]:

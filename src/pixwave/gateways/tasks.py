@@ -12,14 +12,19 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from pixwave.gateways.health import HealthState
+from pixwave.notifications import outbox
+from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import periodic
 
 if TYPE_CHECKING:
+    from pixwave.gateways.router import StateChange
     from pixwave.resources import Resources
 
 log = structlog.get_logger("pixwave.gateways")
 
 PROBE = "gateways.probe"
+GATEWAY_DOWN_ALERT = "alert.gateway_down"
 
 
 @periodic(PROBE, interval_setting="probe_interval_seconds")
@@ -28,4 +33,27 @@ async def probe(resources: Resources) -> None:
     if results:
         log.info("gateways.probed", results=results)
     # After the probes, so that a gateway they brought back is reported up in the same run.
-    await resources.router.report_state_changes()
+    changes = await resources.router.report_state_changes()
+    await alert_gateways_down(resources, changes)
+
+
+async def alert_gateways_down(resources: Resources, changes: list[StateChange]) -> None:
+    """One `alert.gateway_down` event per gateway that went down (its circuit opened, or it
+    failed too often in a row): the change is reported once for the cluster, so is the alert."""
+    down = [change for change in changes if change.current.state is HealthState.DOWN]
+    if not down:
+        return
+    async with resources.sessionmaker() as session:
+        for change in down:
+            await outbox.append(
+                session,
+                event_type=GATEWAY_DOWN_ALERT,
+                aggregate_type="gateway",
+                aggregate_id=change.gateway,
+                payload={
+                    "gateway": change.gateway,
+                    "previous_state": str(change.previous),
+                    "reason": change.current.reason,
+                },
+            )
+        await flush_and_commit(session)

@@ -40,6 +40,7 @@ from pixwave.ledger.models import (
     LedgerHold,
     LedgerTransaction,
 )
+from pixwave.observability.metrics import LEDGER_POSTINGS, count_on_commit
 from pixwave.unit_of_work import after_commit, defer, flush
 
 ACCOUNTS = table(LedgerAccount)
@@ -169,6 +170,7 @@ def _write_entries(
 ) -> str:
     now = utcnow()
     ledger_transaction_id = new_id("ltx")
+    count_on_commit(session, LEDGER_POSTINGS.labels(kind))
     defer(
         session,
         _INSERT_TRANSACTION,

@@ -51,6 +51,12 @@ from pixwave.ledger import service as ledger
 from pixwave.ledger.errors import HoldAlreadyResolved
 from pixwave.ledger.service import Posting
 from pixwave.notifications import outbox
+from pixwave.observability.metrics import (
+    PAYMENT_ALERTS,
+    PAYMENT_FAILOVERS,
+    PAYMENT_RETRIES,
+    count_on_commit,
+)
 from pixwave.payments import repository, service
 from pixwave.payments.lease import Leases, MemoryLeases, RedisLeases
 from pixwave.payments.retry import RetryPolicy, charge_poll_delay
@@ -235,6 +241,8 @@ class _Run:
         except BaseException:
             send.close()  # never started: close it rather than leave it unawaited
             raise
+        if try_number > 1:  # queries are try 0; a second try on one gateway is a retry
+            PAYMENT_RETRIES.labels(operation, gateway).inc()
         try:
             result = await send
         except GatewayError as exc:
@@ -313,6 +321,7 @@ class _Run:
             if await self.res.router.acquire(current, operation):
                 return current
             excluded.add(current)
+            PAYMENT_FAILOVERS.labels(operation, current, "circuit_open").inc()
         chosen = await self.res.router.choose(operation, exclude=excluded)
         if chosen is None:
             await self.fail(
@@ -439,6 +448,7 @@ class _Run:
         )
 
     async def alert(self, session: AsyncSession, kind: str, details: dict[str, Any]) -> None:
+        count_on_commit(session, PAYMENT_ALERTS.labels(kind))
         await outbox.append(
             session,
             event_type=f"alert.{kind}",
@@ -524,6 +534,7 @@ class _Run:
                 delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
                 if delay is None:
                     excluded.add(current)
+                    PAYMENT_FAILOVERS.labels(Operation.CHARGE, current, "retries_exhausted").inc()
                     current = None
                 else:
                     await asyncio.sleep(delay)
@@ -692,6 +703,7 @@ class _Run:
                 in_doubt = False  # the gateway never received it
                 if tries.get(current, 0) >= self.policy.tries_per_gateway:
                     excluded.add(current)
+                    PAYMENT_FAILOVERS.labels(Operation.SEND, current, "retries_exhausted").inc()
                     current = None
             current = await self.choose(Operation.SEND, excluded, current, "send the Pix")
             if current is None:
@@ -715,6 +727,7 @@ class _Run:
                 delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
                 if delay is None:
                     excluded.add(current)
+                    PAYMENT_FAILOVERS.labels(Operation.SEND, current, "retries_exhausted").inc()
                     current = None
                 else:
                     await asyncio.sleep(delay)

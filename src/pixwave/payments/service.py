@@ -18,6 +18,7 @@ from pixwave.exceptions import NotFound
 from pixwave.kit.ids import new_id
 from pixwave.kit.pagination import check_cursor
 from pixwave.notifications import outbox
+from pixwave.observability.metrics import count_transition
 from pixwave.payments import repository
 from pixwave.payments.schemas import TransactionRead
 from pixwave.payments.status import (
@@ -76,6 +77,7 @@ async def create(
         **fields,
     }
     repository.insert_transaction(session, row)
+    count_transition(session, type_, status, row.get("gateway"))
     await outbox.append(
         session,
         event_type=f"transaction.{status.value}",
@@ -122,6 +124,7 @@ async def transition(
     ):
         raise moved
     row.update(values)
+    count_transition(session, row["type"], target, row.get("gateway"))
     await outbox.append(
         session,
         event_type=f"transaction.{target.value}",
