@@ -263,7 +263,7 @@ class TestDeposit:
         assert (await world.balance(actor))["posted"] == 123_45
         # The reads above went through the Redis cache, and never served a stale status.
         assert world.resources.redis is not None
-        assert await world.resources.redis.keys(f"pixwave:txn:d:{created['id']}:*")
+        assert await world.resources.redis.keys(f"pixwave:txn:{{{created['id']}}}:d:*")
         assert (await world.get(actor, created["id"]))["status"] == "succeeded"
 
     async def test_a_deadlocked_credit_is_run_again_at_once(

@@ -530,7 +530,7 @@ class RedisHealthStore:
         *,
         gateways: Iterable[str] = (),
         now: Callable[[], float] | None = None,
-        prefix: str = "pixwave:health:",
+        prefix: str = "pixwave:{health}:",
     ) -> None:
         self.redis = redis
         self.config = config or HealthConfig()
@@ -543,8 +543,9 @@ class RedisHealthStore:
         self._view = redis.register_script(_VIEW)
 
     def _base(self, gateway: str, operation: str) -> str:
-        # The hash tag keeps one pair's keys in one slot.
-        return f"{self.prefix}{{{gateway}:{operation}}}:"
+        # Redis Cluster: every key of the store shares the prefix's hash tag (`{health}`), so
+        # each script runs in one slot — the router's view reads every gateway's keys at once.
+        return f"{self.prefix}{gateway}:{operation}:"
 
     def _keys(self, gateway: str, operation: str) -> list[str]:
         base = self._base(gateway, operation)
@@ -699,6 +700,29 @@ class _Pair:
     probe_until: int | None = None
     streak: int = 0  # failures in a row
     streak_at: int = 0  # when the last of them was counted (a streak lasts one window)
+
+
+#: Where operator settings lived before every key of the store shared one hash tag.
+LEGACY_SETTINGS_PATTERN = "pixwave:health:settings:*"
+
+
+async def adopt_legacy_settings(redis: Redis, prefix: str = "pixwave:{health}:") -> list[str]:
+    """Carry operator settings (enabled, priority) from the pre-cluster key names to the new
+    ones, once, without overwriting anything set since; return the gateways carried over.
+
+    Everything else the store keeps (windows, circuits, reported states) is rebuilt within a
+    minute; these are an operator's choices and never expire, so `pixwave migrate` moves them.
+    """
+    carried: list[str] = []
+    async for raw in redis.scan_iter(match=LEGACY_SETTINGS_PATTERN, count=100):
+        old = raw.decode() if isinstance(raw, bytes) else str(raw)
+        gateway = old.rsplit(":", 1)[1]
+        values = await redis.hgetall(old)
+        for field, value in values.items():
+            await redis.hsetnx(f"{prefix}settings:{gateway}", field, value)
+        await redis.delete(old)
+        carried.append(gateway)
+    return carried
 
 
 class MemoryHealthStore:

@@ -1,6 +1,6 @@
 """`GET /v1/transactions/{id}` from Redis, never stale after a status change commits.
 
-Versioned keys: every change bumps ``…:v:{id}`` after its commit, and readers look up the data
+Versioned keys: every change bumps ``…:{id}:v`` after its commit, and readers look up the data
 under the current version. A reader that read the database just before a commit can only fill
 the *old* version's slot, which nobody asks for any more — so there is no window in which a
 stale status is cached under the live key. One Redis round trip per hit (a Lua script).
@@ -24,7 +24,10 @@ class TransactionCache:
         self._lookup = redis.register_script(_LOOKUP)
 
     def _keys(self, transaction_id: str) -> tuple[str, str]:
-        return f"{self.prefix}v:{transaction_id}", f"{self.prefix}d:{transaction_id}:"
+        # One hash tag per transaction: the lookup script reads both keys, so on Redis Cluster
+        # they must live in one slot.
+        tagged = f"{self.prefix}{{{transaction_id}}}"
+        return f"{tagged}:v", f"{tagged}:d:"
 
     async def get(self, transaction_id: str) -> tuple[str, bytes | None]:
         """(version, cached body or None)."""

@@ -48,7 +48,9 @@ class Leases(Protocol):
 
 
 def lease_name(transaction_id: str) -> str:
-    return f"txn:{transaction_id}"
+    # The hash tag puts the lease and its note (see ``RedisLeases._keys``) in one Redis Cluster
+    # slot: the scripts below touch both.
+    return f"txn:{{{transaction_id}}}"
 
 
 class RedisLeases:
@@ -61,7 +63,10 @@ class RedisLeases:
         self._leave = redis.register_script(_LEAVE)
 
     def _keys(self, transaction_id: str) -> list[str]:
-        return [self.locks.prefix + lease_name(transaction_id), self.note_prefix + transaction_id]
+        return [
+            self.locks.prefix + lease_name(transaction_id),
+            f"{self.note_prefix}{{{transaction_id}}}",
+        ]
 
     async def enter(self, transaction_id: str, ttl_seconds: float, *, note: bool) -> str | None:
         token = secrets.token_hex(8)
