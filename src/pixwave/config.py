@@ -240,6 +240,9 @@ class Settings(BaseSettings):
         gt=0,
         description="Relayed events (and their webhook delivery log) are kept this long.",
     )
+    outbox_purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often relayed events past retention are purged."
+    )
     outbox_lag_alert_seconds: float = Field(
         default=60.0,
         gt=0,

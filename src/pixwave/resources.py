@@ -25,6 +25,7 @@ from pixwave.gateways.registry import build_gateways, simulated_gateways
 from pixwave.gateways.router import Router
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
+from pixwave.notifications.sns import SnsPublisher
 from pixwave.payments.cache import TransactionCache
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class Resources:
     token_evictions: TokenEvictions = field(default=None)  # type: ignore[assignment]
     #: Applies other processes' evictions; started by the API (see ``app.py``).
     eviction_listener: EvictionListener | None = None
+    #: Where the outbox relay publishes, when AWS_SNS_TOPIC_ARN is set.
+    sns: SnsPublisher | None = None
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)
@@ -133,6 +136,7 @@ class Resources:
             gateways=list(self.gateways),
         )
         self.router = Router(self.gateways, self.health, simulated=self.simulated)
+        self.sns = SnsPublisher.from_settings(settings)
         self.broker = build_broker(settings)
         self.jobs = register_jobs(self.broker, self)
         self.payments = Engine(self)
@@ -151,6 +155,8 @@ class Resources:
             await self.eviction_listener.stop()
         if self.broker is not None:
             await self.broker.shutdown()
+        if self.sns is not None:
+            await self.sns.close()
         for gateway in self.gateways.values():
             await gateway.aclose()
         if self.redis is not None:
