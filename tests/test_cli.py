@@ -294,4 +294,4 @@ class TestTokenCommands:
                     raise
         lines = warnings()
         assert len(lines) == 4, out.read_text()  # two gateways × two workers
-        assert all(json.loads(line)["level"] == "warning" for line in lines), lines
+        assert all(json.loads(line)["log.level"] == "warning" for line in lines), lines

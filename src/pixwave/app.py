@@ -37,6 +37,8 @@ from pixwave.gateways.endpoints import router as gateways_router
 from pixwave.inbox.endpoints import router as webhooks_router
 from pixwave.kit.problems import PROBLEM_JSON, PixWaveRoute, add_problem_schemas, problems
 from pixwave.kit.runtime import tune_gc
+from pixwave.notifications.webhooks.endpoints import router as operator_webhooks_router
+from pixwave.observability.context import RequestContext
 from pixwave.observability.endpoints import router as metrics_router
 from pixwave.observability.logging import configure_logging
 from pixwave.observability.metrics import HTTPMetrics
@@ -72,7 +74,7 @@ def create_served_app() -> FastAPI:
     terminal), or it would log everything, in colour, with slow rich tracebacks.
     """
     settings = get_settings()
-    configure_logging(settings.log_level, json=not sys.stderr.isatty())
+    configure_logging(settings.log_level, json=not sys.stderr.isatty(), role="api")
     return create_app(settings)
 
 
@@ -127,12 +129,14 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     if resources is not None:
         app.state.resources = resources
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(HTTPMetrics)  # added last = outermost, so 413s are counted too
+    app.add_middleware(HTTPMetrics)  # outer to the body limit, so 413s are counted too
+    app.add_middleware(RequestContext)  # outermost: every line of a request has its id
     app.include_router(users_router)
     app.include_router(wallet_router)
     app.include_router(payments_router)
     app.include_router(gateways_router)
     app.include_router(webhooks_router)
+    app.include_router(operator_webhooks_router)
     app.include_router(metrics_router)
     simulators = mount_simulators(app, settings)
     app.state.simulators = simulators

@@ -6,6 +6,7 @@ from pixwave.inbox.models import InboxEvent
 from pixwave.kit.models import IdempotencyRecord
 from pixwave.ledger.models import LedgerAccount, LedgerEntry, LedgerHold, LedgerTransaction
 from pixwave.notifications.models import OutboxEvent
+from pixwave.notifications.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from pixwave.payments.models import GatewayAttempt, Transaction
 
 __all__ = [
@@ -21,4 +22,7 @@ __all__ = [
     "OutboxEvent",
     "Transaction",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

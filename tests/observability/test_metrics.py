@@ -306,7 +306,8 @@ class TestMultiprocess:
             assert path.is_dir()
             assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(path)
         finally:
-            monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+            # Not monkeypatch.delenv: it would put the value back when the test ends.
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             metrics.remove_multiprocess_dir(path)
         assert not path.exists()
 

@@ -718,8 +718,8 @@ async def adopt_legacy_settings(redis: Redis, prefix: str = "pixwave:{health}:")
         old = raw.decode() if isinstance(raw, bytes) else str(raw)
         gateway = old.rsplit(":", 1)[1]
         values = await redis.hgetall(old)
-        for field, value in values.items():
-            await redis.hsetnx(f"{prefix}settings:{gateway}", field, value)
+        for name, value in values.items():
+            await redis.hsetnx(f"{prefix}settings:{gateway}", name, value)
         await redis.delete(old)
         carried.append(gateway)
     return carried

@@ -89,5 +89,11 @@ def load_jobs() -> None:
     """Import the modules that register jobs (their import is the registration)."""
     import importlib
 
-    for module in ("pixwave.payments.tasks", "pixwave.inbox.tasks", "pixwave.gateways.tasks"):
+    for module in (
+        "pixwave.payments.tasks",
+        "pixwave.inbox.tasks",
+        "pixwave.gateways.tasks",
+        "pixwave.notifications.tasks",
+        "pixwave.notifications.webhooks.tasks",
+    ):
         importlib.import_module(module)
