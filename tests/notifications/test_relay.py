@@ -343,3 +343,35 @@ async def test_a_deposit_reaches_a_subscribed_queue(
     assert received[0]["type"] == "transaction.pending"
     assert received[0]["data"]["transaction_id"] == response.json()["id"]
     assert received[0]["data"]["amount"] == 12_34
+
+
+async def test_personal_data_in_a_payload_leaves_masked(
+    resources: Resources, sns_world: Aws, with_sns: tuple[str, str]
+) -> None:
+    """A gateway's refusal text quoting a CPF and a Pix e-mail key: masked on the way out;
+    ids and amounts untouched."""
+    events_topic, _ = with_sns
+    queue = sns_world.subscribe(events_topic, "all-events")
+    await _append(
+        resources,
+        (
+            "txn_A",
+            "transaction.failed",
+            {
+                "type": "cash_out",
+                "amount": 12_345,
+                "wallet_id": "wal_01JD3Q2ZV8K9M4N6P7R8S9T0VW",
+                "failure_message": "chave maria.silva@example.com do CPF 123.456.789-09 recusada",
+            },
+        ),
+    )
+
+    await relay.relay(resources)
+
+    (message,) = sns_world.drain(queue)
+    text = json.dumps(message)
+    assert "123.456.789-09" not in text
+    assert "maria.silva@example.com" not in text
+    assert message["data"]["amount"] == 12_345
+    assert message["data"]["wallet_id"] == "wal_01JD3Q2ZV8K9M4N6P7R8S9T0VW"
+    assert message["data"]["failure_message"].endswith("recusada")

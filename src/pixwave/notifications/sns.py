@@ -23,20 +23,10 @@ import orjson
 from botocore.config import Config
 
 from pixwave.config import Settings
+from pixwave.notifications.events import envelope_of
 
 #: Attribute values SNS accepts are non-empty strings; longer ones are never needed here.
 _ATTRIBUTE_MAX = 256
-
-
-def envelope(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The body every sink sends: the same shape for SNS, SQS subscribers and webhooks."""
-    return {
-        "id": event["id"],
-        "type": event["event_type"],
-        "timestamp": event["created_at"].isoformat(),
-        "aggregate": {"type": event["aggregate_type"], "id": event["aggregate_id"]},
-        "data": event["payload"],
-    }
 
 
 def attributes(event: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -102,7 +92,7 @@ class SnsPublisher:
         topic = self.topic_for(event["event_type"])
         request: dict[str, Any] = {
             "TopicArn": topic,
-            "Message": orjson.dumps(envelope(event)).decode(),
+            "Message": orjson.dumps(envelope_of(event)).decode(),
             "MessageAttributes": attributes(event),
         }
         if topic.endswith(".fifo"):

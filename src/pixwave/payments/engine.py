@@ -321,7 +321,7 @@ class _Run:
             if await self.res.router.acquire(current, operation):
                 return current
             excluded.add(current)
-            PAYMENT_FAILOVERS.labels(operation, current, "circuit_open").inc()
+            self.failover(operation, current, "circuit_open")
         chosen = await self.res.router.choose(operation, exclude=excluded)
         if chosen is None:
             await self.fail(
@@ -420,7 +420,9 @@ class _Run:
                 await self.alert(session, alert, {"failure_code": code, "message": message})
 
         await self.write(work)
-        log.warning("payments.failed", transaction_id=self.id, code=code, message=message)
+        log.warning(
+            "payments.failed", transaction_id=self.id, gateway=gateway, code=code, message=message
+        )
 
     async def settle_hold(
         self, session: AsyncSession, gateway: str, *, kind: str, description: str, **fields: Any
@@ -445,6 +447,18 @@ class _Run:
             next_attempt_at=None,
             failure_code=None,
             **fields,
+        )
+
+    def failover(self, operation: str, gateway: str, reason: str) -> None:
+        """Leave ``gateway`` for another: counted, and logged so one payment's path is
+        readable in the logs (which gateway was left, why)."""
+        PAYMENT_FAILOVERS.labels(operation, gateway, reason).inc()
+        log.warning(
+            "payments.failover",
+            transaction_id=self.id,
+            operation=str(operation),
+            gateway=gateway,
+            reason=reason,
         )
 
     async def alert(self, session: AsyncSession, kind: str, details: dict[str, Any]) -> None:
@@ -477,7 +491,12 @@ class _Run:
             await self.alert(session, "needs_review", {"reason": reason})
 
         await self.write(work)
-        log.error("payments.needs_review", transaction_id=self.id, reason=reason)
+        log.error(
+            "payments.needs_review",
+            transaction_id=self.id,
+            gateway=self.row.get("gateway"),
+            reason=reason,
+        )
 
     async def retry_later(self, reason: str, seconds: float) -> None:
         """Could not learn the outcome now: look again later, or hand over to a human."""
@@ -534,7 +553,7 @@ class _Run:
                 delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
                 if delay is None:
                     excluded.add(current)
-                    PAYMENT_FAILOVERS.labels(Operation.CHARGE, current, "retries_exhausted").inc()
+                    self.failover(Operation.CHARGE, current, "retries_exhausted")
                     current = None
                 else:
                     await asyncio.sleep(delay)
@@ -661,7 +680,12 @@ class _Run:
             )
 
         if await self.write(work):
-            log.info("payments.deposit_credited", transaction_id=self.id, amount=row["amount"])
+            log.info(
+                "payments.deposit_credited",
+                transaction_id=self.id,
+                gateway=row["gateway"],
+                amount=row["amount"],
+            )
 
     # --- cash-out ------------------------------------------------------------------------------
 
@@ -703,7 +727,7 @@ class _Run:
                 in_doubt = False  # the gateway never received it
                 if tries.get(current, 0) >= self.policy.tries_per_gateway:
                     excluded.add(current)
-                    PAYMENT_FAILOVERS.labels(Operation.SEND, current, "retries_exhausted").inc()
+                    self.failover(Operation.SEND, current, "retries_exhausted")
                     current = None
             current = await self.choose(Operation.SEND, excluded, current, "send the Pix")
             if current is None:
@@ -727,7 +751,7 @@ class _Run:
                 delay = self.policy.delay(try_number, exc.retry_after, self.engine.rng)
                 if delay is None:
                     excluded.add(current)
-                    PAYMENT_FAILOVERS.labels(Operation.SEND, current, "retries_exhausted").inc()
+                    self.failover(Operation.SEND, current, "retries_exhausted")
                     current = None
                 else:
                     await asyncio.sleep(delay)
@@ -950,7 +974,12 @@ class _Run:
                     after_commit(session, lambda: cache.invalidate(parent["id"]))
 
             if await self.write(settle):
-                log.info("payments.refund_done", transaction_id=self.id, parent=parent["id"])
+                log.info(
+                    "payments.refund_done",
+                    transaction_id=self.id,
+                    gateway=gateway,
+                    parent=parent["id"],
+                )
         elif refund.status is RefundStatus.FAILED:
             await self.fail(
                 "refund_not_performed", refund.failure_message or "refund failed", gateway=gateway

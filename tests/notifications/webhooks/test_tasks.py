@@ -65,8 +65,10 @@ class TestSignedDelivery:
             "id": event_id,
             "type": "transaction.succeeded",
             "timestamp": orjson.loads(received.body)["timestamp"],
+            "aggregate": orjson.loads(received.body)["aggregate"],
             "data": {"amount": 1500, "status": "succeeded"},
         }
+        assert body["aggregate"]["type"] == "transaction"
         assert received.path == "/hooks"
         assert received.headers["webhook-id"] == event_id
         assert received.headers["content-type"] == "application/json"

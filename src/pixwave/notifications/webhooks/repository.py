@@ -50,6 +50,8 @@ _FOR_SENDING = (
         E.previous_secret_expires_at,
         E.status.label("endpoint_status"),
         O.event_type,
+        O.aggregate_type,
+        O.aggregate_id,
         O.payload,
         O.created_at.label("event_created_at"),
     )

@@ -25,6 +25,7 @@ from pixwave.db import utcnow
 from pixwave.kit.ids import new_id
 from pixwave.kit.pagination import check_cursor
 from pixwave.notifications import outbox
+from pixwave.notifications.events import envelope
 from pixwave.notifications.webhooks import repository, signing, urls
 from pixwave.notifications.webhooks.errors import (
     EventNotFound,
@@ -308,12 +309,18 @@ class Claimed:
     body: bytes
 
 
-def event_body(
-    event_id: str, event_type: str, created_at: datetime, payload: Mapping[str, Any]
-) -> bytes:
-    """What receivers get: ``{"id", "type", "timestamp", "data"}``."""
+def event_body(row: Mapping[str, Any]) -> bytes:
+    """What receivers get: the event's envelope (``id``, ``type``, ``timestamp``,
+    ``aggregate``, ``data``), the same as SNS subscribers."""
     return orjson.dumps(
-        {"id": event_id, "type": event_type, "timestamp": created_at.isoformat(), "data": payload}
+        envelope(
+            row["event_id"],
+            row["event_type"],
+            row["event_created_at"],
+            row["aggregate_type"],
+            row["aggregate_id"],
+            row["payload"],
+        )
     )
 
 
@@ -336,9 +343,7 @@ def _claimed(row: Mapping[str, Any], number: int, series: int, now: datetime) ->
         keys=signing.live_secrets(
             row["secret"], row["previous_secret"], row["previous_secret_expires_at"], now
         ),
-        body=event_body(
-            row["event_id"], row["event_type"], row["event_created_at"], row["payload"]
-        ),
+        body=event_body(row),
     )
 
 
