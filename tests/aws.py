@@ -6,9 +6,12 @@ and credentials — so what is checked is what goes over the wire.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
+import boto3
 import httpx
 import pytest
 from moto.server import ThreadedMotoServer
@@ -50,3 +53,52 @@ def aws(aws_endpoint: str) -> str:
     """The emulator, emptied before the test (topics, queues, subscriptions)."""
     httpx.post(f"{aws_endpoint}/moto-api/reset", timeout=5).raise_for_status()
     return aws_endpoint
+
+
+class Aws:
+    """Topics and queues on the emulator, read with plain boto3 like any subscriber would."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.sns = boto3.client("sns", endpoint_url=endpoint, region_name=REGION)
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
+
+    def topic(self, name: str) -> str:
+        return str(self.sns.create_topic(Name=name)["TopicArn"])
+
+    def subscribe(
+        self, topic_arn: str, name: str, filter_policy: dict[str, Any] | None = None
+    ) -> str:
+        url = str(self.sqs.create_queue(QueueName=name)["QueueUrl"])
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        attributes = {"RawMessageDelivery": "true"}
+        if filter_policy is not None:
+            attributes["FilterPolicy"] = json.dumps(filter_policy)
+        self.sns.subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes
+        )
+        return url
+
+    def drain(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every message in the queue, in arrival order: body and attributes."""
+        messages: list[dict[str, Any]] = []
+        while True:
+            answer = self.sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            )
+            batch = answer.get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                body = json.loads(message["Body"])
+                body["attributes"] = {
+                    name: value["StringValue"]
+                    for name, value in message.get("MessageAttributes", {}).items()
+                }
+                messages.append(body)
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

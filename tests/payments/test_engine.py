@@ -29,12 +29,15 @@ from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signat
 from pixwave.gateways.registry import SANDBOX_EFI_WEBHOOK_HMAC, build_gateway
 from pixwave.inbox import repository as inbox_repository
 from pixwave.ledger import service as ledger_service
+from pixwave.notifications import relay
+from pixwave.notifications.sns import SnsPublisher
 from pixwave.payments import engine as engine_module
 from pixwave.resources import Resources
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import build_simulator
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
 from pixwave.sandbox.server import bind
+from tests.aws import REGION, Aws
 from tests.conftest import assert_ledger_balances, make_settings, migrated_database, wipe
 from tests.factories import Actor, create_actor
 from tests.servers import ServerThread, run_simulator
@@ -372,8 +375,22 @@ class TestDeposit:
         assert paid.status_code == 409
         assert (await world.balance(actor))["posted"] == 0
 
-    async def test_every_gateway_down_fails_with_an_alert(self, world: World) -> None:
-        """No gateway can create the charge: failed, with an alert event in the outbox."""
+    async def test_every_gateway_down_fails_with_an_alert(self, world: World, aws: str) -> None:
+        """No gateway can create the charge: failed, with an alert event in the outbox — which
+        the relay delivers to the SNS alerts topic (an SQS queue subscribed to it receives it),
+        and the deposit's events, in order, to the transactions topic."""
+        sns = Aws(aws)
+        events_topic, alerts_topic = sns.topic("transactions"), sns.topic("alerts")
+        events = sns.subscribe(events_topic, "events")
+        alerts = sns.subscribe(alerts_topic, "alerts")
+        world.resources.sns = SnsPublisher(
+            make_settings(
+                aws_sns_topic_arn=events_topic,
+                aws_sns_alerts_topic_arn=alerts_topic,
+                aws_endpoint_url=aws,
+                aws_default_region=REGION,
+            )
+        )
         for name in world.sims:
             await world.fault(name, "*", outage="503")
         actor = await create_actor(world.resources)
@@ -384,6 +401,19 @@ class TestDeposit:
         assert {a["outcome"] for a in failed["attempts"]} == {"unavailable"}
         assert len(failed["attempts"]) == 6
         assert await _alerts(world, created["id"]) == ["alert.all_gateways_unavailable"]
+
+        await relay.relay(world.resources)  # whatever the app's own relay has not sent yet
+
+        received = sns.drain(alerts)
+        assert {m["type"] for m in received} <= {
+            "alert.all_gateways_unavailable",
+            "alert.gateway_down",  # the probe job may already have seen the circuits open
+        }
+        (alert,) = [m for m in received if m["aggregate"]["id"] == created["id"]]
+        assert alert["type"] == "alert.all_gateways_unavailable"
+        assert alert["attributes"]["transaction_type"] == "cash_in"
+        mine = [m["type"] for m in sns.drain(events) if m["aggregate"]["id"] == created["id"]]
+        assert mine == ["transaction.pending", "transaction.failed"]
 
 
 class TestRouting:
