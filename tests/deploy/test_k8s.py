@@ -10,7 +10,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
+import pixwave.observability.metrics  # noqa: F401 - registers the metrics
 from tests.deploy.tools import KUBERNETES_VERSION, ROOT, require_tool
 
 K8S = ROOT / "deploy" / "k8s"
@@ -179,7 +181,14 @@ class TestScaling:
         worker = one(production, "HorizontalPodAutoscaler", "pixwave-worker")["spec"]
         (metric,) = worker["metrics"]
         assert metric["type"] == "External"
-        assert metric["external"]["metric"]["name"] == "pixwave_job_queue_depth"
+        assert metric["external"]["metric"]["name"] == "pixwave_job_queue_waiting"
+        # …which the adapter rule documented in docs/deployment.md derives from a metric
+        # PixWave really exposes.
+        guide = (ROOT / "docs" / "deployment.md").read_text()
+        assert "seriesQuery: 'pixwave_job_queue_messages{state=\"waiting\"}'" in guide
+        assert 'name: {as: "pixwave_job_queue_waiting"}' in guide
+        exposed = {m.name for m in REGISTRY.collect()}
+        assert "pixwave_job_queue_messages" in exposed
         for hpa in (api, worker):
             assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
 
