@@ -43,8 +43,10 @@ def _log_to_stderr() -> None:
 
 
 def _settings() -> Settings:
-    """The settings, or a clean exit 2 when they mix real gateways and simulators."""
+    """The settings, or a clean exit 2 when they mix real gateways and simulators or name a
+    queue that cannot work (SQS without Redis or without its queue URL)."""
     from pixwave.gateways.registry import GatewayModeError, simulated_gateways
+    from pixwave.worker.broker import broker_problem
 
     settings = get_settings()
     try:
@@ -52,7 +54,21 @@ def _settings() -> Settings:
     except GatewayModeError as exc:
         console.print(f"[red]refusing to start:[/] {exc}")
         raise typer.Exit(2) from None
+    if problem := broker_problem(settings):
+        console.print(f"[red]refusing to start:[/] {problem}")
+        raise typer.Exit(2)
     return settings
+
+
+def _shared_queue(settings: Settings) -> bool:
+    """Jobs go through a queue every process shares (Redis streams or SQS), not in memory."""
+    return settings.queue_backend in ("redis", "sqs")
+
+
+_NEEDS_SHARED_QUEUE = (
+    "needs Redis (REDIS_URL or REDIS_HOST), with the jobs on Redis streams or on SQS "
+    "(QUEUE_CONNECTION=sqs and AWS_SQS_QUEUE)"
+)
 
 
 _upgraded: set[str] = set()
@@ -117,10 +133,10 @@ def api(
     from pixwave.gateways.registry import simulated_gateways
 
     settings = _settings()
-    if workers > 1 and settings.queue_backend != "redis":
+    if workers > 1 and not _shared_queue(settings):
         console.print(
-            "[red]`--workers` above 1 needs Redis (REDIS_URL or REDIS_HOST): with the in-process "
-            "queue each worker would run its own jobs, scheduler and sandboxes[/]"
+            f"[red]`--workers` above 1 {_NEEDS_SHARED_QUEUE}: with the in-process queue each "
+            "worker would run its own jobs, scheduler and sandboxes[/]"
         )
         raise typer.Exit(2)
     simulated = simulated_gateways(settings)
@@ -140,8 +156,11 @@ def api(
 
 def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
     from pixwave.observability.logging import configure_logging
+    from pixwave.observability.metrics import prepare_multiprocess_dir
 
-    configure_logging(settings.log_level, json=not sys.stderr.isatty())
+    configure_logging(settings.log_level, json=not sys.stderr.isatty(), role="api")
+    # Several uvicorn workers: one metrics directory they all write and /metrics aggregates.
+    prepare_multiprocess_dir(workers)
     # The app factory reads Settings again in each worker: hand it the address really used,
     # which is also how the connectors reach the simulators mounted in this API.
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
@@ -154,6 +173,8 @@ def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Its lines go through PixWave's logging (ECS JSON), in the supervisor process too.
+        log_config=None,
         # uvicorn kills a worker that does not answer its supervisor's ping within this many
         # seconds — 5 by default, less than a fresh interpreter needs to import the app on a
         # busy machine, so workers were killed while starting, over and over (Gunicorn waits 30).
@@ -172,17 +193,22 @@ def worker(
         int | None, typer.Option(help="Jobs at once per process (default WORKER_CONCURRENCY).")
     ] = None,
 ) -> None:
-    """Run background workers (payments, webhooks) from the Redis queue."""
+    """Run background workers (payments, webhooks) from the shared queue (Redis or SQS).
+
+    SIGTERM or Ctrl-C: no new jobs; running ones finish (25 s at most) and it exits 0."""
+    from pixwave.observability.metrics import prepare_multiprocess_dir
     from pixwave.worker.runner import run_workers
 
     settings = _settings()
-    if settings.queue_backend != "redis":
-        console.print("[red]`pixwave worker` needs Redis (REDIS_URL or REDIS_HOST)[/]")
+    if not _shared_queue(settings):
+        console.print(f"[red]`pixwave worker` {_NEEDS_SHARED_QUEUE}[/]")
         raise typer.Exit(2)
     if concurrency is not None:
         os.environ["WORKER_CONCURRENCY"] = str(concurrency)
         get_settings.cache_clear()
-    run_workers(processes or settings.worker_processes)
+    count = processes or settings.worker_processes
+    prepare_multiprocess_dir(count)  # several processes: one metrics server adds them up
+    run_workers(count)
 
 
 @app.command()
@@ -190,8 +216,8 @@ def scheduler() -> None:
     """Kick periodic jobs (reconciliation sweep, gateway probes); run exactly one (others wait)."""
     from pixwave.worker.runner import run_scheduler_process
 
-    if _settings().queue_backend != "redis":
-        console.print("[red]`pixwave scheduler` needs Redis (REDIS_URL or REDIS_HOST)[/]")
+    if not _shared_queue(_settings()):
+        console.print(f"[red]`pixwave scheduler` {_NEEDS_SHARED_QUEUE}[/]")
         raise typer.Exit(2)
     run_scheduler_process()
 
@@ -235,11 +261,28 @@ def reconcile(
 
 @app.command()
 def migrate() -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema up to date (and Redis keys a release renamed)."""
     from pixwave.migrate import upgrade
 
-    upgrade(get_settings().sqlalchemy_url)
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url)
     console.print("[green]schema is up to date[/]")
+    if settings.redis_dsn:
+        carried = asyncio.run(_carry_redis_keys(settings.redis_dsn))
+        if carried:
+            console.print(f"gateway settings carried to the new Redis keys: {', '.join(carried)}")
+
+
+async def _carry_redis_keys(url: str) -> list[str]:
+    from redis.asyncio import Redis
+
+    from pixwave.gateways.health import adopt_legacy_settings
+
+    redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return await adopt_legacy_settings(redis)
+    finally:
+        await redis.aclose()
 
 
 @db_app.command("check")

@@ -151,9 +151,12 @@ class TestPods:
             assert container["livenessProbe"]["httpGet"]["port"] == "metrics"
 
     def test_workers_get_time_to_drain(self, production: list[Doc]) -> None:
-        """A worker's grace period covers its longest job (a few gateway calls)."""
+        """A worker's grace period covers the drain the worker allows itself on SIGTERM, with
+        a margin to exit: Kubernetes must not SIGKILL a worker that is finishing its jobs."""
+        from pixwave.worker.runner import SHUTDOWN_GRACE_SECONDS
+
         spec = pod_specs(production)["pixwave-worker"]
-        assert spec["terminationGracePeriodSeconds"] >= 60
+        assert spec["terminationGracePeriodSeconds"] >= SHUTDOWN_GRACE_SECONDS + 5
 
     def test_production_runs_the_release_image_in_production_mode(
         self, rendered: dict[str, list[Doc]], production: list[Doc]

@@ -1,8 +1,8 @@
 """The production shape, as separate processes: API, worker, scheduler and both simulators.
 
-Everything talks over real sockets: MariaDB, Redis streams for the jobs, HTTP between the
-API/worker and the simulators, and the simulators' webhooks back into the API. `pixwave audit`
-runs after each scenario.
+Everything talks over real sockets: MariaDB, the jobs on Redis streams or on SQS (moto's, over
+HTTP: every scenario runs on both brokers), HTTP between the API/worker and the simulators,
+and the simulators' webhooks back into the API. `pixwave audit` runs after each scenario.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from pixwave.gateways.registry import (
 )
 from pixwave.sandbox.efi import EfiSimConfig
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
+from tests.aws import CREDENTIALS, REGION
 from tests.conftest import mariadb_url, recreate_mariadb_database
 from tests.test_embedded import PIXWAVE, _free_port
 
 E2E_DATABASE = os.environ.get("TEST_E2E_DATABASE", "pixwave_e2e")
 E2E_REDIS = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
+BOTO_CREDENTIALS = {name.lower(): value for name, value in CREDENTIALS.items()}
 
 
 @dataclass
@@ -91,8 +93,25 @@ class Cluster:
             process.stop()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Cluster]:
+def sqs_queue(endpoint: str) -> dict[str, str]:
+    """A fresh job queue on the emulator, and the settings that point the processes at it."""
+    import boto3
+
+    client = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION, **BOTO_CREDENTIALS)
+    url = client.create_queue(QueueName=f"pixwave-e2e-{time.monotonic_ns()}")["QueueUrl"]
+    return {
+        "QUEUE_CONNECTION": "sqs",
+        "AWS_SQS_QUEUE": url,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        **CREDENTIALS,
+    }
+
+
+@pytest.fixture(scope="module", params=["redis", "sqs"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[Cluster]:
     del redis_url  # only to fail/skip loudly when Redis is missing
     recreate_mariadb_database(E2E_DATABASE)
     workdir = tmp_path_factory.mktemp("e2e")
@@ -101,8 +120,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_"))
+        if not k.startswith(
+            ("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_", "AWS_")
+        )
+        and k != "QUEUE_CONNECTION"
     }
+    if request.param == "sqs":
+        env.update(sqs_queue(request.getfixturevalue("aws_endpoint")))
     env.update(
         {
             "DATABASE_URL": mariadb_url(E2E_DATABASE).replace("+aiomysql", ""),
@@ -433,3 +457,92 @@ class TestRevocationAcrossApiProcesses:
             assert self.refused_soon(cluster.api_url, bia)
         finally:
             cluster.processes.pop("api2").stop()
+
+
+def running_workers(cluster: Cluster) -> list[Process]:
+    return [
+        process
+        for name, process in cluster.processes.items()
+        if name.startswith("worker") and process.popen.poll() is None
+    ]
+
+
+def listening(process: Process, processes: int = 1) -> Process:
+    """``process`` once each of its worker processes is listening (signals handled)."""
+    deadline = time.monotonic() + 30
+    while process.log.read_text().count('"message":"worker.started"') < processes:
+        if process.popen.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{process.name} did not start:\n{process.log.read_text()}")
+        time.sleep(0.1)
+    return process
+
+
+def start_worker(cluster: Cluster, name: str, processes: int = 1) -> Process:
+    return listening(cluster.start(name, "worker", "--processes", str(processes)), processes)
+
+
+def terminate(process: Process, seconds: float = 15) -> tuple[int, float]:
+    """SIGTERM, as Kubernetes sends it; (exit code, seconds it took to exit)."""
+    started = time.monotonic()
+    process.popen.send_signal(signal.SIGTERM)
+    code = process.popen.wait(timeout=seconds)
+    return code, time.monotonic() - started
+
+
+class TestWorkerStops:
+    """SIGTERM to `pixwave worker`: no new jobs, the running ones finish, exit 0 — promptly."""
+
+    def test_idle_workers_exit_at_once(self, cluster: Cluster) -> None:
+        """Nothing to do (one process, then a group of two): each exits 0 within seconds,
+        without waiting for a message to arrive."""
+        for process in running_workers(cluster):
+            code, took = terminate(listening(process))
+            assert (code, took < 5) == (0, True), (took, process.log.read_text()[-2000:])
+        group = start_worker(cluster, "worker-group", processes=2)
+        code, took = terminate(group)
+        assert (code, took < 5) == (0, True), (took, group.log.read_text()[-2000:])
+        assert group.log.read_text().count('"message":"worker.stopped"') == 2
+        start_worker(cluster, "worker-after-idle")
+
+    def test_a_job_in_flight_completes_before_the_worker_exits(
+        self, cluster: Cluster, admin: str
+    ) -> None:
+        """SIGTERM while a withdrawal's send waits 0.8 s in the gateway: the send's answer is
+        recorded (not left ambiguous, as after a kill), the worker exits 0 right after, and
+        the next worker finishes the payment with that one Pix."""
+        user = new_user(cluster, admin, balance=20_00)
+        for process in running_workers(cluster):
+            terminate(listening(process))
+        worker = start_worker(cluster, "worker-in-flight")
+        efi = cluster.sims["efi"]
+        auth = {"Authorization": f"Bearer {admin}"}
+        before = httpx.get(f"{efi}/_sandbox").json()["resources"]["sends"]
+        with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
+            http.patch("/v1/gateways/mercadopago", json={"enabled": False}, headers=auth)
+            httpx.put(
+                f"{efi}/_sandbox/faults/send.put", json={"latency": {"fixed_ms": 800}}
+            ).raise_for_status()  # less than GATEWAY_READ_TIMEOUT: an answer, not a timeout
+            try:
+                created = http.post(
+                    "/v1/withdrawals",
+                    json={"amount": 20_00, "pix_key": "pix@bcb.gov.br"},
+                    headers=user.headers(),
+                ).json()
+                wait_status(cluster, user, created["id"], "processing", seconds=10)
+                time.sleep(0.3)  # the send is now waiting inside the simulator
+                code, took = terminate(worker)
+            finally:
+                httpx.delete(f"{efi}/_sandbox/faults")
+                http.patch("/v1/gateways/mercadopago", json={"enabled": True}, headers=auth)
+            stopped = http.get(f"/v1/transactions/{created['id']}", headers=user.headers()).json()
+        assert code == 0, worker.log.read_text()[-2000:]
+        assert took < 5, took  # the send's remaining ~0.5 s, then closing
+        sends = [
+            (a["try_number"], a["outcome"]) for a in stopped["attempts"] if a["operation"] == "send"
+        ]
+        assert sends == [(1, "succeeded")], stopped["attempts"]
+        start_worker(cluster, "worker-after-stop")
+        done = wait_status(cluster, user, created["id"], "succeeded", "failed", seconds=30)
+        assert done["status"] == "succeeded", done
+        assert httpx.get(f"{efi}/_sandbox").json()["resources"]["sends"] - before == 1
+        audit(cluster)

@@ -315,6 +315,7 @@ def _route_libraries_to_root(numeric: int) -> None:
         for handler in list(library.handlers):
             library.removeHandler(handler)
         library.propagate = True
+        library.setLevel(logging.NOTSET)  # LOG_LEVEL decides, not a level uvicorn set earlier
     engine = logging.getLogger("sqlalchemy.engine.Engine")
     if not engine.handlers:
         engine.addHandler(logging.NullHandler())  # a handler present: echo adds none

@@ -290,8 +290,8 @@ def start_metrics_server(host: str, port: int) -> None:
     """Serve `/metrics` on ``host:port`` from a thread (worker and scheduler processes).
 
     The same rules as the API's `/metrics` (METRICS_ENABLED, METRICS_TOKEN, production). In
-    multiprocess mode one server per host is enough — it aggregates every process's files — so
-    a port already taken by a sibling is logged, not fatal.
+    multiprocess mode one server per host is enough — it aggregates every process's files. A
+    port already taken is logged, never fatal.
     """
     from pixwave.config import get_settings
 
@@ -308,9 +308,9 @@ def start_metrics_server(host: str, port: int) -> None:
             host, port, metrics_wsgi_app(settings), Server, handler_class=_QuietHandler
         )
     except OSError as exc:
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            raise
-        log.info("metrics.server_not_started", host=host, port=port, error=str(exc))
+        # Metrics are not worth a worker: a port taken (a sibling process, another role on
+        # the same host) is reported, and the process goes on with its jobs.
+        log.warning("metrics.server_not_started", host=host, port=port, error=str(exc))
         return
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics.serving", host=host, port=port)
@@ -434,9 +434,8 @@ async def observe_queue_depth(resources: Resources) -> None:
     """Set the job queue gauges from the broker's backend (one or two Redis round trips).
 
     Each queue backend has its reader in :data:`QUEUE_DEPTH_READERS`; the in-memory queue has
-    none (its jobs live and die with the process). SQS is the hook still open: its reader is
-    ``GetQueueAttributes`` with ApproximateNumberOfMessages (waiting) and
-    ApproximateNumberOfMessagesNotVisible (pending).
+    none (its jobs live and die with the process). SQS's is ``GetQueueAttributes``:
+    ApproximateNumberOfMessages (waiting) and ApproximateNumberOfMessagesNotVisible (pending).
     """
     reader = QUEUE_DEPTH_READERS.get(resources.settings.queue_backend)
     if reader is None:
@@ -481,8 +480,21 @@ def _text(value: Any) -> str | None:
 #: (queue, waiting, pending) per queue of a backend.
 QueueDepthReader = Callable[["Resources"], Awaitable[list[tuple[str, int, int]]]]
 
+
+async def _sqs_depth(resources: Resources) -> list[tuple[str, int, int]]:
+    """ApproximateNumberOfMessages (waiting) and …NotVisible (received, not yet deleted)."""
+    from pixwave.worker.sqs import SqsBroker
+
+    broker = resources.broker
+    if not isinstance(broker, SqsBroker):
+        return []
+    waiting, pending = await broker.depth()
+    return [(broker.queue_url.rsplit("/", 1)[-1], waiting, pending)]
+
+
 QUEUE_DEPTH_READERS: Final[dict[str, QueueDepthReader]] = {
     "redis": _redis_stream_depth,
+    "sqs": _sqs_depth,
 }
 
 

@@ -53,7 +53,7 @@ def _run(
     from pixwave.sandbox.embedded import build_simulator
     from pixwave.sandbox.server import serve
 
-    configure_logging(log_level, json=not sys.stderr.isatty())
+    configure_logging(log_level, json=not sys.stderr.isatty(), role="sandbox")
 
     simulator = build_simulator(
         provider.value,
@@ -155,7 +155,13 @@ def _mounted(url: str) -> bool:
 
 
 def _call(method: str, url: str, path: str, body: Any = None, *, show: bool = True) -> Any:
-    """One admin request; an unreachable simulator or an error answer is a clean exit."""
+    """One admin request; an unreachable simulator or an error answer is a clean exit.
+
+    Its answer is the command's output on stdout, so any log line goes to stderr."""
+    from pixwave.config import get_settings
+    from pixwave.observability.logging import configure_logging
+
+    configure_logging(get_settings().log_level, json=False, to_stderr=True)
     headers = {"Authorization": f"Bearer {_token}"} if _token and _mounted(url) else {}
     try:
         response = httpx.request(

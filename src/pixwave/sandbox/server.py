@@ -72,8 +72,13 @@ def build_server(
     """The server and its bound socket (``port=0`` picks a free port: read it off the socket)."""
     sock = bind(host, port)
     actual_port = sock.getsockname()[1]
+    # log_config=None: uvicorn's lines go through PixWave's logging (ECS JSON), not its own.
     config = uvicorn.Config(
-        simulator.app(), log_level=log_level, access_log=False, timeout_graceful_shutdown=2
+        simulator.app(),
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        log_config=None,
     )
     server = SandboxServer(config, host=host, port=actual_port)
     simulator.faults.listener = server

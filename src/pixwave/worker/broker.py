@@ -1,24 +1,31 @@
-"""The taskiq broker: Redis streams in production, in memory for the embedded default.
+"""The taskiq broker: Redis streams or Amazon SQS in production, in memory for the embedded
+default.
 
 Each process builds its broker around its own `Resources`, so a job's function gets the
 engine, Redis and gateways of the process that runs it, without globals. Messages are
-acknowledged only after the job has run: a worker killed mid-job leaves its message pending,
-and taskiq-redis hands it to another worker (XAUTOCLAIM) once it has been idle for
-`JOB_REDELIVERY_SECONDS` — which happens only when new messages arrive, so the scheduler's
-periodic jobs keep the stream moving (and the sweep re-drives the transaction anyway).
+acknowledged only after the job has run: a worker killed mid-job leaves its message
+unacknowledged, and it goes to another worker once `JOB_REDELIVERY_SECONDS` have passed. On
+Redis that is XAUTOCLAIM, which happens only when new messages arrive, so the scheduler's
+periodic jobs keep the stream moving (and the sweep re-drives the transaction anyway); on SQS
+it is the visibility timeout (`sqs.py`). SQS carries only the jobs: leases, locks and gateway
+health still live in Redis, which is why QUEUE_CONNECTION=sqs needs Redis too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from redis.asyncio import Redis
 from taskiq import AsyncBroker, BrokerMessage, InMemoryBroker
+from taskiq.exceptions import SendTaskError
 from taskiq_redis import RedisStreamBroker
 
 from pixwave.config import Settings
+from pixwave.observability.context import JobLogContext
+from pixwave.observability.metrics import JobMetrics
 from pixwave.worker.jobs import JOBS, PERIODIC, JobFunction, JobQueue, PeriodicFunction, load_jobs
+from pixwave.worker.sqs import SqsBroker
 
 if TYPE_CHECKING:
     from pixwave.resources import Resources
@@ -53,19 +60,61 @@ class StreamBroker(RedisStreamBroker):
         )
 
 
-def build_broker(settings: Settings) -> AsyncBroker:
-    if settings.queue_backend == "redis":
-        assert settings.redis_dsn is not None
-        return StreamBroker(
-            url=settings.redis_dsn,
-            queue_name=STREAM,
-            consumer_group_name=GROUP,
-            maxlen=settings.job_stream_maxlen,
-            approximate=True,
-            idle_timeout=int(settings.job_redelivery_seconds * 1000),
-            xread_block=1000,
+class BrokerConfigError(ValueError):
+    """The queue settings cannot work (raised at start, before any job is taken)."""
+
+
+def broker_problem(settings: Settings) -> str | None:
+    """Why the queue settings cannot work, in the operator's words; None when they can."""
+    if settings.queue_backend != "sqs":
+        return None
+    if not settings.redis_dsn:
+        return (
+            "QUEUE_CONNECTION=sqs needs Redis too (REDIS_URL or REDIS_HOST): SQS carries the "
+            "jobs, Redis holds the payment leases, locks and gateway health every process shares"
         )
-    return InMemoryBroker(max_async_tasks=settings.worker_concurrency, propagate_exceptions=False)
+    if not settings.aws_sqs_queue:
+        return "QUEUE_CONNECTION=sqs needs AWS_SQS_QUEUE, the URL of the job queue"
+    return None
+
+
+def build_broker(settings: Settings) -> AsyncBroker:
+    """The broker QUEUE_CONNECTION asks for (middlewares go on here, for every kind)."""
+    if problem := broker_problem(settings):
+        raise BrokerConfigError(problem)
+    broker: AsyncBroker
+    match settings.queue_backend:
+        case "redis":
+            assert settings.redis_dsn is not None
+            broker = StreamBroker(
+                url=settings.redis_dsn,
+                queue_name=STREAM,
+                consumer_group_name=GROUP,
+                maxlen=settings.job_stream_maxlen,
+                approximate=True,
+                idle_timeout=int(settings.job_redelivery_seconds * 1000),
+                xread_block=1000,
+            )
+        case "sqs":
+            assert settings.aws_sqs_queue is not None
+            broker = SqsBroker(
+                settings.aws_sqs_queue,
+                visibility_seconds=settings.job_redelivery_seconds,
+                region=settings.aws_region,
+                endpoint_url=settings.aws_endpoint_url,
+                timeout_seconds=settings.aws_timeout_seconds,
+                wait_seconds=settings.sqs_wait_seconds,
+                receive_batch=settings.worker_concurrency,
+            )
+        case "memory":
+            broker = InMemoryBroker(
+                max_async_tasks=settings.worker_concurrency, propagate_exceptions=False
+            )
+        case unknown:
+            assert_never(unknown)
+    # Every job's log lines carry its name, id, transaction and the request that enqueued it;
+    # every job is timed by name and outcome.
+    return broker.with_middlewares(JobLogContext(), JobMetrics())
 
 
 def _bind(resources: Resources, function: JobFunction) -> Callable[[str], Awaitable[None]]:
@@ -96,6 +145,12 @@ def register_jobs(broker: AsyncBroker, resources: Resources) -> JobQueue:
         )
 
     async def kick(name: str, argument: str) -> None:
-        await tasks[name].kiq(argument)
+        try:
+            # The request id goes on as a label, added by JobLogContext.pre_send.
+            await tasks[name].kiq(argument)
+        except SendTaskError as exc:  # says only "cannot send": the reason is its cause
+            if isinstance(exc.__cause__, Exception):
+                raise exc.__cause__ from None
+            raise
 
     return JobQueue(kick)
