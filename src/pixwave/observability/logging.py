@@ -316,6 +316,9 @@ def _route_libraries_to_root(numeric: int) -> None:
             library.removeHandler(handler)
         library.propagate = True
         library.setLevel(logging.NOTSET)  # LOG_LEVEL decides, not a level uvicorn set earlier
+    # No access log (PixWave serves with access_log=False): uvicorn builds an access line's
+    # arguments for every request whenever its logger has a handler anywhere up the tree.
+    logging.getLogger("uvicorn.access").propagate = False
     engine = logging.getLogger("sqlalchemy.engine.Engine")
     if not engine.handlers:
         engine.addHandler(logging.NullHandler())  # a handler present: echo adds none
