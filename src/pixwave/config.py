@@ -318,8 +318,9 @@ class Settings(BaseSettings):
         description="Port of `/metrics` for worker and scheduler processes (0: none).",
     )
     metrics_host: str = Field(
-        default="0.0.0.0",  # noqa: S104 - scraped from other pods; see docs/operations.md
-        description="Interface the worker/scheduler metrics server binds to.",
+        default="127.0.0.1",
+        description="Interface the worker/scheduler metrics server binds to (0.0.0.0 to be "
+        "scraped from other hosts or pods, as the Kubernetes and compose files set).",
     )
 
     @field_validator(
