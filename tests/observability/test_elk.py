@@ -13,7 +13,6 @@ import fnmatch
 import json
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,12 @@ from taskiq import TaskiqMessage
 
 from pixwave.config import Settings
 from pixwave.observability.context import JobLogContext, RequestContext
-from pixwave.observability.logging import CHATTY_AT_INFO, configure_logging
+from pixwave.observability.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parents[2]
 ELK = ROOT / "deploy" / "elk"
 SOURCE = ROOT / "src" / "pixwave"
 LEVELS = {"debug", "info", "warning", "error", "exception", "critical"}
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    names = [*CHATTY_AT_INFO, ""]
-    before = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in before.items():
-        logging.getLogger(name).setLevel(level)
-    structlog.configure(cache_logger_on_first_use=False)
-    structlog.contextvars.clear_contextvars()
 
 
 # --- what PixWave emits -----------------------------------------------------------------------

@@ -6,28 +6,15 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import structlog
 
 from pixwave.config import Settings
-from pixwave.observability.logging import CHATTY_AT_INFO, configure_logging
+from pixwave.observability.logging import configure_logging
 
 JOB_LOGGER = "taskiq.receiver.receiver"  # where taskiq announces each job it runs
-
-
-@pytest.fixture(autouse=True)
-def restore_levels() -> Iterator[None]:
-    names = [*CHATTY_AT_INFO, ""]
-    before = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in before.items():
-        logging.getLogger(name).setLevel(level)
-    # A server's configuration caches each logger on first use: left in place, later tests'
-    # log captures would miss every logger first used after this one.
-    structlog.configure(cache_logger_on_first_use=False)
 
 
 class TestJobChatter:

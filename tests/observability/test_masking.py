@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from pixwave.accounts.service import TOKEN_PREFIX
 from pixwave.config import Settings
-from pixwave.observability.logging import CHATTY_AT_INFO, configure_logging
+from pixwave.observability.logging import configure_logging
 from pixwave.observability.masking import API_TOKEN_PREFIX, mask_text, mask_value
 from pixwave.pix.documents import generate_cnpj, generate_cpf
 
@@ -40,17 +39,6 @@ SECRETS = {
     "mp_token": "APP_USR-1234567890123456-010203-abcdef0123456789abcdef0123456789-123456789",
 }
 KEEP = ("txn_01JC7Z8X9Y0ABCDEFGHJKMNPQR", "usr_01JC7Z8X9Y0ABCDEFGHJKMNPQS")
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    names = [*CHATTY_AT_INFO, ""]
-    before = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in before.items():
-        logging.getLogger(name).setLevel(level)
-    structlog.configure(cache_logger_on_first_use=False)
-    structlog.contextvars.clear_contextvars()
 
 
 def _log_every_kind() -> None:
