@@ -7,6 +7,7 @@ and credentials — so what is checked is what goes over the wire.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +34,8 @@ def _free_port() -> int:
 def aws_endpoint() -> Iterator[str]:
     """The emulator's URL; AWS credentials and region are set for the whole run."""
     port = _free_port()
+    # Its HTTP server logs every request at info through werkzeug's logger: noise, not facts.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     saved = {name: os.environ.get(name) for name in (*CREDENTIALS, "AWS_DEFAULT_REGION")}

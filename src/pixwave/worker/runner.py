@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("pixwave.worker")
 
 #: How long a stopping worker lets its running jobs finish. Kubernetes gives the pod
-#: terminationGracePeriodSeconds (30) from SIGTERM to SIGKILL: this, plus closing connections.
+#: terminationGracePeriodSeconds (35 in deploy/k8s) from SIGTERM to SIGKILL: this, plus closing
+#: connections (tests/deploy ties the two).
 SHUTDOWN_GRACE_SECONDS = 25.0
 #: Pause before listening again after the broker failed (Redis or SQS unreachable).
 _RETRY_SECONDS = 1.0
