@@ -718,12 +718,14 @@ class TestRefund:
         assert await world.sim_count("efi", "devolucoes") == 0
 
     async def test_more_than_remains_is_refused(self, world: World) -> None:
-        """A refund above what remains is a clear 422 and holds nothing."""
+        """A refund above what remains is a clear 409 (a rule of the deposit's state, not a
+        malformed request), says what remains, and holds nothing."""
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 10_00)
         response = await world.refund(actor, deposit["id"], 10_01)
-        assert response.status_code == 422
+        assert response.status_code == 409
         assert response.json()["code"] == "refund_exceeds_remaining"
+        assert response.json()["remaining"] == 10_00
         assert (await world.balance(actor))["held"] == 0
 
 

@@ -9,13 +9,13 @@ never spend what is on its way out.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import Principal
 from pixwave.db import utcnow
-from pixwave.exceptions import Conflict, ValidationFailed
+from pixwave.exceptions import Conflict
 from pixwave.kit.ids import new_id
 from pixwave.ledger import service as ledger
 from pixwave.payments import repository, service
@@ -33,9 +33,13 @@ class NotRefundable(Conflict):
     title = "This transaction cannot be refunded"
 
 
-class RefundTooLarge(ValidationFailed):
+class RefundTooLarge(Conflict):
+    """A business rule that depends on the deposit's state (what earlier refunds left), not a
+    malformed request: 409 like the other refusals of a refund, with ``remaining``."""
+
     code = "refund_exceeds_remaining"
     title = "The refund is larger than what remains to refund"
+    example: ClassVar[dict[str, Any]] = {"remaining": 250}
 
 
 class NoGatewayAvailable(Conflict):
