@@ -17,23 +17,17 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.support import free_port
+
 REGION = "us-east-1"
 #: Fake credentials: moto accepts any, and they keep the real credential chain out of the tests.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
     """The emulator's URL; AWS credentials and region are set for the whole run."""
-    port = _free_port()
+    port = free_port()
     # Its HTTP server logs every request at info through werkzeug's logger: noise, not facts.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

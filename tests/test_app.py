@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pixwave.ledger.models import LedgerEntry
 from pixwave.payments.models import Transaction
 from pixwave.resources import Resources
 from tests.factories import Actor, create_actor
+from tests.support import free_port
 
 
 async def _counts(resources: Resources) -> tuple[int, int]:
@@ -350,7 +350,7 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     executable = shutil.which("redis-server")
     if executable is None:
         pytest.fail("redis-server is not installed")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             executable,
@@ -372,12 +372,6 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     finally:
         server.kill()
         server.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_redis(url: str) -> None:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from pixwave.cli import app
 from pixwave.config import get_settings
-from tests.test_embedded import PIXWAVE, _embedded_env
+from tests.support import PIXWAVE, embedded_env
 
 VALID = (
     "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR"
@@ -187,7 +187,7 @@ class TestGatewayModes:
 def _pixwave(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed command in ``cwd`` on the embedded default (no database settings)."""
     return subprocess.run(
-        [PIXWAVE, *args], cwd=cwd, env=_embedded_env(), capture_output=True, text=True,
+        [PIXWAVE, *args], cwd=cwd, env=embedded_env(), capture_output=True, text=True,
         timeout=60, check=False,
     )  # fmt: skip
 

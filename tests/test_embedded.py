@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,41 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-PIXWAVE = shutil.which("pixwave", path=str(Path(sys.executable).parent)) or "pixwave"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from tests.support import PIXWAVE, admin_token_once_serving, embedded_env, free_port
 
 #: Settings that would take a run off the embedded default and its demo gateways.
 _NOT_EMBEDDED = ("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_", "SANDBOX_")
-
-
-def _embedded_env() -> dict[str, str]:
-    """The caller's environment without any database, Redis or gateway setting."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_NOT_EMBEDDED)}
-
-
-def _admin_token_once_serving(
-    process: subprocess.Popen[bytes], port: int, log: Path, seconds: float = 30
-) -> str:
-    """Wait until the server on ``port`` answers, then the admin token its first start printed
-    (fails the test with the server's log otherwise)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        assert process.poll() is None, "the server exited:\n" + log.read_text()
-        assert time.monotonic() < deadline, "the server did not answer:\n" + log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    match = re.search(r"pxw_[A-Za-z0-9_-]{20,}", log.read_text())
-    assert match, "the first start must print an admin token:\n" + log.read_text()
-    return match.group(0)
 
 
 def _assert_audit_clean(workdir: Path) -> None:
@@ -59,7 +23,7 @@ def _assert_audit_clean(workdir: Path) -> None:
     audit = subprocess.run(
         [PIXWAVE, "audit", "--json"],
         cwd=workdir,
-        env=_embedded_env(),
+        env=embedded_env(),
         capture_output=True,
         text=True,
         check=False,
@@ -70,15 +34,15 @@ def _assert_audit_clean(workdir: Path) -> None:
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """`pixwave up` in a scratch directory: (base url, admin token, working dir)."""
-    port = _free_port()
-    env = {**_embedded_env(), "PORT": str(port), "LOG_LEVEL": "warning", "COLUMNS": "200"}
+    port = free_port()
+    env = {**embedded_env(), "PORT": str(port), "LOG_LEVEL": "warning", "COLUMNS": "200"}
     log = tmp_path / "up.log"
     with log.open("w") as out:
         process = subprocess.Popen(
             [PIXWAVE, "up"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        token = _admin_token_once_serving(process, port, log)
+        token = admin_token_once_serving(process, port, log)
         yield f"http://127.0.0.1:{port}", token, tmp_path
     finally:
         process.send_signal(signal.SIGINT)
@@ -189,7 +153,7 @@ def test_deposit_pay_and_fail_over_on_the_embedded_default(
 
 def _reconcile(workdir: Path) -> subprocess.CompletedProcess[str]:
     """`pixwave reconcile --json` from another shell: no PORT, the default configuration."""
-    env = {k: v for k, v in _embedded_env().items() if k not in {"PORT", "HOST"}}
+    env = {k: v for k, v in embedded_env().items() if k not in {"PORT", "HOST"}}
     return subprocess.run(
         [PIXWAVE, "reconcile", "--json"],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False,

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_embedded import _admin_token_once_serving, _embedded_env, _free_port
+from tests.support import admin_token_once_serving, embedded_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Printed by the script after the tour, so the test knows the ids the tour made.
@@ -55,8 +55,8 @@ def make_run(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     make, curl = shutil.which("make"), shutil.which("curl")
     if make is None or curl is None:
         pytest.fail("the README tour needs make and curl (.ci/run installs them)")
-    port = _free_port()
-    env = _embedded_env()
+    port = free_port()
+    env = embedded_env()
     env.update(
         {"PORT": str(port), "DATA_DIR": str(tmp_path / "var"), "LOG_LEVEL": "warning",
          "COLUMNS": "200"}
@@ -68,7 +68,7 @@ def make_run(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        token = _admin_token_once_serving(process, port, log, seconds=120)
+        token = admin_token_once_serving(process, port, log, seconds=120)
         yield f"http://localhost:{port}", token, env
     finally:
         os.killpg(process.pid, signal.SIGINT)

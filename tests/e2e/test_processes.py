@@ -30,7 +30,7 @@ from pixwave.sandbox.efi import EfiSimConfig
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
 from tests.aws import CREDENTIALS, REGION
 from tests.conftest import mariadb_url, recreate_mariadb_database
-from tests.test_embedded import PIXWAVE, _free_port
+from tests.support import PIXWAVE, free_port
 
 E2E_DATABASE = os.environ.get("TEST_E2E_DATABASE", "pixwave_e2e")
 E2E_REDIS = os.environ.get("TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -115,7 +115,7 @@ def cluster(
     del redis_url  # only to fail/skip loudly when Redis is missing
     recreate_mariadb_database(E2E_DATABASE)
     workdir = tmp_path_factory.mktemp("e2e")
-    api_port, mp_port, efi_port = _free_port(), _free_port(), _free_port()
+    api_port, mp_port, efi_port = free_port(), free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     env = {
         k: v
@@ -429,7 +429,7 @@ class TestRevocationAcrossApiProcesses:
     def test_a_revocation_and_a_deactivation_reach_the_other_process(
         self, cluster: Cluster, admin: str
     ) -> None:
-        port = _free_port()
+        port = free_port()
         second = f"http://127.0.0.1:{port}"
         cluster.start("api2", "api", "--port", str(port), ready_url=f"{second}/healthz")
         try:

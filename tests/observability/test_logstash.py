@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import socketserver
 import threading
 import time
@@ -17,6 +16,7 @@ import structlog
 
 from pixwave.config import Settings
 from pixwave.observability.logging import CHATTY_AT_INFO, configure_logging
+from tests.support import free_port
 
 TXN = "txn_01JC7Z8X9Y0ABCDEFGHJKMNPQR"
 
@@ -46,13 +46,6 @@ class Collector:
 
     def messages(self) -> list[str]:
         return [line["message"] for line in self.lines]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _handler() -> logging.Handler:
@@ -127,7 +120,7 @@ class TestShipping:
 
 class TestOutage:
     def test_logging_does_not_wait_and_lines_follow_once_logstash_is_back(self) -> None:
-        port = _free_port()
+        port = free_port()
         _configure(port)
         log = structlog.get_logger("pixwave.payments")
         started = time.monotonic()
@@ -154,7 +147,7 @@ class TestOutage:
         """Written while Logstash is down, by a process that then stops cleanly: the next
         process with the same buffer sends them."""
         buffer = tmp_path / "logstash-buffer.sqlite"
-        port = _free_port()
+        port = free_port()
         _configure(port, buffer)
         structlog.get_logger("pixwave.payments").info("payments.buffered", transaction_id=TXN)
         configure_logging("info", json=True, settings=Settings(_env_file=None))  # type: ignore[call-arg]

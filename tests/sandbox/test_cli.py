@@ -18,13 +18,13 @@ from pixwave.config import Settings
 from pixwave.gateways.base import ChargeRequest, SendRequest
 from pixwave.gateways.registry import build_gateway
 from pixwave.kit.ids import new_id
-from tests.test_embedded import PIXWAVE, _free_port
+from tests.support import PIXWAVE, free_port
 
 runner = CliRunner()
 
 
 def start(provider: str, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / f"{provider}.log"
     with log.open("w") as out:
         process = subprocess.Popen(

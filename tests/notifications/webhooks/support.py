@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,13 +130,6 @@ async def events_of_type(resources: Resources, event_type: str) -> list[dict[str
     async with resources.sessionmaker() as session:
         rows = await session.execute(select(EVENTS).where(EVENTS.c.event_type == event_type))
     return [dict(row._mapping) for row in rows]
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (yet)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def app_with_webhooks(resources: Resources) -> FastAPI:

@@ -25,10 +25,10 @@ from tests.notifications.webhooks.support import (
     delivery,
     endpoint_row,
     events_of_type,
-    free_port,
     publish,
 )
 from tests.servers import Received, ServerThread, WebhookSink, run_sink
+from tests.support import free_port
 
 ATTEMPTS = table(WebhookAttempt)
 
