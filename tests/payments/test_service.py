@@ -9,7 +9,12 @@ from pixwave.notifications.models import OutboxEvent
 from pixwave.payments import repository
 from pixwave.payments import service as transactions
 from pixwave.payments.models import Transaction
-from pixwave.payments.status import IllegalTransition, TransactionStatus, TransactionType
+from pixwave.payments.status import (
+    IllegalTransition,
+    StatusMoved,
+    TransactionStatus,
+    TransactionType,
+)
 from pixwave.resources import Resources
 from pixwave.unit_of_work import flush_and_commit
 from tests.factories import create_user
@@ -123,7 +128,8 @@ class TestTransitionFromWhatWasSeen:
     async def test_a_status_that_moved_meanwhile_writes_nothing(
         self, any_resources: Resources
     ) -> None:
-        """Someone moved the row after the caller read it: IllegalTransition before COMMIT, and
+        """Someone moved the row after the caller read it: StatusMoved (a concurrency signal,
+        not the HTTP IllegalTransition) before COMMIT, and
         none of the unit of work's writes (the event included) lands."""
         txn = await _pending(any_resources)
         async with any_resources.sessionmaker() as session:
@@ -135,7 +141,7 @@ class TestTransitionFromWhatWasSeen:
             await transactions.transition(
                 session, txn, TransactionStatus.AWAITING_PAYMENT, seen=stale, gateway="efi"
             )
-            with pytest.raises(IllegalTransition):
+            with pytest.raises(StatusMoved):
                 await flush_and_commit(session)
             await session.rollback()
         async with any_resources.sessionmaker() as session:

@@ -63,6 +63,7 @@ from pixwave.payments.retry import RetryPolicy, charge_poll_delay
 from pixwave.payments.status import (
     UNFINISHED,
     IllegalTransition,
+    StatusMoved,
     TransactionStatus,
     TransactionType,
 )
@@ -123,10 +124,17 @@ class Engine:
                 return
 
 
+class BrokenInvariant(RuntimeError):
+    """A row the engine relies on is missing or inconsistent (a bug, or a manual edit). Raised
+    explicitly rather than asserted — asserts vanish under ``python -O`` — so the job fails
+    loudly, writes nothing, and the sweep looks again."""
+
+
 def build_leases(resources: Resources) -> Leases:
     if isinstance(resources.locks, RedisLocks) and resources.redis is not None:
         return RedisLeases(resources.redis, resources.locks)
-    assert isinstance(resources.locks, MemoryLocks)
+    if not isinstance(resources.locks, MemoryLocks):
+        raise TypeError(f"no payment leases for {type(resources.locks).__name__}")
     return MemoryLeases(resources.locks)
 
 
@@ -196,7 +204,7 @@ class _Run:
                 # Every write changes what GET /v1/transactions/{id} shows (status or attempts).
                 self.invalidate(session)
                 await flush_and_commit(session)
-            except (IllegalTransition, HoldAlreadyResolved):
+            except (StatusMoved, IllegalTransition, HoldAlreadyResolved):
                 await session.rollback()
                 return False
         del self.attempts[: len(pending)]
@@ -717,7 +725,8 @@ class _Run:
         )
         while True:
             if in_doubt:
-                assert current is not None
+                if current is None:
+                    raise BrokenInvariant(f"send {self.id} is in doubt but names no gateway")
                 found = await self.find_send(current)
                 if found is _UNKNOWN:
                     return
@@ -778,7 +787,7 @@ class _Run:
                     current=S.PROCESSING,
                     values={"gateway": gateway, "next_attempt_at": lease_end},
                 ):
-                    raise IllegalTransition("moved")
+                    raise StatusMoved(f"transaction {self.id} moved before the send")
             else:
                 await service.transition(
                     session, self.id, S.PROCESSING, gateway=gateway, next_attempt_at=lease_end
@@ -853,7 +862,7 @@ class _Run:
 
         async def work(session: AsyncSession) -> None:
             if not await repository.set_fields(session, self.id, current=status, values=fields):
-                raise IllegalTransition(f"transaction {self.id} moved while settling")
+                raise StatusMoved(f"transaction {self.id} moved while settling")
 
         if await self.write(work) and self.overdue() and status != S.NEEDS_REVIEW:
             await self.reload()
@@ -871,7 +880,8 @@ class _Run:
     async def parent(self) -> dict[str, Any]:
         async with self.res.sessionmaker() as session:
             parent = await repository.get(session, self.row["parent_id"])
-        assert parent is not None
+        if parent is None:
+            raise BrokenInvariant(f"refund {self.id} has no deposit {self.row['parent_id']}")
         return parent
 
     async def refund_loop(self, *, in_doubt: bool, known_id: str | None = None) -> None:
@@ -961,7 +971,8 @@ class _Run:
                     end_to_end_id=refund.return_id,
                 )
                 current = await repository.get(session, parent["id"], for_update=True)
-                assert current is not None
+                if current is None:
+                    raise BrokenInvariant(f"refund {self.id} lost its deposit {parent['id']}")
                 refunded = int(current["refunded_amount"]) + int(row["amount"])
                 target_status = (
                     S.REFUNDED if refunded >= int(current["amount"]) else S.PARTIALLY_REFUNDED

@@ -141,7 +141,8 @@ async def set_fields(
     session: AsyncSession, transaction_id: str, *, current: str, values: dict[str, Any]
 ) -> bool:
     """Update fields (never the status) while the status is still ``current``."""
-    assert "status" not in values
+    if "status" in values:  # statuses move through service.transition (event, table check)
+        raise ValueError("set_fields never changes the status")
     return await update_status(session, transaction_id, current=current, values=values)
 
 

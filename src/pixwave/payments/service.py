@@ -22,7 +22,7 @@ from pixwave.observability.metrics import count_transition
 from pixwave.payments import repository
 from pixwave.payments.schemas import TransactionRead
 from pixwave.payments.status import (
-    IllegalTransition,
+    StatusMoved,
     TransactionStatus,
     TransactionType,
     check_transition,
@@ -96,11 +96,12 @@ async def transition(
     seen: dict[str, Any] | None = None,
     **fields: Any,
 ) -> TransactionRead:
-    """Move a transaction to `target`, or raise `IllegalTransition` having written nothing.
+    """Move a transaction to `target`, or raise having written nothing: `IllegalTransition`
+    when the status table forbids it, `StatusMoved` when the status changed meanwhile.
 
     ``seen`` is the row as the caller last read it (the payments engine has just done so).
     Then nothing is read here: the compare-and-set on the status the caller saw is queued with
-    the unit of work's other writes, and a status that moved meanwhile raises `IllegalTransition`
+    the unit of work's other writes, and a status that moved meanwhile raises `StatusMoved`
     when they are sent, before COMMIT — one round trip instead of a locking read and an update.
     The event carries ``seen`` and ``fields``, so a field that can change without a status
     change (the gateway of a send) must be passed in ``fields``.
@@ -114,7 +115,7 @@ async def transition(
     current = TransactionStatus(row["status"])
     check_transition(current, target)
     values = {**fields, "status": target, "updated_at": utcnow()}
-    moved = IllegalTransition(f"transaction {transaction_id} changed status concurrently")
+    moved = StatusMoved(f"transaction {transaction_id} changed status concurrently")
     if seen is not None:
         repository.queue_status_update(
             session, transaction_id, current=current, values=values, on_miss=lambda: moved

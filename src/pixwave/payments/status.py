@@ -64,6 +64,12 @@ class IllegalTransition(Conflict):
     title = "The transaction cannot move to that status"
 
 
+class StatusMoved(Exception):
+    """The row's status changed between the read and the write (another worker, a webhook, an
+    operator): a concurrency signal the engine reacts to by reading again — never an HTTP
+    answer, unlike :class:`IllegalTransition`, which says the table forbids the move."""
+
+
 def check_transition(current: TransactionStatus, target: TransactionStatus) -> None:
     """Raise `IllegalTransition` unless the table allows `current → target`."""
     if target not in TRANSITIONS[current]:
