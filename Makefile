@@ -20,7 +20,7 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/pixwave up --port $(PORT)
 
-## Run the whole suite: lint, types, then the tests (MariaDB and Redis on 127.0.0.1).
+## Run the whole suite: lint, types (src and tests), then the tests (MariaDB and Redis on 127.0.0.1).
 test: install lint types
 	$(BIN)/pytest $(PYTEST_ARGS)
 

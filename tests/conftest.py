@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pymysql
@@ -96,11 +97,11 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def make_settings(**overrides: object) -> Settings:
+def make_settings(**overrides: Any) -> Settings:
     # The test process starts many apps: freezing its objects each time would keep every
     # earlier test's garbage for good.
     overrides.setdefault("python_gc_threshold", 0)
-    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **overrides)
 
 
 _TABLES_CHILD_FIRST = [t.name for t in reversed(Base.metadata.sorted_tables)]

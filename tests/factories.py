@@ -67,6 +67,7 @@ async def create_actor(resources: Resources, *, balance: int = 0, role: Role = R
     user = await create_user(resources, role=role)
     async with resources.sessionmaker() as session, session.begin():
         token = (await accounts.issue_token(session, user_id=user.id)).token
+    assert token is not None  # shown once, at issue
     actor = Actor(user=user, token=token)
     if balance:
         await fund(resources, wallet_id=actor.wallet_id, amount=balance)

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -112,7 +112,7 @@ class TestBadTransfers:
         """A body without Content-Length is counted as it streams in."""
         ana, _ = pair
 
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[bytes]:
             for _ in range(100):
                 yield b"x" * 1024
 

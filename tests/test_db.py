@@ -15,7 +15,7 @@ from pixwave.resources import Resources
 from tests.conftest import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, make_settings
 
 
-def _server() -> pymysql.Connection:  # type: ignore[type-arg]
+def _server() -> pymysql.Connection:
     return pymysql.connect(host=MARIADB_HOST, port=MARIADB_PORT, user=MARIADB_USER, autocommit=True)
 
 

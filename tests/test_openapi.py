@@ -281,7 +281,8 @@ class TestDocumentedOperations:
 
 @pytest.fixture
 async def served(client: httpx.AsyncClient) -> Document:
-    return (await client.get("/openapi.json")).json()
+    document: Document = (await client.get("/openapi.json")).json()
+    return document
 
 
 def assert_documented(

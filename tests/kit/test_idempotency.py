@@ -177,6 +177,9 @@ class TestConflicts:
             async def release(self, name: str, token: str) -> None:
                 return None
 
+            async def extend(self, name: str, token: str, ttl_seconds: float) -> bool:
+                return True
+
         ana, bia = await _pair(resources)
         idem = Idempotency(resources.sessionmaker, NoLocks(), ttl_seconds=60, lock_seconds=1)
         principal = ana.principal

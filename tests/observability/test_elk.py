@@ -85,7 +85,7 @@ def emitted() -> tuple[set[str], set[str]]:
     buffer = io.StringIO()
     stdout, sys.stdout = sys.stdout, buffer
     try:
-        configure_logging("debug", json=True, settings=Settings(_env_file=None), role="api")  # type: ignore[call-arg]
+        configure_logging("debug", json=True, settings=Settings(_env_file=None), role="api")
         log = structlog.get_logger("pixwave.scan")
         job = JobLogContext()
         job.pre_execute(

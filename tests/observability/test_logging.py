@@ -44,7 +44,7 @@ def _lines(text: str) -> list[dict[str, Any]]:
 
 
 def _settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 class TestEcsLines:

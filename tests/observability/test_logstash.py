@@ -73,7 +73,7 @@ def _wait_for_count(collector: Collector, message: str, count: int, seconds: flo
 
 
 def _configure(port: int, buffer: Path | None = None) -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         logstash_host="127.0.0.1",
         logstash_port=port,
@@ -89,7 +89,7 @@ def stop_shipping() -> Iterator[None]:
     before = {name: logging.getLogger(name).level for name in names}
     yield
     # Configured again without Logstash: the handler's thread is stopped and joined.
-    configure_logging("info", json=True, settings=Settings(_env_file=None))  # type: ignore[call-arg]
+    configure_logging("info", json=True, settings=Settings(_env_file=None))
     for name, level in before.items():
         logging.getLogger(name).setLevel(level)
     structlog.configure(cache_logger_on_first_use=False)
@@ -150,7 +150,7 @@ class TestOutage:
         port = free_port()
         _configure(port, buffer)
         structlog.get_logger("pixwave.payments").info("payments.buffered", transaction_id=TXN)
-        configure_logging("info", json=True, settings=Settings(_env_file=None))  # type: ignore[call-arg]
+        configure_logging("info", json=True, settings=Settings(_env_file=None))
         assert buffer.exists()
         collector = Collector(port)
         try:

@@ -41,7 +41,7 @@ def instrumented(app: FastAPI) -> FastAPI:
     """The app with `/metrics` and the HTTP middleware, unless `create_app` wires them already."""
     if not any(getattr(route, "path", None) == "/metrics" for route in app.routes):
         app.include_router(metrics_router)
-    if not any(middleware.cls is HTTPMetrics for middleware in app.user_middleware):
+    if not any(getattr(m, "cls", None) is HTTPMetrics for m in app.user_middleware):
         app.add_middleware(HTTPMetrics)
     return app
 

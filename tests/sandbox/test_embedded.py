@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -33,7 +33,7 @@ from tests.certificates import self_signed_pem
 from tests.servers import ServerThread, WebhookSink, run_simulator, run_sink
 
 
-def embedded_settings(tmp_path: Path, **values: object) -> Settings:
+def embedded_settings(tmp_path: Path, **values: Any) -> Settings:
     values.setdefault("python_gc_threshold", 0)  # in the test process: see make_settings
     return Settings(
         data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", **values

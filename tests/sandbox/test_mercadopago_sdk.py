@@ -35,12 +35,12 @@ def server() -> Iterator[ServerThread]:
 @pytest.fixture(scope="module")
 def base_url(server: ServerThread) -> Iterator[str]:
     """Point every SDK instance at the simulator, and put the real URL back afterwards."""
-    original = Config._Config__api_base_url  # type: ignore[attr-defined]
-    Config._Config__api_base_url = server.base_url  # type: ignore[attr-defined]
+    original = Config._Config__api_base_url
+    Config._Config__api_base_url = server.base_url
     try:
         yield server.base_url
     finally:
-        Config._Config__api_base_url = original  # type: ignore[attr-defined]
+        Config._Config__api_base_url = original
 
 
 @pytest.fixture

@@ -129,13 +129,20 @@ class TestStreamBroker:
         try:
             await task.kiq("txn_1")
             entries = await redis.xrange(stream)
+            assert entries is not None
             assert len(entries) == 1
-            message = broker.formatter.loads(entries[0][1][b"data"])
+            fields = entries[0][1]
+            assert fields is not None
+            data = fields[b"data"]
+            assert isinstance(data, bytes)
+            message = broker.formatter.loads(data)
             assert (message.task_name, message.args) == ("test.job", ["txn_1"])
             async for received in broker.listen():
                 assert isinstance(received, AckableMessage)
                 assert broker.formatter.loads(received.data).args == ["txn_1"]
-                await received.ack()
+                acked = received.ack()
+                assert acked is not None
+                await acked
                 break
             assert (await redis.xpending(stream, group))["pending"] == 0
         finally:

@@ -125,7 +125,9 @@ class TestSqsBroker:
             started = time.monotonic()
             async for received in alive.listen():
                 again = alive.formatter.loads(received.data)
-                await received.ack()
+                acked = received.ack()
+                assert acked is not None
+                await acked
                 break
             waited = time.monotonic() - started
         finally:

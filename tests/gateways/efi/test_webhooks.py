@@ -168,7 +168,7 @@ class TestNoHeaderIsTrustedByDefault:
     def test_the_default_names_no_header(self) -> None:
         """EfiWebhookAuth() and Settings() trust no header until the operator names one."""
         assert EfiWebhookAuth().mtls_header is None
-        assert Settings(_env_file=None).efi_webhook_mtls_header is None  # type: ignore[call-arg]
+        assert Settings(_env_file=None).efi_webhook_mtls_header is None
 
     def test_forged_header_without_secret_is_refused(self) -> None:
         """hmac + IP configured: a forged mTLS header with no ?hmac= is hmac_missing."""

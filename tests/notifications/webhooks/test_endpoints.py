@@ -206,7 +206,7 @@ class TestEvents:
         )
         alert, _ = await publish(resources, kicks.queue, event_type="alert.outbox_lagging")
 
-        async def ids(**params: object) -> list[str]:
+        async def ids(**params: str) -> list[str]:
             response = await api.get("/v1/events", params=params, headers=admin.headers())
             assert response.status_code == 200, response.text
             return [item["id"] for item in response.json()["data"]]

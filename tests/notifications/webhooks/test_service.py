@@ -77,7 +77,7 @@ class TestFanOut:
     ) -> None:
         """The relay's hot path pays one query when nobody listens, and queues nothing."""
         kicks = Kicks()
-        events = [
+        events: list[dict[str, Any]] = [
             {
                 "id": "evt_1",
                 "event_type": "transaction.succeeded",
@@ -132,7 +132,7 @@ class TestFanOut:
         await create_endpoint(any_resources, url="https://a.example.com/h")
         kicks = Kicks()
         async with any_resources.sessionmaker() as session:
-            events = [
+            events: list[dict[str, Any]] = [
                 {
                     "id": "evt_missing",
                     "event_type": "alert.x",
