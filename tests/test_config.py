@@ -98,6 +98,15 @@ class TestPublicUrl:
         """`APP_URL=null` from an original .env counts as absent."""
         assert make_settings(port=9000, app_url="null").public_url == "http://localhost:9000"
 
+    def test_every_optional_setting_reads_null_as_absent(self) -> None:
+        """One rule for every setting that may be absent, none for the others."""
+        settings = make_settings(
+            database_url="null", aws_sns_topic_arn="", metrics_token="NULL", log_level="null"
+        )
+        assert settings.is_embedded
+        assert (settings.aws_sns_topic_arn, settings.metrics_token) == (None, None)
+        assert settings.log_level == "null"  # not optional: kept as written
+
 
 def test_env_example_documents_every_setting() -> None:
     """Every setting appears in .env.example, so operators can find it."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _NULLISH = {"", "null", "none"}
@@ -323,40 +323,14 @@ class Settings(BaseSettings):
         "scraped from other hosts or pods, as the Kubernetes and compose files set).",
     )
 
-    @field_validator(
-        "mercadopago_access_token",
-        "mercadopago_public_key",
-        "mercadopago_webhook_secret",
-        "gerencianet_client_id",
-        "gerencianet_client_secret",
-        "gerencianet_pix_key",
-        "gerencianet_certificate_path",
-        "efi_base_url",
-        "efi_webhook_hmac",
-        "efi_webhook_mtls_header",
-        "sandbox_gateways",
-        "aws_sns_topic_arn",
-        "aws_sns_alerts_topic_arn",
-        "sns_api_key",
-        "aws_default_region",
-        "aws_endpoint_url",
-        "aws_sqs_queue",
-        "logstash_host",
-        "metrics_token",
-        "webhook_allow_private_urls",
-        "log_format",
-        mode="before",
-    )
+    @field_validator("*", mode="before")
     @classmethod
-    def _strip_null_gateway(cls, value: str | None) -> str | None:
-        return _nullish(value) if isinstance(value, str) or value is None else value
-
-    @field_validator(
-        "redis_password", "db_password", "db_host", "redis_host", "app_url", mode="before"
-    )
-    @classmethod
-    def _strip_null(cls, value: str | None) -> str | None:
-        return _nullish(value)
+    def _strip_null(cls, value: Any, info: ValidationInfo) -> Any:
+        """Laravel `.env` files write `null` (or nothing) for an absent value: every setting
+        that may be absent (default None) reads those as absent."""
+        if isinstance(value, str) and info.field_name in _OPTIONAL:
+            return _nullish(value)
+        return value
 
     # --- derived -------------------------------------------------------------------------------
     @property
@@ -442,6 +416,12 @@ class Settings(BaseSettings):
         if self.gerencianet_sandbox:
             return "https://pix-h.api.efipay.com.br"
         return "https://pix.api.efipay.com.br"
+
+
+#: Settings that may be absent: `null`/empty in the environment means absent for them.
+_OPTIONAL: frozenset[str] = frozenset(
+    name for name, field in Settings.model_fields.items() if field.default is None
+)
 
 
 def _async_driver(url: str) -> str:
