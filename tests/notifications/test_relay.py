@@ -3,6 +3,7 @@ order, to which topic, with which attributes — and what a crash or an outage d
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -325,3 +326,40 @@ async def test_personal_data_in_a_payload_leaves_masked(
     assert message["data"]["amount"] == 12_345
     assert message["data"]["wallet_id"] == "wal_01JD3Q2ZV8K9M4N6P7R8S9T0VW"
     assert message["data"]["failure_message"].endswith("recusada")
+
+
+async def test_a_slow_sns_is_cut_off_within_the_lock(
+    resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round stops publishing well within its lock: what SNS had not taken stays unpublished
+    for the next round (never published by two relays at once), and the order holds."""
+
+    class SlowFor:
+        def __init__(self, slow: str) -> None:
+            self.slow = slow
+            self.published: list[str] = []
+
+        async def publish(self, event: dict[str, Any]) -> str:
+            if event["aggregate_id"] == self.slow:
+                await asyncio.sleep(5)
+            self.published.append(event["id"])
+            return "msg"
+
+    sns = SlowFor("txn_B")
+    monkeypatch.setattr(resources, "sns", sns)
+    monkeypatch.setattr(relay, "PUBLISH_SECONDS", 0.3)
+    fast, slow_first, slow_second = await _append(
+        resources,
+        ("txn_A", "transaction.pending", {"type": "cash_in"}),
+        ("txn_B", "transaction.pending", {"type": "cash_in"}),
+        ("txn_B", "transaction.processing", {"type": "cash_in"}),
+    )
+
+    round_ = await relay.relay(resources)
+
+    assert (round_.published, round_.failed) == (1, 2)
+    assert sns.published == [fast]
+    assert await _unpublished(resources) == 2
+    sns.slow = "nobody"
+    assert (await relay.relay(resources)).published == 2
+    assert sns.published == [fast, slow_first, slow_second]

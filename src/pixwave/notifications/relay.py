@@ -12,6 +12,7 @@ it); the others go on. Events that wait too long raise ``alert.outbox_lagging``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,8 @@ LOCK_SECONDS = 60.0
 LAG_ALERT = "alert.outbox_lagging"
 #: While events keep lagging, the alert is repeated at most this often (across processes).
 LAG_ALERT_EVERY_SECONDS = 3600.0
+#: Longest a round publishes before it records what went out (well within the lock).
+PUBLISH_SECONDS = LOCK_SECONDS / 2
 #: Aggregates published concurrently in one round (each one's events stay sequential).
 CONCURRENCY = 16
 PURGE_BATCH = 1000
@@ -124,7 +127,12 @@ async def _publish(resources: Resources, batch: Sequence[dict[str, Any]]) -> lis
                 sent.add(event["id"])
                 OUTBOX_PUBLISHED.labels("sns", event["event_type"]).inc()
 
-    await asyncio.gather(*(publish_in_order(events) for events in by_aggregate.values()))
+    # Within the lock's lifetime, or a second relay could take the lock and publish the same
+    # events alongside (out of order). What is cut off waits for the next round; an event cut
+    # off after SNS took it goes out again, with its id.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(PUBLISH_SECONDS):
+            await asyncio.gather(*(publish_in_order(events) for events in by_aggregate.values()))
     return [event for event in batch if event["id"] in sent]
 
 
@@ -133,13 +141,18 @@ async def _mark(resources: Resources, events: Sequence[dict[str, Any]]) -> None:
     if not events:
         return
     async with resources.sessionmaker() as session:
-        await session.execute(
+        marked = await session.execute(
             update(_EVENTS)
             .where(_EVENTS.c.id.in_([event["id"] for event in events]))
             .where(_EVENTS.c.published_at.is_(None))
             .values(published_at=utcnow())
         )
-        deliveries = await webhooks.fan_out(session, resources.jobs, events)
+        # Nothing marked: another relay recorded them (and fanned them out) first.
+        deliveries = (
+            await webhooks.fan_out(session, resources.jobs, events)
+            if marked.rowcount  # type: ignore[attr-defined]
+            else 0
+        )
         await flush_and_commit(session)
     for event in events:
         OUTBOX_PUBLISHED.labels("log", event["event_type"]).inc()
@@ -167,18 +180,20 @@ async def _watch_lag(resources: Resources) -> float:
         oldest = oldest.replace(tzinfo=UTC)
     lag = max((utcnow() - oldest).total_seconds(), 0.0)
     OUTBOX_LAG_SECONDS.set(lag)
-    if lag >= resources.settings.outbox_lag_alert_seconds:
+    if lag >= resources.settings.outbox_lag_alert_seconds and await resources.locks.acquire(
+        "outbox:lag-alerted", LAG_ALERT_EVERY_SECONDS
+    ):
+        # Once an hour while it lasts, like the alert (the gauge shows it every round).
         log.error("outbox.lagging", lag_seconds=round(lag, 1))
-        if await resources.locks.acquire("outbox:lag-alerted", LAG_ALERT_EVERY_SECONDS):
-            async with resources.sessionmaker() as session:
-                await outbox.append(
-                    session,
-                    event_type=LAG_ALERT,
-                    aggregate_type="outbox",
-                    aggregate_id="relay",
-                    payload={"lag_seconds": int(lag), "oldest_event_at": oldest.isoformat()},
-                )
-                await flush_and_commit(session)
+        async with resources.sessionmaker() as session:
+            await outbox.append(
+                session,
+                event_type=LAG_ALERT,
+                aggregate_type="outbox",
+                aggregate_id="relay",
+                payload={"lag_seconds": int(lag), "oldest_event_at": oldest.isoformat()},
+            )
+            await flush_and_commit(session)
     return lag
 
 

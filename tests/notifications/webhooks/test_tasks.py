@@ -190,6 +190,7 @@ class TestRetries:
         (alert,) = await events_of_type(any_resources, service.ENDPOINT_DISABLED_ALERT)
         assert (alert["aggregate_type"], alert["aggregate_id"]) == ("webhook_endpoint", endpoint.id)
         assert alert["payload"]["endpoint_id"] == endpoint.id
+        assert alert["payload"]["url"] == server.base_url.rstrip("/")  # no path: tokens live there
         assert "secret" not in orjson.dumps(alert["payload"]).decode()
         # Disabled endpoints get no new deliveries.
         assert (await publish(any_resources, Kicks().queue))[1] == 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import httpx
 import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -309,6 +310,11 @@ class Claimed:
     body: bytes
 
 
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+
+
 def event_body(row: Mapping[str, Any]) -> bytes:
     """What receivers get: the event's envelope (``id``, ``type``, ``timestamp``,
     ``aggregate``, ``data``), the same as SNS subscribers."""
@@ -486,8 +492,9 @@ async def _disable_if_failing(session: AsyncSession, claimed: Claimed, now: date
         aggregate_id=claimed.endpoint_id,
         payload={
             "endpoint_id": claimed.endpoint_id,
-            # Without its query: a receiver's token there must not travel with the alert.
-            "url": str(endpoint["url"]).split("?", 1)[0].split("#", 1)[0],
+            # Scheme and host only: receivers put tokens in paths (Slack's hooks) and queries,
+            # and the alert travels to SNS and to every endpoint that takes alerts.
+            "url": _origin(str(endpoint["url"])),
             "reason": reason,
             "failing_since": _iso(endpoint["failing_since"]),
             "disabled_at": now.isoformat(),

@@ -7,6 +7,7 @@ must not hold a database connection), then settled in a transaction of its own.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
@@ -75,7 +76,10 @@ async def retry_once(
     This is both the retry schedule and the safety net: a delivery whose job was lost, or
     whose sender died mid-attempt (its claim's lease ran out), is due here too.
     """
-    hold = service.lease(resources.settings.webhook_timeout_seconds)
+    # Claims wait their turn behind RETRY_CONCURRENCY sends: each holds its row long enough
+    # for the whole tick, or a later tick would claim it again and send it twice.
+    rounds = math.ceil(RETRY_BATCH / RETRY_CONCURRENCY)
+    hold = service.lease(resources.settings.webhook_timeout_seconds) * rounds
     async with resources.sessionmaker() as session:
         claimed = await service.claim_due(
             session,

@@ -95,7 +95,9 @@ def private_urls_allowed(settings: Settings) -> bool:
 async def system_resolve(host: str, port: int) -> list[str]:
     """Every address ``getaddrinfo`` gives for the host (IPv4 and IPv6)."""
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # AI_ADDRCONFIG: no IPv6 answers on a host without IPv6 (the first address is the one
+    # connected to; an unroutable one would fail every attempt).
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
