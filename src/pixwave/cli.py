@@ -156,15 +156,22 @@ def api(
 
 def _serve(settings: Settings, host: str, port: int, *, workers: int) -> None:
     from pixwave.observability.logging import configure_logging
-    from pixwave.observability.metrics import prepare_multiprocess_dir
+    from pixwave.observability.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
 
     configure_logging(settings.log_level, json=not sys.stderr.isatty(), role="api")
     # Several uvicorn workers: one metrics directory they all write and /metrics aggregates.
-    prepare_multiprocess_dir(workers)
+    metrics_dir = prepare_multiprocess_dir(workers)
     # The app factory reads Settings again in each worker: hand it the address really used,
     # which is also how the connectors reach the simulators mounted in this API.
     os.environ["HOST"], os.environ["PORT"] = host, str(port)
     get_settings.cache_clear()
+    try:
+        _run_uvicorn(settings, host, port, workers)
+    finally:
+        remove_multiprocess_dir(metrics_dir)
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "pixwave.app:create_served_app",
         factory=True,
@@ -196,7 +203,7 @@ def worker(
     """Run background workers (payments, webhooks) from the shared queue (Redis or SQS).
 
     SIGTERM or Ctrl-C: no new jobs; running ones finish (25 s at most) and it exits 0."""
-    from pixwave.observability.metrics import prepare_multiprocess_dir
+    from pixwave.observability.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
     from pixwave.worker.runner import run_workers
 
     settings = _settings()
@@ -207,8 +214,11 @@ def worker(
         os.environ["WORKER_CONCURRENCY"] = str(concurrency)
         get_settings.cache_clear()
     count = processes or settings.worker_processes
-    prepare_multiprocess_dir(count)  # several processes: one metrics server adds them up
-    run_workers(count)
+    metrics_dir = prepare_multiprocess_dir(count)  # several processes: one server adds them up
+    try:
+        run_workers(count)
+    finally:
+        remove_multiprocess_dir(metrics_dir)
 
 
 @app.command()

@@ -366,6 +366,11 @@ class Settings(BaseSettings):
         return (self.app_url or f"http://localhost:{self.port}").rstrip("/")
 
     @property
+    def is_production(self) -> bool:
+        """APP_ENV=production: no simulator, no untokened /metrics, no private webhook URLs."""
+        return self.app_env.strip().lower() == "production"
+
+    @property
     def is_embedded(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
 

@@ -83,7 +83,7 @@ def simulated_gateways(settings: Settings) -> list[GatewayName]:
     * unset: every gateway in the pure demo (no credentials at all), otherwise none — a
       gateway without credentials beside a real one is left out, never simulated.
     """
-    production = settings.app_env.strip().lower() == "production"
+    production = settings.is_production
     credentials = [v for name in GATEWAY_NAMES for v in credential_variables(name, settings)]
     if settings.sandbox_gateways is True:
         if production:

@@ -85,7 +85,6 @@ class RequestContext:
                 incoming = value.decode("latin-1")
                 break
         request_id = safe_request_id(incoming) or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
         raw = request_id.encode("latin-1")
 
         async def send_with_id(message: Message) -> None:

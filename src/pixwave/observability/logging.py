@@ -36,7 +36,7 @@ import ecs_logging
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from pixwave.observability.masking import mask_event, mask_text
+from pixwave.observability.masking import mask_event
 
 if TYPE_CHECKING:
     from pixwave.config import Settings
@@ -124,12 +124,13 @@ def _exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if isinstance(exc_info, tuple) and exc_info[0] is not None:
         kind, exc, tb = exc_info
-        event_dict["exception"] = mask_text("".join(traceback.format_exception(kind, exc, tb)))
+        # Masked once, by mask_event, which every chain runs right after this.
+        event_dict["exception"] = "".join(traceback.format_exception(kind, exc, tb))
         event_dict["_error_type"] = kind.__name__
-        event_dict["_error_message"] = mask_text(str(exc))
+        event_dict["_error_message"] = str(exc)
     stack = event_dict.pop("stack_info", None)
     if stack and "exception" not in event_dict:
-        event_dict["exception"] = mask_text(str(stack))
+        event_dict["exception"] = str(stack)
     return event_dict
 
 

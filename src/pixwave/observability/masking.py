@@ -160,9 +160,9 @@ def mask_text(text: str, *, identifier: bool = False) -> str:
     if len(text) < 6:
         return text  # too short to hold any of them
     text = _PEM.sub("[pem]", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} [token]", text)
+    text = _BEARER.sub(r"\1 [token]", text)
     text = _TOKENS.sub("[token]", text)
-    text = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}[redacted]", text)
+    text = _SECRET_QUERY.sub(r"\1[redacted]", text)
     text = _EMAIL.sub("[email]", text)
     if not identifier:
         text = _EVP.sub("[evp]", text)
@@ -187,9 +187,9 @@ def mask_value(value: Any, key: str = "") -> Any:
     Returns new containers rather than editing them: one event dict is rendered by several
     handlers (stdout, Logstash), and a caller's own dict must not change because it was logged.
     """
-    name = _normal(key)
     if value is None or isinstance(value, bool | int | float):
         return value  # amounts, counts, flags
+    name = _normal(key)
     if name and (_is_secret_key(name) or name in _PERSONAL_KEYS):
         return REDACTED
     if name in _NAME_KEYS:

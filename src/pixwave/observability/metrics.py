@@ -244,7 +244,7 @@ def check_scrape(settings: Settings, authorization: str | None) -> PixWaveError 
         return NotFound("metrics are not served (METRICS_ENABLED=false)")
     token = settings.metrics_token
     if token is None:
-        if settings.app_env.strip().lower() == "production":
+        if settings.is_production:
             return MetricsTokenNotSet(
                 "/metrics is refused with APP_ENV=production until METRICS_TOKEN is set; set "
                 "it and scrape with `Authorization: Bearer <METRICS_TOKEN>`"

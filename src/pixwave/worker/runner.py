@@ -165,9 +165,11 @@ async def receive_jobs(
             await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not listening.done():  # stopped: the receiver closes its read
                 await asyncio.wait({listening}, timeout=_STOP_READ_SECONDS)
-            if listening.done() and not listening.cancelled() and listening.exception():
-                # The broker is unreachable: running jobs go on; listen again shortly.
-                log.warning("worker.receive_failed", error=repr(listening.exception()))
+            if listening.done() and not stop.is_set():
+                # The broker is unreachable (or its read ended): running jobs go on; listen
+                # again shortly, never in a tight loop.
+                if not listening.cancelled() and listening.exception():
+                    log.warning("worker.receive_failed", error=repr(listening.exception()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=_RETRY_SECONDS)
         await _drain(jobs, grace)
@@ -203,6 +205,11 @@ async def _serve_forever(role: str) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings=settings, role=role)
+    # First thing: a SIGTERM while starting (a parent forwarding one) is a clean stop too.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     if multiprocessing.parent_process() is None:
         # One process: it serves its own metrics. Several (`--processes N`): the parent does,
         # adding up every child's (prometheus-client's multiprocess mode).
@@ -210,10 +217,6 @@ async def _serve_forever(role: str) -> None:
     resources = Resources.build(settings, sandbox_base_url=internal_base_url(settings))
     await resources.broker.startup()
     tune_gc(settings.python_gc_threshold)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     log.info(f"{role}.started", queue=settings.queue_backend)
     try:
         if role == "scheduler":

@@ -84,7 +84,7 @@ def private_urls_allowed(settings: Settings) -> bool:
     """The explicit setting, else only the pure demo: simulators mounted, not production."""
     if settings.webhook_allow_private_urls is not None:
         return settings.webhook_allow_private_urls
-    if settings.app_env.strip().lower() == "production":
+    if settings.is_production:
         return False
     try:
         return bool(simulated_gateways(settings))
