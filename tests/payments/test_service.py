@@ -149,3 +149,20 @@ class TestTransitionFromWhatWasSeen:
         assert row is not None
         assert (row["status"], row["gateway"]) == ("failed", None)
         assert await _events(any_resources, txn) == ["transaction.pending", "transaction.failed"]
+
+
+async def test_set_fields_never_moves_the_status(any_resources: Resources) -> None:
+    """Statuses move only through `transition` (table check and event): a field update that
+    names the status is refused before anything is written — an explicit check, not an
+    assert that `python -O` would drop."""
+    txn = await _pending(any_resources)
+    async with any_resources.sessionmaker() as session:
+        with pytest.raises(ValueError, match="never changes the status"):
+            await repository.set_fields(
+                session, txn, current="pending", values={"status": "succeeded"}
+            )
+        await session.rollback()
+    async with any_resources.sessionmaker() as session:
+        row = await repository.get(session, txn)
+    assert row is not None
+    assert row["status"] == "pending"
