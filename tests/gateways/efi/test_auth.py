@@ -12,9 +12,9 @@ import pytest
 
 from pixwave.gateways.base import SendRequest
 from pixwave.gateways.efi import HOMOLOGATION_URL, PRODUCTION_URL, EfiConnector, EfiWebhookAuth
-from pixwave.gateways.efi import client as efi_client
 from pixwave.gateways.errors import GatewayUnavailable
 from pixwave.gateways.http import GatewayHTTP
+from pixwave.gateways.pixapi import client as pixapi_client
 from tests.certificates import self_signed_pem
 from tests.gateways.efi import (
     CLIENT_ID,
@@ -265,7 +265,7 @@ class TestCertificate:
             seen.update(kwargs)
             return GatewayHTTP(**kwargs)
 
-        monkeypatch.setattr(efi_client, "GatewayHTTP", spy)
+        monkeypatch.setattr(pixapi_client, "GatewayHTTP", spy)
         connector = self._build(base_url=HOMOLOGATION_URL, certificate_path=str(pem))
         assert seen["cert"] == str(pem)
         assert connector.client.cert == str(pem)

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pixwave.config import Settings
 from pixwave.gateways.base import InboundWebhook, WebhookKind
 from pixwave.gateways.efi import EfiWebhookAuth
+from pixwave.gateways.efi.spec import EfiSettings
 from pixwave.gateways.efi.webhooks import authenticate, parse_webhook, verify_webhook
 from pixwave.gateways.errors import WebhookRejected
 from tests.gateways.efi import FakeEfi, make_connector
@@ -166,9 +166,9 @@ class TestNoHeaderIsTrustedByDefault:
     FORGED: ClassVar[dict[str, str]] = {"x-ssl-client-verify": "SUCCESS"}
 
     def test_the_default_names_no_header(self) -> None:
-        """EfiWebhookAuth() and Settings() trust no header until the operator names one."""
+        """EfiWebhookAuth() and EfiSettings() trust no header until the operator names one."""
         assert EfiWebhookAuth().mtls_header is None
-        assert Settings(_env_file=None).efi_webhook_mtls_header is None
+        assert EfiSettings(_env_file=None).webhook_mtls_header is None
 
     def test_forged_header_without_secret_is_refused(self) -> None:
         """hmac + IP configured: a forged mTLS header with no ?hmac= is hmac_missing."""

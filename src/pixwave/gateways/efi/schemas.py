@@ -1,141 +1,71 @@
-"""Efí's wire shapes, keeping Efí's (and the BCB API Pix's) field names.
+"""Efí's wire shapes: the Central Bank's API Pix (``gateways/pixapi/schemas.py``) plus Efí's
+extensions (``/v2/loc/{id}/qrcode``, sends under ``/gn``, its ``{"nome","mensagem"}`` errors).
 
 Only what the connector reads or writes is declared; every model ignores extra fields so a
 provider adding one never breaks us. Amounts stay the provider's decimal strings here
-(``valor  # amount``) and become int centavos in the connector. Response bodies are decoded
-with ``json.loads(..., parse_float=Decimal)`` before validation, so a provider sending a JSON
-number where the spec says string still never passes through ``float``.
+(``valor  # amount``) and become int centavos in the connector.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import Field
 
+from pixwave.gateways.pixapi.schemas import (
+    AmountText,
+    Calendario,
+    CalendarioCreate,
+    Cob,
+    CobCancel,
+    CobCreate,
+    CobValor,
+    Devedor,
+    Devolucao,
+    DevolucaoCreate,
+    DevolucaoHorario,
+    Loc,
+    Pix,
+    Problema,
+    Token,
+    Violacao,
+    WebhookConfig,
+    WebhookCreate,
+    Wire,
+)
 
-def _amount_text(value: Any) -> Any:
-    """Accept a JSON number decoded as Decimal or int as its decimal text; leave the rest."""
-    if isinstance(value, Decimal | int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-#: A Pix amount as Efí writes it: ``"123.45"`` (regex ``\d{1,10}\.\d{2}``).
-AmountText = Annotated[str, BeforeValidator(_amount_text)]
-
-
-class Wire(BaseModel):
-    """Base of every Efí shape: immutable, tolerant of fields we do not read."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-# --- OAuth2 ------------------------------------------------------------------------------------
-
-
-class Token(Wire):
-    """``POST /oauth/token`` → 200."""
-
-    access_token: str
-    token_type: str | None = None  # "Bearer"
-    expires_in: int = 3600  # seconds
-    scope: str | None = None
-
-
-# --- Immediate charge (cob) --------------------------------------------------------------------
-
-
-class Calendario(Wire):
-    criacao: datetime | None = None  # set by the PSP on creation
-    expiracao: int = 86400  # seconds from criacao; BCB default one day
-
-
-class CalendarioCreate(Wire):
-    expiracao: int  # seconds
-
-
-class CobValor(Wire):
-    original: AmountText  # amount
-
-
-class Devedor(Wire):
-    """The payer; BCB allows it only with both a document and a name."""
-
-    cpf: str | None = None
-    cnpj: str | None = None
-    nome: str | None = None
-
-
-class Loc(Wire):
-    id: int
-    location: str | None = None
-    tipoCob: str | None = None
-
-
-class DevolucaoHorario(Wire):
-    solicitacao: datetime | None = None
-    liquidacao: datetime | None = None  # present once DEVOLVIDO
-
-
-class Devolucao(Wire):
-    """A refund (devolução) of a received Pix."""
-
-    id: str  # chosen by us, [a-zA-Z0-9]{1,35}
-    rtrId: str | None = None  # the SPI return id, "D…"
-    valor: AmountText  # amount
-    natureza: str | None = None
-    descricao: str | None = None
-    horario: DevolucaoHorario | None = None
-    status: str  # EM_PROCESSAMENTO | DEVOLVIDO | NAO_REALIZADO
-    motivo: str | None = None  # why NAO_REALIZADO
-
-
-class Pix(Wire):
-    """A received Pix as embedded in a cob (``pix[]``) or returned by ``GET /v2/pix/{e2eId}``."""
-
-    endToEndId: str
-    txid: str | None = None
-    valor: AmountText  # amount
-    chave: str | None = None
-    horario: datetime | None = None
-    infoPagador: str | None = None
-    devolucoes: list[Devolucao] = Field(default_factory=list)
-
-
-class Cob(Wire):
-    """``PUT|GET|PATCH /v2/cob/{txid}`` response."""
-
-    calendario: Calendario
-    txid: str
-    revisao: int = 0
-    loc: Loc | None = None
-    location: str | None = None
-    status: str  # ATIVA | CONCLUIDA | REMOVIDA_PELO_USUARIO_RECEBEDOR | REMOVIDA_PELO_PSP
-    devedor: Devedor | None = None
-    valor: CobValor
-    chave: str | None = None
-    solicitacaoPagador: str | None = None
-    pixCopiaECola: str | None = None
-    pix: list[Pix] = Field(default_factory=list)
-
-
-class CobCreate(Wire):
-    """``PUT /v2/cob/{txid}`` request."""
-
-    calendario: CalendarioCreate
-    devedor: Devedor | None = None
-    valor: CobValor
-    chave: str  # our receiving Pix key
-    solicitacaoPagador: str | None = None  # ≤ 140 characters, shown to the payer
-
-
-class CobCancel(Wire):
-    """``PATCH /v2/cob/{txid}`` request that removes the charge."""
-
-    status: str = "REMOVIDA_PELO_USUARIO_RECEBEDOR"
+__all__ = [
+    "AmountText",
+    "Calendario",
+    "CalendarioCreate",
+    "Cob",
+    "CobCancel",
+    "CobCreate",
+    "CobValor",
+    "Devedor",
+    "Devolucao",
+    "DevolucaoCreate",
+    "DevolucaoHorario",
+    "EfiError",
+    "EnvioErro",
+    "EnvioGnExtras",
+    "EnvioHorario",
+    "ErroItem",
+    "Favorecido",
+    "Loc",
+    "LocQrCode",
+    "Pagador",
+    "Pix",
+    "PixEnviado",
+    "PixEnvioCreate",
+    "PixEnvioCreated",
+    "Problema",
+    "Token",
+    "Violacao",
+    "WebhookConfig",
+    "WebhookCreate",
+    "Wire",
+]
 
 
 class LocQrCode(Wire):
@@ -144,15 +74,6 @@ class LocQrCode(Wire):
     qrcode: str  # the BR Code, "Pix copia e cola"
     imagemQrcode: str | None = None  # "data:image/png;base64,…"
     linkVisualizacao: str | None = None
-
-
-# --- Refund (devolução) ------------------------------------------------------------------------
-
-
-class DevolucaoCreate(Wire):
-    """``PUT /v2/pix/{e2eId}/devolucao/{id}`` request."""
-
-    valor: AmountText  # amount
 
 
 # --- Send Pix (Efí extension) ------------------------------------------------------------------
@@ -222,23 +143,6 @@ class PixEnviado(Wire):
     gnExtras: EnvioGnExtras | None = None
 
 
-# --- Webhooks ----------------------------------------------------------------------------------
-
-
-class WebhookConfig(Wire):
-    """``GET /v2/webhook/{chave}`` → 200."""
-
-    webhookUrl: str
-    chave: str | None = None
-    criacao: datetime | None = None
-
-
-class WebhookCreate(Wire):
-    """``PUT /v2/webhook/{chave}`` request."""
-
-    webhookUrl: str
-
-
 # --- Errors ------------------------------------------------------------------------------------
 
 
@@ -254,20 +158,3 @@ class EfiError(Wire):
     nome: str
     mensagem: str | None = None
     erros: list[ErroItem] = Field(default_factory=list)
-
-
-class Violacao(Wire):
-    razao: str | None = None
-    propriedade: str | None = None
-    valor: Any = None  # the offending value, of any JSON type
-
-
-class Problema(Wire):
-    """The BCB's RFC 7807 body: ``{"type",".../error/<Name>","title","status","detail"…}``."""
-
-    type: str
-    title: str | None = None
-    status: int | None = None
-    detail: str | None = None
-    correlationId: str | None = None
-    violacoes: list[Violacao] = Field(default_factory=list)
