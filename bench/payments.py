@@ -66,11 +66,13 @@ from payments_cluster import (
     recreate_state,
 )
 from payments_load import LoadResult, run_load
-from pixwave.gateways.registry import (
-    SANDBOX_EFI_CLIENT_ID,
-    SANDBOX_EFI_CLIENT_SECRET,
-    SANDBOX_MERCADOPAGO_TOKEN,
+from pixwave.gateways.efi.spec import (
+    SANDBOX_CLIENT_ID as SANDBOX_EFI_CLIENT_ID,
 )
+from pixwave.gateways.efi.spec import (
+    SANDBOX_CLIENT_SECRET as SANDBOX_EFI_CLIENT_SECRET,
+)
+from pixwave.gateways.mercadopago.spec import SANDBOX_ACCESS_TOKEN as SANDBOX_MERCADOPAGO_TOKEN
 from pixwave.pix import build_dynamic_brcode, build_static_brcode, qr_png_base64
 from transfers import code_version, mariadb_version, percentile, run_wrk
 

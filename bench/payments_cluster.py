@@ -27,12 +27,16 @@ import redis
 
 from pixwave.accounts import service as accounts
 from pixwave.config import Settings
-from pixwave.gateways.registry import (
-    SANDBOX_EFI_CLIENT_ID,
-    SANDBOX_EFI_CLIENT_SECRET,
-    SANDBOX_EFI_WEBHOOK_HMAC,
-    SANDBOX_MERCADOPAGO_TOKEN,
+from pixwave.gateways.efi.spec import (
+    SANDBOX_CLIENT_ID as SANDBOX_EFI_CLIENT_ID,
 )
+from pixwave.gateways.efi.spec import (
+    SANDBOX_CLIENT_SECRET as SANDBOX_EFI_CLIENT_SECRET,
+)
+from pixwave.gateways.efi.spec import (
+    SANDBOX_WEBHOOK_HMAC as SANDBOX_EFI_WEBHOOK_HMAC,
+)
+from pixwave.gateways.mercadopago.spec import SANDBOX_ACCESS_TOKEN as SANDBOX_MERCADOPAGO_TOKEN
 from pixwave.migrate import upgrade
 from pixwave.resources import Resources
 from pixwave.sandbox.efi import EfiSimConfig

@@ -144,9 +144,9 @@ def api(
         console.print(
             f"[red]`--workers` above 1 with built-in simulators ({', '.join(simulated)}): each "
             "worker process would mount its own, and a payment made on one would be unknown to "
-            "the others. Run the simulators on their own (`pixwave sandbox mercadopago --port "
-            "9001`, `pixwave sandbox efi --port 9002`) and point the connectors at them "
-            "(MERCADOPAGO_BASE_URL, EFI_BASE_URL, with the credentials in docs/sandbox.md), or "
+            "the others. Run the simulators on their own (`pixwave sandbox <family> --port N`) "
+            "and point the connectors at them (each family's *_BASE_URL, with the credentials "
+            "in docs/sandbox.md), or "
             "serve with one worker.[/]"
         )
         raise typer.Exit(2)

@@ -100,48 +100,8 @@ class Settings(BaseSettings):
     gateway_read_timeout: float = Field(
         default=10.0, gt=0, description="Seconds to wait for a gateway's answer."
     )
-    mercadopago_access_token: str | None = Field(default=None, description="(original)")
-    mercadopago_public_key: str | None = Field(
-        default=None, description="(original) for browser SDKs; the server does not need it."
-    )
-    mercadopago_webhook_secret: str | None = Field(
-        default=None, description="The signature secret from 'Your integrations > Webhooks'."
-    )
-    mercadopago_base_url: str = "https://api.mercadopago.com"
-    mercadopago_payouts_enabled: bool = Field(
-        default=False, description="Cash-out through MP, once MP has enabled it for the account."
-    )
-    mercadopago_payer_email: str = Field(
-        default="pagador@pixwave.app", description="payer.email MP requires on every charge."
-    )
-    mercadopago_webhook_tolerance_seconds: int = Field(
-        default=300, ge=0, description="Reject MP webhooks signed longer ago than this."
-    )
-    gerencianet_client_id: str | None = Field(default=None, description="(original)")
-    gerencianet_client_secret: str | None = Field(default=None, description="(original)")
-    gerencianet_pix_key: str | None = Field(default=None, description="(original)")
-    gerencianet_certificate_path: str | None = Field(
-        default=None, description="(original) the Efí client certificate, PEM."
-    )
-    gerencianet_sandbox: bool = Field(
-        default=False, description="(original) true = Efí's homologation environment."
-    )
-    efi_base_url: str | None = Field(default=None, description="Overrides the Efí host.")
-    efi_webhook_hmac: str | None = Field(
-        default=None, description="The ?hmac= secret registered with the Efí webhook URL."
-    )
-    efi_webhook_allowed_ips: str = Field(
-        default="34.193.116.226", description="Comma-separated Efí webhook source IPs."
-    )
-    efi_webhook_mtls_header: str | None = Field(
-        default=None,
-        description="Opt-in: the header an ingress that verifies Efí's client certificate sets "
-        "(to EFI_WEBHOOK_MTLS_VALUE) and strips from every other request. Unset: no header is "
-        "trusted.",
-    )
-    efi_webhook_mtls_value: str = Field(
-        default="SUCCESS", description="What that header holds when the certificate verified."
-    )
+    # Each gateway family's own settings (credentials, hosts, webhook checks) live in its
+    # package's spec (`gateways/<family>/spec.py`), read from the same environment.
 
     # --- jobs and the payments engine -----------------------------------------------------------
     queue_connection: str | None = Field(
@@ -413,14 +373,6 @@ class Settings(BaseSettings):
         if value is not None and ":" not in value:
             raise ValueError("SNS_API_KEY is ACCESS_KEY_ID:SECRET_ACCESS_KEY")
         return value
-
-    @property
-    def efi_url(self) -> str:
-        if self.efi_base_url:
-            return self.efi_base_url
-        if self.gerencianet_sandbox:
-            return "https://pix-h.api.efipay.com.br"
-        return "https://pix.api.efipay.com.br"
 
 
 #: Settings that may be absent: `null`/empty in the environment means absent for them.

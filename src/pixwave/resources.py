@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -21,8 +21,9 @@ from pixwave.config import Settings
 from pixwave.db import create_engine, create_sessionmaker
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.health import HealthConfig, HealthStore, build_health_store
-from pixwave.gateways.registry import build_gateways, simulated_gateways
+from pixwave.gateways.registry import build_gateways, configured, simulated_gateways
 from pixwave.gateways.router import Router
+from pixwave.gateways.spec import GatewaySpec
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
 from pixwave.notifications.sns import SnsPublisher
@@ -62,6 +63,8 @@ class Resources:
     eviction_listener: EvictionListener | None = None
     #: Where the outbox relay publishes, when AWS_SNS_TOPIC_ARN is set.
     sns: SnsPublisher | None = None
+    #: Each gateway's family spec (webhook paths, id rules); absent for test doubles.
+    specs: dict[str, GatewaySpec[Any]] = field(default_factory=dict)
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)
@@ -122,6 +125,9 @@ class Resources:
 
         settings = self.settings
         self.simulated = frozenset(simulated_gateways(settings)) & set(self.gateways)
+        self.specs = {
+            entry.name: entry.spec for entry in configured() if entry.name in self.gateways
+        }
         self.health = build_health_store(
             self.redis,
             HealthConfig(
@@ -139,7 +145,7 @@ class Resources:
         self.sns = SnsPublisher.from_settings(settings)
         self.broker = build_broker(settings)
         self.jobs = register_jobs(self.broker, self)
-        self.payments = Engine(self)
+        self.payments = Engine.from_resources(self)
         if self.redis is not None and settings.transaction_cache_seconds > 0:
             self.transaction_cache = TransactionCache(
                 self.redis, settings.transaction_cache_seconds

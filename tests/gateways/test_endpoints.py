@@ -12,7 +12,7 @@ import pytest
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.errors import Outcome
 from pixwave.gateways.health import GatewaySettings, Operation, RedisHealthStore
-from pixwave.gateways.registry import GATEWAY_NAMES, build_gateway
+from pixwave.gateways.registry import build_gateway, gateway_names
 from pixwave.gateways.router import Router
 from pixwave.resources import Resources
 from tests.conftest import app_client, make_settings
@@ -34,7 +34,7 @@ async def api(resources: Resources) -> AsyncIterator[Api]:
     """The app with a gateway router on the test Redis; the resources' own router is restored."""
     assert resources.redis is not None
     gateways: dict[str, PixGateway] = {
-        name: build_gateway(name, make_settings(), sandbox_url=NOWHERE) for name in GATEWAY_NAMES
+        name: build_gateway(name, make_settings(), sandbox_url=NOWHERE) for name in gateway_names()
     }
     # Built against simulators (nothing listens there): the router is told so.
     router = Router(
@@ -165,7 +165,7 @@ class TestUpdate:
         assert (response.json()["priority"], response.json()["enabled"]) == (50, True)
         assert api.resources.redis is not None
         other_process = Router(
-            api.router.gateways, RedisHealthStore(api.resources.redis, gateways=GATEWAY_NAMES)
+            api.router.gateways, RedisHealthStore(api.resources.redis, gateways=gateway_names())
         )
         assert await other_process.candidates(Operation.SEND) == ["efi", "mercadopago"]
 

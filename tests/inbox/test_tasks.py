@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from pixwave.db import table, utcnow
+from pixwave.gateways.efi.spec import EFI
 from pixwave.inbox import repository
 from pixwave.inbox.repository import TABLE as INBOX
 from pixwave.inbox.service import HANDLE
@@ -17,7 +18,6 @@ from pixwave.inbox.tasks import (
     GIVE_UP_AFTER,
     abandon_overdue,
     retry_once,
-    transaction_id_from_reference,
 )
 from pixwave.kit.ids import new_id
 from pixwave.notifications.models import OutboxEvent
@@ -41,7 +41,7 @@ class TestReferenceMapping:
         self, reference: str, expected: str | None
     ) -> None:
         """idEnvio / devolução ids we derived from `txn_…` map back; anything else does not."""
-        assert transaction_id_from_reference(reference) == expected
+        assert EFI.transaction_id(reference) == expected
 
 
 class TestRetryAndAbandon:

@@ -24,6 +24,7 @@ from pixwave.config import Settings
 from pixwave.db import create_engine, create_sessionmaker
 from pixwave.gateways import registry
 from pixwave.gateways.base import ChargeRequest, ChargeStatus
+from pixwave.gateways.efi.spec import EFI
 from pixwave.gateways.registry import GatewayModeError, build_gateways, simulated_gateways
 from pixwave.kit.ids import new_id
 from pixwave.migrate import upgrade
@@ -191,25 +192,32 @@ class TestWhichGatewaysAreSimulated:
         """The pure demo needs no credentials at all: every gateway is simulated."""
         assert simulated_gateways(embedded_settings(tmp_path)) == ["mercadopago", "efi"]
 
-    def test_credentials_for_one_gateway_simulate_none(self, tmp_path: Path) -> None:
+    def test_credentials_for_one_gateway_simulate_none(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A real gateway is never joined by a simulator: the other one is left out."""
-        settings = embedded_settings(tmp_path, mercadopago_access_token="APP_USR-1")
+        monkeypatch.setenv("MERCADOPAGO_ACCESS_TOKEN", "APP_USR-1")
+        settings = embedded_settings(tmp_path)
         assert simulated_gateways(settings) == []
         gateways = build_gateways(settings, sandbox_base_url="http://127.0.0.1:1/sandbox")
         assert set(gateways) == {"mercadopago"}
         app = create_app(settings)
         assert not any(getattr(r, "path", "").startswith("/sandbox") for r in app.routes)
 
-    def test_partial_credentials_also_end_the_demo(self, tmp_path: Path) -> None:
+    def test_partial_credentials_also_end_the_demo(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Even one Efí variable says "real gateways here": nothing is simulated."""
-        settings = embedded_settings(tmp_path, gerencianet_client_id="Client_Id_x")
+        monkeypatch.setenv("GERENCIANET_CLIENT_ID", "Client_Id_x")
+        settings = embedded_settings(tmp_path)
         assert simulated_gateways(settings) == []
 
-    def test_asking_for_simulators_beside_credentials_is_refused(self, tmp_path: Path) -> None:
+    def test_asking_for_simulators_beside_credentials_is_refused(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """SANDBOX_GATEWAYS=true with credentials set: refused, naming the variables."""
-        settings = embedded_settings(
-            tmp_path, sandbox_gateways=True, gerencianet_client_id="Client_Id_x"
-        )
+        monkeypatch.setenv("GERENCIANET_CLIENT_ID", "Client_Id_x")
+        settings = embedded_settings(tmp_path, sandbox_gateways=True)
         with pytest.raises(GatewayModeError, match=r"SANDBOX_GATEWAYS.*GERENCIANET_CLIENT_ID"):
             simulated_gateways(settings)
         with pytest.raises(GatewayModeError):
@@ -254,21 +262,37 @@ class TestWhichGatewaysAreSimulated:
         assert [c.kwargs["gateway"] for c in simulated] == ["mercadopago", "efi"]
         assert {c.method_name for c in simulated} == {"warning"}
 
-    def test_original_efi_names_configure_the_real_gateway(self, tmp_path: Path) -> None:
+    def test_original_efi_names_configure_the_real_gateway(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """GERENCIANET_* keep working; https without the certificate is refused, loudly."""
-        settings = embedded_settings(
-            tmp_path,
-            gerencianet_client_id="Client_Id_x",
-            gerencianet_client_secret="Client_Secret_x",
-            gerencianet_pix_key="pix@example.com",
-            gerencianet_sandbox=True,
-        )
-        assert settings.efi_url == "https://pix-h.api.efipay.com.br"
+        for name, value in {
+            "GERENCIANET_CLIENT_ID": "Client_Id_x",
+            "GERENCIANET_CLIENT_SECRET": "Client_Secret_x",
+            "GERENCIANET_PIX_KEY": "pix@example.com",
+            "GERENCIANET_SANDBOX": "true",
+        }.items():
+            monkeypatch.setenv(name, value)
+        settings = embedded_settings(tmp_path)
+        assert EFI.load_settings().url == "https://pix-h.api.efipay.com.br"
         assert "efi" not in simulated_gateways(settings)
         assert "efi" not in build_gateways(settings, sandbox_base_url=None)
-        certificate = self_signed_pem(tmp_path)
-        with_cert = settings.model_copy(update={"gerencianet_certificate_path": str(certificate)})
-        assert "efi" in build_gateways(with_cert, sandbox_base_url=None)
+        monkeypatch.setenv("GERENCIANET_CERTIFICATE_PATH", str(self_signed_pem(tmp_path)))
+        assert "efi" in build_gateways(settings, sandbox_base_url=None)
+
+    def test_pixwave_names_win_over_the_original_ones(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """EFI_CLIENT_ID beside GERENCIANET_CLIENT_ID: PixWave's name decides; secrets stay
+        masked in the settings' repr."""
+        monkeypatch.setenv("GERENCIANET_CLIENT_ID", "Client_Id_old")
+        monkeypatch.setenv("EFI_CLIENT_ID", "Client_Id_new")
+        monkeypatch.setenv("EFI_CLIENT_SECRET", "null")
+        settings = EFI.load_settings()
+        assert settings.client_id is not None
+        assert settings.client_id.get_secret_value() == "Client_Id_new"
+        assert settings.client_secret is None
+        assert "Client_Id_new" not in repr(settings)
 
 
 class TestSandboxCommandsOnAMountedSimulator:

@@ -17,9 +17,10 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-from pixwave.sandbox.callbacks import MERCADOPAGO_SCHEDULE, WebhookDispatcher
+from pixwave.sandbox.callbacks import WebhookDispatcher
 from pixwave.sandbox.core import Simulator, SimulatorConfig
 from pixwave.sandbox.faults import FaultConfig, FaultInjector, FaultRule, Latency, route
+from pixwave.sandbox.mercadopago.simulator import WEBHOOK_SCHEDULE
 from tests.servers import ServerThread, WebhookSink, run_simulator, run_sink
 
 
@@ -31,7 +32,7 @@ class CounterSimulator(Simulator[SimulatorConfig]):
         route("POST", "/v1/items", "items.create"),
         route("GET", "/v1/items", "items.list"),
     )
-    webhook_schedule = MERCADOPAGO_SCHEDULE
+    webhook_schedule = WEBHOOK_SCHEDULE
     webhook_timeout = 2.0
 
     def __init__(self) -> None:

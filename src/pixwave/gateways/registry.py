@@ -1,20 +1,21 @@
-"""Which gateways this deployment has, built from Settings.
-
-Adding a provider is a new package plus one arm in :func:`build_gateway`'s ``match`` — the
-``assert_never`` makes mypy point at every place a new name must be handled.
+"""Which gateways this deployment has, built from the registered specs and the environment.
 
 A gateway is either **real** (its credentials are configured) or **simulated** (it runs against
 the built-in simulator mounted in the API, reached over HTTP like the real thing, with the
 simulator's own well-known credentials). :func:`simulated_gateways` decides, and refuses every
 mix: a simulator lets whoever drives it invent payments, so money credited through one must
 never be able to leave through a real gateway of the same process.
+
+Nothing here names a provider: each family's knowledge is in its spec (``gateways/spec.py``),
+and ``gateways/specs.py`` lists them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, assert_never, get_args
+from typing import Any
 
 import httpx
 import structlog
@@ -22,58 +23,66 @@ import structlog
 from pixwave.config import Settings
 from pixwave.db import utcnow
 from pixwave.gateways.base import PixGateway
-from pixwave.gateways.efi import EfiConnector, EfiWebhookAuth
-from pixwave.gateways.http import Timeouts
-from pixwave.gateways.mercadopago import MercadoPagoConnector
-from pixwave.sandbox.efi import EfiSimConfig
-from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
+from pixwave.gateways.spec import Common, GatewaySpec, Instance
+from pixwave.gateways.specs import SPECS
 
 log = structlog.get_logger("pixwave.gateways")
 
 Clock = Callable[[], datetime]
 
 
-GatewayName = Literal["mercadopago", "efi"]
-GATEWAY_NAMES: tuple[GatewayName, ...] = get_args(GatewayName)
-
-#: Credentials the built-in simulators accept; they protect nothing and say so.
-SANDBOX_MERCADOPAGO_TOKEN = "TEST-pixwave-sandbox"  # noqa: S105 - a public sandbox value
-SANDBOX_EFI_CLIENT_ID = "Client_Id_pixwave_sandbox"
-SANDBOX_EFI_CLIENT_SECRET = "Client_Secret_pixwave_sandbox"  # noqa: S105 - a public sandbox value
-SANDBOX_EFI_WEBHOOK_HMAC = "pixwave-sandbox-hmac"
-
-
 class GatewayModeError(ValueError):
     """The configuration mixes real gateways and simulators, or asks production for one."""
 
 
-def _credentials(name: GatewayName, settings: Settings) -> dict[str, str | None]:
-    """The variables a gateway needs to be real, by their original names, with their values."""
-    match name:
-        case "mercadopago":
-            return {"MERCADOPAGO_ACCESS_TOKEN": settings.mercadopago_access_token}
-        case "efi":
-            return {
-                "GERENCIANET_CLIENT_ID": settings.gerencianet_client_id,
-                "GERENCIANET_CLIENT_SECRET": settings.gerencianet_client_secret,
-                "GERENCIANET_PIX_KEY": settings.gerencianet_pix_key,
-            }
-        case _:
-            assert_never(name)
+@dataclass(frozen=True, slots=True)
+class Configured:
+    """One gateway of this deployment: its family's spec and its instance."""
+
+    spec: GatewaySpec[Any]
+    instance: Instance[Any]
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
 
 
-def credential_variables(name: GatewayName, settings: Settings) -> list[str]:
-    """The credential variables of ``name`` that are set (even partially): the operator's
-    sign that this gateway is meant to be real."""
-    return [variable for variable, value in _credentials(name, settings).items() if value]
+def configured() -> list[Configured]:
+    """Every gateway instance the specs find in the environment, in default priority order.
+
+    Raises ValueError when two instances share a name (each name is one gateway's health,
+    routing and clearing account)."""
+    found: list[Configured] = []
+    for spec in SPECS:
+        found.extend(Configured(spec, instance) for instance in spec.instances())
+    names = [entry.name for entry in found]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"gateway names must be unique; repeated: {', '.join(duplicates)}")
+    return found
 
 
-def is_configured(name: GatewayName, settings: Settings) -> bool:
-    """Every credential the gateway needs is set."""
-    return all(_credentials(name, settings).values())
+def gateway_names() -> list[str]:
+    return [entry.name for entry in configured()]
 
 
-def simulated_gateways(settings: Settings) -> list[GatewayName]:
+def find(name: str) -> Configured:
+    """The configured gateway called ``name``; KeyError when there is none."""
+    for entry in configured():
+        if entry.name == name:
+            return entry
+    raise KeyError(name)
+
+
+def spec_for(name: str) -> GatewaySpec[Any] | None:
+    """The spec of gateway ``name``, or None when this deployment has no such gateway."""
+    try:
+        return find(name).spec
+    except (KeyError, ValueError):
+        return None
+
+
+def simulated_gateways(settings: Settings) -> list[str]:
     """The gateways that run against a mounted simulator; raises :class:`GatewayModeError`.
 
     * ``SANDBOX_GATEWAYS=true``: every gateway is simulated — refused with ``APP_ENV=production``
@@ -84,7 +93,8 @@ def simulated_gateways(settings: Settings) -> list[GatewayName]:
       gateway without credentials beside a real one is left out, never simulated.
     """
     production = settings.is_production
-    credentials = [v for name in GATEWAY_NAMES for v in credential_variables(name, settings)]
+    entries = configured()
+    credentials = [v for entry in entries for v in entry.instance.credential_variables()]
     if settings.sandbox_gateways is True:
         if production:
             raise GatewayModeError(
@@ -97,20 +107,16 @@ def simulated_gateways(settings: Settings) -> list[GatewayName]:
                 f"({', '.join(credentials)}): a real gateway and a simulator never run in one "
                 "process. Unset SANDBOX_GATEWAYS to use the real gateways, or unset the "
                 "credentials for a demo; point the connectors at standalone simulators "
-                "(`pixwave sandbox …`, MERCADOPAGO_BASE_URL, EFI_BASE_URL) to test with both."
+                "(`pixwave sandbox <gateway>`, its *_BASE_URL) to test with both."
             )
-        return list(GATEWAY_NAMES)
+        return [entry.name for entry in entries]
     if settings.sandbox_gateways is False or production or credentials:
         return []
-    return list(GATEWAY_NAMES)
-
-
-def timeouts(settings: Settings) -> Timeouts:
-    return Timeouts(connect=settings.gateway_connect_timeout, read=settings.gateway_read_timeout)
+    return [entry.name for entry in entries]
 
 
 def build_gateway(
-    name: GatewayName,
+    name: str,
     settings: Settings,
     *,
     sandbox_url: str | None = None,
@@ -120,76 +126,14 @@ def build_gateway(
     """One connector; ``sandbox_url`` (the simulator's base URL) selects the simulator.
 
     ``clock`` is the simulator's (movable) clock when there is one, so that expiry and webhook
-    timestamps agree between the two sides. Raises ValueError on unusable configuration.
+    timestamps agree between the two sides. Raises KeyError for an unknown name, ValueError on
+    unusable configuration.
     """
-    match name:
-        case "mercadopago":
-            if sandbox_url is not None:
-                return MercadoPagoConnector(
-                    access_token=SANDBOX_MERCADOPAGO_TOKEN,
-                    webhook_secret=MercadoPagoSimConfig().webhook_secret,
-                    base_url=sandbox_url,
-                    timeouts=timeouts(settings),
-                    payouts_enabled=True,
-                    payer_email=settings.mercadopago_payer_email,
-                    webhook_tolerance_seconds=settings.mercadopago_webhook_tolerance_seconds,
-                    transport=transport,
-                    clock=clock,
-                )
-            assert settings.mercadopago_access_token is not None
-            return MercadoPagoConnector(
-                access_token=settings.mercadopago_access_token,
-                webhook_secret=settings.mercadopago_webhook_secret,
-                base_url=settings.mercadopago_base_url,
-                timeouts=timeouts(settings),
-                payouts_enabled=settings.mercadopago_payouts_enabled,
-                payer_email=settings.mercadopago_payer_email,
-                webhook_tolerance_seconds=settings.mercadopago_webhook_tolerance_seconds,
-                transport=transport,
-                clock=clock,
-            )
-        case "efi":
-            if sandbox_url is not None:
-                return EfiConnector(
-                    client_id=SANDBOX_EFI_CLIENT_ID,
-                    client_secret=SANDBOX_EFI_CLIENT_SECRET,
-                    pix_key=EfiSimConfig().pix_key,
-                    base_url=sandbox_url,
-                    timeouts=timeouts(settings),
-                    # The simulator calls from loopback: the shared secret is the check.
-                    webhook_auth=EfiWebhookAuth(
-                        mtls_header=None,
-                        hmac_secret=SANDBOX_EFI_WEBHOOK_HMAC,
-                        allowed_ips=frozenset(),
-                    ),
-                    transport=transport,
-                    clock=clock,
-                )
-            assert settings.gerencianet_client_id is not None
-            assert settings.gerencianet_client_secret is not None
-            assert settings.gerencianet_pix_key is not None
-            return EfiConnector(
-                client_id=settings.gerencianet_client_id,
-                client_secret=settings.gerencianet_client_secret,
-                pix_key=settings.gerencianet_pix_key,
-                base_url=settings.efi_url,
-                certificate_path=settings.gerencianet_certificate_path,
-                timeouts=timeouts(settings),
-                webhook_auth=EfiWebhookAuth(
-                    mtls_header=settings.efi_webhook_mtls_header,
-                    mtls_header_value=settings.efi_webhook_mtls_value,
-                    hmac_secret=settings.efi_webhook_hmac,
-                    allowed_ips=frozenset(
-                        ip.strip()
-                        for ip in settings.efi_webhook_allowed_ips.split(",")
-                        if ip.strip()
-                    ),
-                ),
-                transport=transport,
-                clock=clock,
-            )
-        case _:
-            assert_never(name)
+    entry = find(name)
+    common = Common.from_settings(settings, transport=transport, clock=clock)
+    if sandbox_url is not None:
+        return entry.spec.build_simulated(entry.instance, common, url=sandbox_url)
+    return entry.spec.build(entry.instance, common)
 
 
 def build_gateways(
@@ -200,28 +144,29 @@ def build_gateways(
 ) -> dict[str, PixGateway]:
     """Every usable gateway by name. ``sandbox_base_url`` is where the simulators are mounted
     (``…/sandbox``); ``clocks`` their clocks. A gateway with neither credentials nor a
-    simulator, or with unusable settings (an Efí host over https without its certificate), is
-    left out with an error in the log rather than failing every other command; a mix of real
-    and simulated gateways raises :class:`GatewayModeError`."""
+    simulator, or with unusable settings (an https host without its certificate), is left out
+    with an error in the log rather than failing every other command; a mix of real and
+    simulated gateways raises :class:`GatewayModeError`."""
     gateways: dict[str, PixGateway] = {}
     clocks = clocks or {}
     simulated = simulated_gateways(settings)
-    for name in GATEWAY_NAMES:
-        clock = clocks.get(name, utcnow)
+    for entry in configured():
+        name = entry.name
+        common = Common.from_settings(settings, clock=clocks.get(name, utcnow))
         try:
             if name in simulated:
                 if sandbox_base_url is None:
                     log.warning("gateway.disabled", gateway=name, reason="no simulator available")
                     continue
                 url = f"{sandbox_base_url.rstrip('/')}/{name}"
-                gateways[name] = build_gateway(name, settings, sandbox_url=url, clock=clock)
+                gateways[name] = entry.spec.build_simulated(entry.instance, common, url=url)
                 log.warning(
                     "gateway.simulated",
                     gateway=name,
                     detail="a built-in simulator, not the real provider: its money is not real",
                 )
-            elif is_configured(name, settings):
-                gateways[name] = build_gateway(name, settings, clock=clock)
+            elif entry.instance.is_configured():
+                gateways[name] = entry.spec.build(entry.instance, common)
             else:
                 log.warning("gateway.disabled", gateway=name, reason="no credentials configured")
         except ValueError as exc:

@@ -38,10 +38,15 @@ class GatewayNotConfigured(NotFound):
     title = "No such gateway is configured"
 
 
-async def receive(resources: Resources, gateway_name: str, request: InboundWebhook) -> int:
-    """Store the notification's events; return how many were new."""
+async def receive(
+    resources: Resources, gateway_name: str, request: InboundWebhook, *, path: str = ""
+) -> int:
+    """Store the notification's events; return how many were new. ``path`` is what follows
+    ``/webhooks/<gateway>`` in the URL: one of the paths the gateway's family uses."""
     gateway = resources.gateways.get(gateway_name)
-    if gateway is None:
+    spec = resources.specs.get(gateway_name)
+    paths = ("",) if spec is None else spec.webhook_paths
+    if gateway is None or path not in paths:
         raise GatewayNotConfigured(f"gateway {gateway_name} is not configured")
     events = gateway.verify_webhook(request)  # WebhookRejected (401) before anything is stored
     for event in events:

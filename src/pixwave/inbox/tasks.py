@@ -29,14 +29,6 @@ GIVE_UP_AFTER = timedelta(days=1)
 ABANDONED_ALERT = "alert.inbox_event_unhandled"
 
 
-def transaction_id_from_reference(reference: str) -> str | None:
-    """Efí ids we derive from a transaction id drop its underscore (``txn01J…``); undo that."""
-    for prefix in ("txn",):
-        if reference.startswith(prefix) and not reference.startswith(prefix + "_"):
-            return f"{prefix}_{reference[len(prefix) :]}"
-    return None
-
-
 @job(HANDLE)
 async def handle(resources: Resources, event_row_id: str) -> None:
     async with resources.sessionmaker() as session:
@@ -44,8 +36,10 @@ async def handle(resources: Resources, event_row_id: str) -> None:
         if found is None or found[0]["processed_at"] is not None:
             return
         event, transaction_id = found
-        if transaction_id is None:
-            candidate = transaction_id_from_reference(event["resource_id"])
+        spec = resources.specs.get(event["gateway"])
+        if transaction_id is None and spec is not None:
+            # A provider id that is our reference in its own spelling (a txid, say).
+            candidate = spec.transaction_id(event["resource_id"])
             if candidate is not None and await payments.exists(session, candidate):
                 transaction_id = candidate
     if transaction_id is None:

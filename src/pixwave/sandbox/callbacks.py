@@ -1,8 +1,8 @@
 """Outbound webhooks from a simulator, retried on the provider's own schedule.
 
-Mercado Pago retries every 15 minutes, spacing out after the third try; Efí retries after 5, 10,
-20 … 1280 and 52560 minutes. ``time_scale`` multiplies every wait so a test can run the whole
-schedule in a second (0.0001 turns 15 minutes into 90 ms). Each attempt calls ``headers`` anew,
+Each simulator declares its provider's schedule (``Simulator.webhook_schedule``: some retry
+every 15 minutes and space out, others double from 5 minutes up to days). ``time_scale``
+multiplies every wait so a test can run the whole schedule in a second (0.0001 turns 15 minutes into 90 ms). Each attempt calls ``headers`` anew,
 so a signature carries that attempt's timestamp, as the real providers do.
 """
 
@@ -20,8 +20,7 @@ import structlog
 
 log = structlog.get_logger("pixwave.sandbox.webhooks")
 
-#: Minutes between attempts, from the providers' documentation.
-MERCADOPAGO_SCHEDULE: tuple[float, ...] = tuple(m * 60 for m in (15, 15, 15, 30, 60, 120, 240))
+#: Minutes between attempts, from the provider's documentation.
 EFI_SCHEDULE: tuple[float, ...] = tuple(
     m * 60 for m in (5, 10, 20, 40, 80, 160, 320, 640, 1280, 52560)
 )

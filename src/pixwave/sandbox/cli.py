@@ -2,20 +2,26 @@
 
 The driving commands talk to a simulator's admin routes over HTTP, so they work the same for
 a standalone simulator (`--url http://127.0.0.1:9001`) and for one mounted in the embedded
-API (`--url http://127.0.0.1:8000/sandbox/efi`).
+API (`--url http://127.0.0.1:8000/sandbox/<gateway>`). `pixwave sandbox <family>` runs one
+simulator per registered gateway family (``gateways/specs.py``), with the options its spec
+declares.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
-from enum import StrEnum
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
 import typer
 import uvloop
 from rich.console import Console
+
+from pixwave.gateways.spec import GATEWAY_NAME, GatewaySpec
+from pixwave.gateways.specs import SPECS
 
 sandbox_app = typer.Typer(
     help="Gateway simulators: run one, inject faults, pay charges, settle sends.",
@@ -28,18 +34,13 @@ UrlOption = Annotated[
     typer.Option(
         "--url",
         help="The simulator's base URL, e.g. http://127.0.0.1:9001 or "
-        "http://127.0.0.1:8000/sandbox/efi (embedded).",
+        "http://127.0.0.1:8000/sandbox/<gateway> (embedded).",
     ),
 ]
 
 
-class Provider(StrEnum):
-    mercadopago = "mercadopago"
-    efi = "efi"
-
-
 def _run(
-    provider: Provider,
+    spec: GatewaySpec[Any],
     host: str,
     port: int,
     webhook_url: str | None,
@@ -50,23 +51,18 @@ def _run(
     from pixwave.config import get_settings
     from pixwave.kit.runtime import tune_gc
     from pixwave.observability.logging import configure_logging
-    from pixwave.sandbox.embedded import build_simulator
     from pixwave.sandbox.server import serve
 
     configure_logging(log_level, json=not sys.stderr.isatty(), role="sandbox")
 
-    simulator = build_simulator(
-        provider.value,
-        public_url=f"http://{host}:{port}",
-        webhook_url=webhook_url,
-        time_scale=time_scale,
-        **extra,
+    simulator = spec.simulator(
+        public_url=f"http://{host}:{port}", webhook_url=webhook_url, time_scale=time_scale, **extra
     )
     # Like the API's workers (ADR 11): the simulator keeps every payment in memory, and full
     # collections over that growing heap would dominate its CPU under load.
     tune_gc(get_settings().python_gc_threshold)
     console.print(
-        f"[bold green]{provider.value} sandbox[/] on http://{host}:{port} "
+        f"[bold green]{spec.family} sandbox[/] on http://{host}:{port} "
         f"(admin: http://{host}:{port}/_sandbox, docs: /_sandbox/docs)"
     )
     uvloop.run(serve(simulator, host=host, port=port, log_level=log_level))
@@ -82,48 +78,53 @@ ScaleOption = Annotated[
 LogOption = Annotated[str, typer.Option(help="uvicorn log level.")]
 
 
-@sandbox_app.command("mercadopago")
-def run_mercadopago(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9001,
-    host: HostOption = "127.0.0.1",
-    webhook_url: WebhookOption = None,
-    time_scale: ScaleOption = 1.0,
-    payouts: Annotated[bool, typer.Option(help="Accept payouts (cash-out).")] = True,
-    log_level: LogOption = "info",
-) -> None:
-    """Run the Mercado Pago simulator (Payments API for Pix, refunds, payouts)."""
-    _run(
-        Provider.mercadopago,
-        host,
-        port,
-        webhook_url,
-        time_scale,
-        log_level,
-        {"payouts_enabled": payouts},
-    )
+def run_command(spec: GatewaySpec[Any]) -> Callable[..., None]:
+    """``pixwave sandbox <family>``: the common options, plus one ``--<flag>/--no-<flag>``
+    per entry of the spec's ``sandbox_flags``."""
+
+    def command(
+        port: int,
+        host: str,
+        webhook_url: str | None,
+        time_scale: float,
+        log_level: str,
+        **flags: bool,
+    ) -> None:
+        extra = {spec.sandbox_flags[name].field: value for name, value in flags.items()}
+        _run(spec, host, port, webhook_url, time_scale, log_level, extra)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter(
+            "port",
+            keyword,
+            default=spec.sandbox_port,
+            annotation=Annotated[int, typer.Option(help="Port to listen on.")],
+        ),
+        inspect.Parameter("host", keyword, default="127.0.0.1", annotation=HostOption),
+        inspect.Parameter("webhook_url", keyword, default=None, annotation=WebhookOption),
+        inspect.Parameter("time_scale", keyword, default=1.0, annotation=ScaleOption),
+        *(
+            inspect.Parameter(
+                name,
+                keyword,
+                default=flag.default,
+                annotation=Annotated[bool, typer.Option(help=flag.help)],
+            )
+            for name, flag in spec.sandbox_flags.items()
+        ),
+        inspect.Parameter("log_level", keyword, default="info", annotation=LogOption),
+    ]
+    # typer reads a command's options from its signature and annotations.
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    summary = f" ({spec.sandbox_summary})" if spec.sandbox_summary else ""
+    command.__doc__ = f"Run the {spec.title} simulator{summary}."
+    return command
 
 
-@sandbox_app.command("efi")
-def run_efi(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9002,
-    host: HostOption = "127.0.0.1",
-    webhook_url: WebhookOption = None,
-    time_scale: ScaleOption = 1.0,
-    homologation: Annotated[
-        bool, typer.Option(help="Apply Efí homologation's magic amounts (auto-paid charges…).")
-    ] = False,
-    log_level: LogOption = "info",
-) -> None:
-    """Run the Efí simulator (BCB API Pix: cob, pix, devolução; Efí send and webhooks)."""
-    _run(
-        Provider.efi,
-        host,
-        port,
-        webhook_url,
-        time_scale,
-        log_level,
-        {"magic_amounts": homologation},
-    )
+for _spec in SPECS:
+    sandbox_app.command(_spec.family)(run_command(_spec))
 
 
 TokenOption = Annotated[
@@ -151,7 +152,7 @@ def _mounted(url: str) -> bool:
     """A simulator mounted in the API (``…/sandbox/<name>``), the only kind that takes a token:
     an admin token is never handed to a standalone simulator, whoever runs it."""
     *_, parent, name = ("/" + httpx.URL(url).path.strip("/")).split("/")
-    return parent == "sandbox" and name in set(Provider)
+    return parent == "sandbox" and GATEWAY_NAME.match(name) is not None
 
 
 def _call(method: str, url: str, path: str, body: Any = None, *, show: bool = True) -> Any:
@@ -257,7 +258,7 @@ def pay(
 @sandbox_app.command("settle")
 def settle(
     url: UrlOption,
-    send_id: Annotated[str, typer.Argument(help="The send's id (Efí idEnvio, MP intent id).")],
+    send_id: Annotated[str, typer.Argument(help="The send's id at the provider.")],
     reject: Annotated[str | None, typer.Option(help="Reject with this reason instead.")] = None,
 ) -> None:
     """Settle (or --reject) a pending send."""

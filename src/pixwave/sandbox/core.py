@@ -58,7 +58,8 @@ class SimulatorConfig(BaseModel):
         default=1.0,
         ge=0,
         le=86400,
-        description="Seconds (× time_scale) until a send settles — at Efí, a refund too.",
+        description="Seconds (× time_scale) until a send settles (a refund too, where the "
+        "provider settles refunds later).",
     )
 
 

@@ -10,7 +10,7 @@ so when mounted they answer only an **admin token** of this API (401 without one
 user's); the provider's own routes stay open to the connectors, as at the real provider.
 
 State lives in that one process: with several API workers, run the simulators as their own
-servers (`pixwave sandbox efi --port 9002`) and point the connectors at them.
+servers (`pixwave sandbox <family> --port N`) and point the connectors at them.
 """
 
 from __future__ import annotations
@@ -27,17 +27,9 @@ from fastapi import FastAPI, Request
 
 from pixwave.accounts.auth import authenticate, bearer_token, require_admin
 from pixwave.config import Settings
-from pixwave.gateways.registry import (
-    SANDBOX_EFI_CLIENT_ID,
-    SANDBOX_EFI_CLIENT_SECRET,
-    SANDBOX_EFI_WEBHOOK_HMAC,
-    SANDBOX_MERCADOPAGO_TOKEN,
-    GatewayName,
-    simulated_gateways,
-)
+from pixwave.gateways.registry import configured, simulated_gateways
+from pixwave.gateways.specs import SPECS
 from pixwave.sandbox.core import ControlGuard, Simulator
-from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
-from pixwave.sandbox.mercadopago import MercadoPagoSimConfig, MercadoPagoSimulator
 
 #: Where the embedded API mounts the simulators.
 MOUNT_PREFIX = "/sandbox"
@@ -51,28 +43,20 @@ def build_simulator(
     time_scale: float = 1.0,
     **extra: Any,
 ) -> Simulator[Any]:
-    """A simulator that accepts the registry's sandbox credentials."""
-    if name == "mercadopago":
-        return MercadoPagoSimulator(
-            MercadoPagoSimConfig(
-                access_token=SANDBOX_MERCADOPAGO_TOKEN,
-                public_url=public_url,
-                webhook_url=webhook_url,
-                time_scale=time_scale,
-                **extra,
-            )
-        )
-    if name == "efi":
-        return EfiSimulator(
-            EfiSimConfig(
-                client_id=SANDBOX_EFI_CLIENT_ID,
-                client_secret=SANDBOX_EFI_CLIENT_SECRET,
-                webhook_url=webhook_url,
-                time_scale=time_scale,
-                **extra,
-            )
-        )
-    raise ValueError(f"no simulator named {name!r} (mercadopago, efi)")
+    """A simulator of gateway ``name`` (or of family ``name``), accepting the credentials its
+    spec's sandbox connector uses."""
+    for entry in configured():
+        if entry.name == name:
+            spec, instance = entry.spec, entry.instance
+            break
+    else:
+        families = {spec.family: spec for spec in SPECS}
+        if name not in families:
+            raise ValueError(f"no simulator named {name!r} ({', '.join(families)})")
+        spec, instance = families[name], None
+    return spec.simulator(
+        instance, public_url=public_url, webhook_url=webhook_url, time_scale=time_scale, **extra
+    )
 
 
 def internal_base_url(settings: Settings, port: int | None = None) -> str:
@@ -132,23 +116,22 @@ def admin_guard(api: FastAPI) -> ControlGuard:
     return guard
 
 
-def mount_simulators(app: FastAPI, settings: Settings) -> dict[GatewayName, Simulator[Any]]:
+def mount_simulators(app: FastAPI, settings: Settings) -> dict[str, Simulator[Any]]:
     """Mount a simulator for every simulated gateway; return them by name. Raises the
     registry's GatewayModeError for a configuration that mixes them with real gateways."""
-    mounted: dict[GatewayName, Simulator[Any]] = {}
+    mounted: dict[str, Simulator[Any]] = {}
     loopback = internal_base_url(settings).removesuffix(MOUNT_PREFIX)
     guard = admin_guard(app)
-    for name in simulated_gateways(settings):
-        # Efí notifies the URL registered for the account key (MP: the one on each charge).
-        webhook_url = (
-            f"{loopback}/webhooks/efi?hmac={SANDBOX_EFI_WEBHOOK_HMAC}&ignorar="
-            if name == "efi"
-            else None
-        )
-        simulator = build_simulator(
-            name,
+    simulated = simulated_gateways(settings)
+    for entry in configured():
+        name = entry.name
+        if name not in simulated:
+            continue
+        simulator = entry.spec.simulator(
+            entry.instance,
             public_url=f"{settings.public_url}{MOUNT_PREFIX}/{name}",
-            webhook_url=webhook_url,
+            # Where an account-level webhook points (None: each charge names its URL).
+            webhook_url=entry.spec.simulator_webhook_url(loopback, name),
             time_scale=settings.sandbox_time_scale,
         )
         simulator.control_guard = guard

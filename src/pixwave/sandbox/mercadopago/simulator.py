@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 import structlog
 from fastapi import APIRouter, FastAPI
 
-from pixwave.sandbox.callbacks import MERCADOPAGO_SCHEDULE
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.faults import Route
 from pixwave.sandbox.mercadopago import errors
@@ -33,12 +32,17 @@ _FAULT_MESSAGES: dict[int, str] = {
 }
 
 
+#: Seconds between notification attempts: every 15 minutes, spacing out after the third try
+#: (Mercado Pago's documentation).
+WEBHOOK_SCHEDULE: tuple[float, ...] = tuple(m * 60 for m in (15, 15, 15, 30, 60, 120, 240))
+
+
 class MercadoPagoSimulator(Simulator[MercadoPagoSimConfig]):
     """A stateful stand-in for ``https://api.mercadopago.com`` (see the package docstring)."""
 
     name: ClassVar[str] = "mercadopago"
     routes: ClassVar[Sequence[Route]] = ROUTES
-    webhook_schedule: ClassVar[Sequence[float]] = MERCADOPAGO_SCHEDULE
+    webhook_schedule: ClassVar[Sequence[float]] = WEBHOOK_SCHEDULE
     webhook_timeout: ClassVar[float] = 22.0
     #: Seconds between background ticks, which expire payments nobody asks about.
     tick_interval: ClassVar[float] = 1.0
