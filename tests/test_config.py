@@ -117,3 +117,29 @@ def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).parent.parent / ".env.example").read_text()
     missing = [name.upper() for name in Settings.model_fields if name.upper() not in text]
     assert missing == []
+
+
+def test_env_example_documents_every_gateway_setting() -> None:
+    """…and every setting of every registered gateway family, by one of its names (a family
+    configured per instance, ``PIXAPI_<NAME>_…``, by its suffix)."""
+    from pathlib import Path
+
+    from pydantic import AliasChoices
+
+    from pixwave.gateways.specs import SPECS
+
+    text = (Path(__file__).parent.parent / ".env.example").read_text()
+    missing = []
+    for spec in SPECS:
+        model = spec.settings_model
+        prefix = str(model.model_config.get("env_prefix", "")).upper()
+        for name, field in model.model_fields.items():
+            alias = field.validation_alias
+            names = (
+                [str(choice).upper() for choice in alias.choices]
+                if isinstance(alias, AliasChoices)
+                else [f"{prefix}{name.upper()}" if prefix else f"_{name.upper()}="]
+            )
+            if not any(candidate in text for candidate in names):
+                missing.append(f"{spec.family}: {names[0]}")
+    assert missing == []

@@ -125,9 +125,8 @@ class Resources:
 
         settings = self.settings
         self.simulated = frozenset(simulated_gateways(settings)) & set(self.gateways)
-        self.specs = {
-            entry.name: entry.spec for entry in configured() if entry.name in self.gateways
-        }
+        entries = [entry for entry in configured() if entry.name in self.gateways]
+        self.specs = {entry.name: entry.spec for entry in entries}
         self.health = build_health_store(
             self.redis,
             HealthConfig(
@@ -141,7 +140,12 @@ class Resources:
             ),
             gateways=list(self.gateways),
         )
-        self.router = Router(self.gateways, self.health, simulated=self.simulated)
+        self.router = Router(
+            self.gateways,
+            self.health,
+            simulated=self.simulated,
+            fees={entry.name: entry.instance.settings.fee_schedule for entry in entries},
+        )
         self.sns = SnsPublisher.from_settings(settings)
         self.broker = build_broker(settings)
         self.jobs = register_jobs(self.broker, self)

@@ -6,6 +6,7 @@ import pytest
 
 from pixwave.gateways.base import Capability
 from pixwave.gateways.errors import GatewayAmbiguous, Outcome
+from pixwave.gateways.fees import Fee, FeeSchedule
 from pixwave.gateways.health import (
     CircuitState,
     GatewayHealth,
@@ -14,7 +15,7 @@ from pixwave.gateways.health import (
     HealthState,
     Operation,
 )
-from pixwave.gateways.router import UnknownGateway, rank, score
+from pixwave.gateways.router import PaymentContext, Router, UnknownGateway, rank, score
 from tests.gateways.support import T0, FakeGateway, World, at, down
 
 
@@ -66,6 +67,98 @@ def health(rate: float | None, p95: int | None, samples: int = 10) -> GatewayHea
 
 def settings(priority: int) -> GatewaySettings:
     return GatewaySettings(enabled=True, priority=priority)
+
+
+class TestCostAwareRouting:
+    """Fees break ties between gateways of equal health; health always comes first."""
+
+    @staticmethod
+    def priced(world: World, **fees: str) -> Router:
+        return Router(
+            dict(world.gateways),
+            world.health,
+            fees={name: FeeSchedule.parse(text) for name, text in fees.items()},
+        )
+
+    async def test_the_cheaper_of_equals_wins_over_priority(self, world: World) -> None:
+        """Equal health: the gateway expected to charge less for this payment goes first."""
+        await world.calls("mercadopago", ok=10)
+        await world.calls("efi", ok=10)
+        router = self.priced(world, mercadopago="send=99", efi="send=10")
+        context = PaymentContext(amount=100_00)
+        assert await router.candidates(Operation.SEND, context=context) == ["efi", "mercadopago"]
+        assert await router.choose(Operation.SEND, context=context) == "efi"
+
+    async def test_the_fee_depends_on_the_amount(self, world: World) -> None:
+        """A flat fee against a percentage: which is cheaper turns on the amount."""
+        router = self.priced(world, mercadopago="send=50", efi="send=1+100bp")
+        small, large = PaymentContext(amount=10_00), PaymentContext(amount=1_000_00)
+        assert await router.candidates(Operation.SEND, context=small) == ["efi", "mercadopago"]
+        assert await router.candidates(Operation.SEND, context=large) == ["mercadopago", "efi"]
+        assert router.expected_fee("efi", Operation.SEND, large) == 1 + 10_00
+
+    async def test_a_cheap_failing_gateway_never_wins(self, world: World) -> None:
+        """Health first: a free gateway at 80 % loses to an expensive one at 100 %."""
+        await world.calls("mercadopago", ok=10)
+        await world.calls("efi", ok=8, failed=2)
+        router = self.priced(world, mercadopago="send=500+200bp", efi="send=0")
+        context = PaymentContext(amount=100_00)
+        assert await router.candidates(Operation.SEND, context=context) == ["mercadopago", "efi"]
+
+    async def test_without_a_context_fees_do_not_count(self, world: World) -> None:
+        router = self.priced(world, mercadopago="send=99", efi="send=0")
+        assert await router.candidates(Operation.SEND) == ["mercadopago", "efi"]
+
+    async def test_fees_are_per_operation(self, world: World) -> None:
+        """A gateway cheap for sends is not thereby cheap for charges."""
+        router = self.priced(world, mercadopago="charge=0+99bp", efi="charge=0+119bp,send=0")
+        context = PaymentContext(amount=100_00)
+        assert await router.candidates(Operation.CHARGE, context=context) == [
+            "mercadopago",
+            "efi",
+        ]
+
+
+class TestFees:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("charge=0+99bp", {Operation.CHARGE: Fee(0, 99)}),
+            ("send=25, refund=10+5bp", {Operation.SEND: Fee(25, 0), Operation.REFUND: Fee(10, 5)}),
+            ("charge=119bp", {Operation.CHARGE: Fee(0, 119)}),
+            ("", {}),
+            (None, {}),
+        ],
+    )
+    def test_parse(self, text: str | None, expected: dict[Operation, Fee]) -> None:
+        assert FeeSchedule.parse(text).fees == expected
+
+    @pytest.mark.parametrize(
+        "text", ["charge=", "charge=abc", "query=1", "payout=1", "charge=99b", "charge=5+"]
+    )
+    def test_what_it_cannot_read_is_refused(self, text: str) -> None:
+        with pytest.raises(ValueError, match="fee"):
+            FeeSchedule.parse(text)
+
+    @pytest.mark.parametrize(
+        ("fee", "amount", "expected"),
+        [(Fee(0, 99), 100_00, 99), (Fee(0, 99), 50, 0), (Fee(0, 100), 50, 1), (Fee(7, 0), 1, 7)],
+    )
+    def test_integer_fee_rounds_half_up(self, fee: Fee, amount: int, expected: int) -> None:
+        """0.99 % of R$ 100 is 99 centavos; 1 % of 50 centavos is half a centavo → 1."""
+        assert fee.of(amount) == expected
+
+    def test_a_bad_fee_setting_is_refused_at_start(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`MERCADOPAGO_FEES` is validated with the family's other settings."""
+        from pydantic import ValidationError
+
+        from pixwave.gateways.mercadopago.spec import MERCADOPAGO
+
+        monkeypatch.setenv("MERCADOPAGO_FEES", "charge=lots")
+        with pytest.raises(ValidationError, match="fee"):
+            MERCADOPAGO.load_settings()
+        monkeypatch.setenv("MERCADOPAGO_FEES", "charge=0+99bp")
+        assert MERCADOPAGO.load_settings().fee_schedule.expected(Operation.CHARGE, 100_00) == 99
 
 
 class TestMinimumSamples:

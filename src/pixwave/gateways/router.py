@@ -9,7 +9,12 @@ operation is not open. Ranking (:func:`rank`), best first:
 
 1. recent success rate, rounded to 0.05 so that noise does not flap traffic between gateways;
 2. p95 latency, rounded to 50 ms;
-3. the operator's priority (lower first), then the name, so the order is total.
+3. the expected fee of this payment at that gateway (``gateways/fees.py``), cheaper first —
+   health always comes first, so a cheap gateway that is failing never wins;
+4. the operator's priority (lower first), then the name, so the order is total.
+
+The engine passes a :class:`PaymentContext` (amount, Pix key type, kind) with every choice, so
+ranking rules can look at the payment itself; the fee is the first rule that does.
 
 A gateway is **judged** on 1 and 2 only once it has ``min_samples`` calls (5 by default) in the
 window for that operation. One that has fewer — idle, or just started — is assumed to be as good
@@ -44,6 +49,7 @@ from pixwave.gateways.errors import (
     Outcome,
     UnsupportedOperation,
 )
+from pixwave.gateways.fees import NO_FEES, FeeSchedule
 from pixwave.gateways.health import (
     UP_OUTCOMES,
     CircuitState,
@@ -139,11 +145,16 @@ def score(health: GatewayHealth) -> tuple[int, int]:
 
 
 def rank(
-    gateways: Sequence[tuple[str, GatewaySettings, GatewayHealth]], *, min_samples: int
+    gateways: Sequence[tuple[str, GatewaySettings, GatewayHealth]],
+    *,
+    min_samples: int,
+    fees: Mapping[str, int] | None = None,
 ) -> list[str]:
     """The names, best first (see the module docstring). A gateway with fewer than
     ``min_samples`` calls scores as the best judged gateway with a perfect rounded rate would
-    (0 ms without one), so that the operator's priority decides against it."""
+    (0 ms without one), so that fees and the operator's priority decide against it.
+    ``fees``: each gateway's expected fee for the payment (centavos)."""
+    fees = fees or {}
     scores = {
         name: score(health) if is_judged(health, min_samples) else None
         for name, _, health in gateways
@@ -151,9 +162,18 @@ def rank(
     perfect = [s[1] for s in scores.values() if s is not None and s[0] == PERFECT_RATE]
     unjudged = (PERFECT_RATE, min(perfect, default=0))
     ordered = sorted(
-        (*(scores[name] or unjudged), settings.priority, name) for name, settings, _ in gateways
+        (*(scores[name] or unjudged), fees.get(name, 0), settings.priority, name)
+        for name, settings, _ in gateways
     )
     return [name for *_, name in ordered]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentContext:
+    """What routing may know of the payment it places."""
+
+    amount: int  # centavos
+    pix_key_type: str | None = None  # a withdrawal's key type (cpf, email, evp …)
 
 
 class Router:
@@ -163,30 +183,51 @@ class Router:
         health: HealthStore,
         *,
         simulated: Collection[str] = (),
+        fees: Mapping[str, FeeSchedule] | None = None,
     ) -> None:
         """``simulated``: the names of the gateways served by a built-in simulator, shown
-        to operators (the router routes them like any other)."""
+        to operators (the router routes them like any other). ``fees``: each gateway's
+        configured fees (none: all equal)."""
         self.gateways = gateways
         self.health = health
         self.simulated = frozenset(simulated)
+        self.fees: Mapping[str, FeeSchedule] = fees or {}
+
+    def expected_fee(self, name: str, operation: Operation, context: PaymentContext | None) -> int:
+        """What ``name`` is expected to charge for this payment (0 without a context)."""
+        if context is None:
+            return 0
+        return self.fees.get(name, NO_FEES).expected(operation, context.amount)
 
     # --- the payments engine ------------------------------------------------------------
-    async def candidates(self, operation: Operation, *, exclude: Collection[str] = ()) -> list[str]:
+    async def candidates(
+        self,
+        operation: Operation,
+        *,
+        exclude: Collection[str] = (),
+        context: PaymentContext | None = None,
+    ) -> list[str]:
         """Usable gateways for ``operation``, best first. Reads only: it never takes a probe,
         so a half-open gateway is listed and :meth:`acquire` decides."""
-        return [name for name, _ in await self._ranked(operation, exclude)]
+        return [name for name, _ in await self._ranked(operation, exclude, context)]
 
-    async def choose(self, operation: Operation, *, exclude: Collection[str] = ()) -> str | None:
+    async def choose(
+        self,
+        operation: Operation,
+        *,
+        exclude: Collection[str] = (),
+        context: PaymentContext | None = None,
+    ) -> str | None:
         """The best usable gateway, ready to be called: :meth:`candidates` then
         :meth:`acquire` — which a closed circuit, just read, does not need (one Redis round
         trip less per payment); a half-open one is asked, so only one caller probes."""
-        for name, circuit in await self._ranked(operation, exclude):
+        for name, circuit in await self._ranked(operation, exclude, context):
             if circuit is CircuitState.CLOSED or await self.acquire(name, operation):
                 return name
         return None
 
     async def _ranked(
-        self, operation: Operation, exclude: Collection[str]
+        self, operation: Operation, exclude: Collection[str], context: PaymentContext | None
     ) -> list[tuple[str, CircuitState]]:
         needs = OPERATION_CAPABILITY[operation]
         names = [
@@ -201,7 +242,8 @@ class Router:
             if settings.enabled and health.circuit is not CircuitState.OPEN
         ]
         circuits = {name: health.circuit for name, _, health in usable}
-        ranked = rank(usable, min_samples=self.health.config.min_samples)
+        fees = {name: self.expected_fee(name, operation, context) for name, _, _ in usable}
+        ranked = rank(usable, min_samples=self.health.config.min_samples, fees=fees)
         return [(name, circuits[name]) for name in ranked]
 
     async def acquire(self, name: str, operation: str) -> bool:

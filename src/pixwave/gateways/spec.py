@@ -21,10 +21,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import httpx
-from pydantic import ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pixwave.db import utcnow
+from pixwave.gateways.fees import FeeSchedule
 from pixwave.gateways.http import Timeouts
 
 if TYPE_CHECKING:
@@ -64,6 +65,22 @@ class ProviderSettings(BaseSettings):
         ):
             return None
         return value
+
+    fees: str | None = Field(
+        default=None,
+        description="What this gateway charges, e.g. `charge=0+99bp,send=25` (centavos + basis "
+        "points per operation): breaks ties between gateways of equal health.",
+    )
+
+    @field_validator("fees")
+    @classmethod
+    def _fees(cls, value: str | None) -> str | None:
+        FeeSchedule.parse(value)  # ValueError: the message says what is wrong
+        return value
+
+    @property
+    def fee_schedule(self) -> FeeSchedule:
+        return FeeSchedule.parse(self.fees)
 
     def credentials(self) -> Mapping[str, object | None]:
         """The variables this gateway needs to be real, by their environment names, with their
