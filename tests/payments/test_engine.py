@@ -7,6 +7,7 @@ and both gateway simulators over HTTP. Each test ends with the ledger audit.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,13 +26,14 @@ from sqlalchemy.exc import OperationalError
 from pixwave.accounts.models import Role
 from pixwave.app import create_app
 from pixwave.gateways.efi import EfiConnector
+from pixwave.gateways.efi.spec import SANDBOX_WEBHOOK_HMAC as SANDBOX_EFI_WEBHOOK_HMAC
 from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signature
-from pixwave.gateways.registry import SANDBOX_EFI_WEBHOOK_HMAC, build_gateway
+from pixwave.gateways.registry import build_gateway
 from pixwave.inbox import repository as inbox_repository
 from pixwave.ledger import service as ledger_service
 from pixwave.notifications import relay
 from pixwave.notifications.sns import SnsPublisher
-from pixwave.payments import engine as engine_module
+from pixwave.payments.engine import advance as engine_module
 from pixwave.resources import Resources
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import build_simulator
@@ -150,6 +152,13 @@ class World:
     async def fault(self, gateway: str, operation: str, **rule: Any) -> None:
         response = await self.admin[gateway].put(f"/_sandbox/faults/{operation}", json=rule)
         assert response.status_code == 200, response.text
+
+    def review_after(self, seconds: float) -> None:
+        """Hand unresolved payments to a human after ``seconds`` from now on."""
+        engine = self.resources.payments
+        settings = dataclasses.replace(engine.settings, review_after_seconds=seconds)
+        engine.settings = settings
+        engine.use = dataclasses.replace(engine.use, settings=settings)
 
     async def disable(self, gateway: str, **changes: Any) -> None:
         await self.resources.health.set_settings(gateway, **changes)
@@ -582,7 +591,7 @@ class TestWithdrawal:
     async def test_unknowable_outcome_goes_to_review_then_settles(self, world: World) -> None:
         """Sent, unanswered, and the gateway cannot be asked: needs_review with an alert, the
         hold kept — and once the gateway answers again, the payment settles by itself."""
-        world.resources.settings.review_after_seconds = 0.5
+        world.review_after(0.5)
         await world.disable("mercadopago", enabled=False)
         await world.fault("efi", "send.put", timeout_rate=1, hang_seconds=5)
         await world.fault("efi", "send.get", error_rate=1, error_status=500)
@@ -661,7 +670,7 @@ class TestRefund:
         actor = await create_actor(world.resources)
         deposit = await self.received(world, actor, 15_00)
         await world.admin["efi"].patch("/_sandbox/config", json={"settle_delay_seconds": 3600})
-        world.resources.settings.review_after_seconds = 0.5
+        world.review_after(0.5)
         refund_id = (await world.refund_accepted(actor, deposit["id"], 6_00))["id"]
         review = await world.status(actor, refund_id, "needs_review")
         assert review["failure_code"] == "refund_not_settled"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pixwave.kit.locks import MemoryLocks, RedisLocks
+from pixwave.kit.locks import RedisLocks
 from pixwave.payments.lease import Leases, MemoryLeases, RedisLeases
 from pixwave.resources import Resources
 
@@ -14,7 +14,7 @@ from pixwave.resources import Resources
 @pytest.fixture(params=["redis", "memory"])
 def leases(request: pytest.FixtureRequest, resources: Resources) -> Leases:
     if request.param == "memory":
-        return MemoryLeases(MemoryLocks())
+        return MemoryLeases()
     assert resources.redis is not None
     return RedisLeases(resources.redis, RedisLocks(resources.redis))
 

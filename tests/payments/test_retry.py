@@ -6,26 +6,7 @@ import random
 
 import pytest
 
-from pixwave.gateways.errors import Outcome
-from pixwave.payments.retry import NEXT_STEP, NextStep, RetryPolicy, charge_poll_delay
-
-
-class TestNextStep:
-    @pytest.mark.parametrize(
-        ("outcome", "step"),
-        [
-            (Outcome.UNAVAILABLE, NextStep.RETRY_THEN_FALL_BACK),
-            (Outcome.REJECTED, NextStep.FAIL),
-            (Outcome.AMBIGUOUS, NextStep.QUERY_SAME_GATEWAY),
-        ],
-    )
-    def test_row(self, outcome: Outcome, step: NextStep) -> None:
-        """Each failure outcome has exactly the documented next step."""
-        assert NEXT_STEP[outcome] is step
-
-    def test_every_failure_outcome_has_a_row(self) -> None:
-        """No failure kind is left to a default."""
-        assert set(NEXT_STEP) == set(Outcome) - {Outcome.SUCCEEDED}
+from pixwave.payments.retry import RetryPolicy, charge_poll_delay
 
 
 class TestBackoff:

@@ -12,11 +12,14 @@ reading the note: a step costs two, and no note can fall between "let go" and "r
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
 
-from pixwave.kit.locks import MemoryLocks, RedisLocks
+from pixwave.db import utcnow
+from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
 
 # KEYS: lease, note. ARGV: token, ttl ms, note (1/0). Returns 1 when the lease was taken.
 _ENTER = """
@@ -84,26 +87,51 @@ class RedisLeases:
 
 
 class MemoryLeases:
-    """The embedded default's twin (one process is the whole deployment)."""
+    """The embedded default's twin (one process is the whole deployment), on an injected
+    clock: tests move time instead of sleeping through a TTL."""
 
-    def __init__(self, locks: MemoryLocks) -> None:
-        self.locks = locks
+    def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
+        self.now = now
+        #: Transaction id → (token, expiry).
+        self._held: dict[str, tuple[str, datetime]] = {}
         self._notes: set[str] = set()
 
+    def _owner(self, transaction_id: str) -> str | None:
+        held = self._held.get(transaction_id)
+        return held[0] if held is not None and held[1] > self.now() else None
+
     async def enter(self, transaction_id: str, ttl_seconds: float, *, note: bool) -> str | None:
-        token = await self.locks.acquire(lease_name(transaction_id), ttl_seconds)
-        if token is not None:
-            self._notes.discard(transaction_id)
-        elif note:
-            self._notes.add(transaction_id)
+        if self._owner(transaction_id) is not None:
+            if note:
+                self._notes.add(transaction_id)
+            return None
+        token = secrets.token_hex(8)
+        self._held[transaction_id] = (token, self.now() + timedelta(seconds=ttl_seconds))
+        self._notes.discard(transaction_id)
         return token
 
     async def extend(self, transaction_id: str, token: str, ttl_seconds: float) -> bool:
-        return await self.locks.extend(lease_name(transaction_id), token, ttl_seconds)
+        if self._owner(transaction_id) != token:
+            return False
+        self._held[transaction_id] = (token, self.now() + timedelta(seconds=ttl_seconds))
+        return True
 
     async def leave(self, transaction_id: str, token: str) -> bool:
-        await self.locks.release(lease_name(transaction_id), token)
+        held = self._held.get(transaction_id)
+        if held is not None and held[0] == token:
+            del self._held[transaction_id]
         if transaction_id in self._notes:
             self._notes.discard(transaction_id)
             return True
         return False
+
+
+def build_leases(
+    locks: LockManager, redis: Redis | None, now: Callable[[], datetime] = utcnow
+) -> Leases:
+    """Redis leases beside Redis locks (every process shares them), else in-process ones."""
+    if isinstance(locks, RedisLocks) and redis is not None:
+        return RedisLeases(redis, locks)
+    if not isinstance(locks, MemoryLocks):
+        raise TypeError(f"no payment leases for {type(locks).__name__}")
+    return MemoryLeases(now)

@@ -1,10 +1,14 @@
-"""Every query on the `transactions` table."""
+"""Every query on the `transactions` table, and the typed rows they return.
+
+The payments engine reads these rows key by key; as ``TypedDict``s, mypy checks every key it
+reads (a misspelt ``row["gatway"]`` fails the type check, not a payment).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +29,70 @@ _READ_COLUMNS = [
 ]  # fmt: skip
 
 
+class ListedTransaction(TypedDict):
+    """A transaction as lists show it (:data:`_READ_COLUMNS`)."""
+
+    id: str
+    type: str
+    status: str
+    amount: int  # centavos
+    currency: str
+    wallet_id: str
+    counterparty_wallet_id: str | None
+    parent_id: str | None
+    gateway: str | None
+    txid: str | None
+    end_to_end_id: str | None
+    gateway_payment_id: str | None
+    pix_key: str | None
+    description: str | None
+    failure_code: str | None
+    failure_message: str | None
+    refunded_amount: int  # centavos
+    ledger_transaction_id: str | None
+    brcode: str | None
+    qr_png_base64: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransactionRow(ListedTransaction):
+    """One transaction read whole (:func:`get`): what the engine and the services work on."""
+
+    user_id: str
+    hold_id: str | None
+    next_attempt_at: datetime | None
+
+
+class AttemptRow(TypedDict):
+    """A ``gateway_attempts`` row as written (and, for a send or refund, later answered)."""
+
+    id: str
+    transaction_id: str
+    gateway: str
+    operation: str
+    try_number: int  # 0 for a query, then 1, 2 … per gateway and operation
+    outcome: str  # an ``Outcome``; ``ambiguous`` until the answer of an announced call is in
+    latency_ms: int
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+
+
+class ListedAttempt(TypedDict):
+    """An attempt as ``GET /v1/transactions/{id}`` shows it."""
+
+    gateway: str
+    operation: str
+    try_number: int
+    outcome: str
+    latency_ms: int
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+
+
 ATTEMPTS = table(GatewayAttempt)
 A = ATTEMPTS.c
 
@@ -39,14 +107,14 @@ def insert_transaction(session: AsyncSession, values: dict[str, Any]) -> None:
 
 async def get(
     session: AsyncSession, transaction_id: str, *, for_update: bool = False
-) -> dict[str, Any] | None:
+) -> TransactionRow | None:
     statement = select(*_READ_COLUMNS, C.user_id, C.hold_id, C.next_attempt_at).where(
         C.id == transaction_id
     )
     if for_update:
         statement = statement.with_for_update()
     row = (await session.execute(statement)).one_or_none()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else cast(TransactionRow, dict(row._mapping))
 
 
 async def update_status(
@@ -118,7 +186,7 @@ async def list_transactions(
     created_lt: datetime | None,
     starting_after: str | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[ListedTransaction]:
     statement = select(*_READ_COLUMNS).order_by(C.id.desc()).limit(limit)
     if wallet_id is not None:
         statement = statement.where(
@@ -134,7 +202,7 @@ async def list_transactions(
         statement = statement.where(C.created_at < created_lt)
     if starting_after is not None:
         statement = statement.where(C.id < starting_after)
-    return [dict(r._mapping) for r in await session.execute(statement)]
+    return [cast(ListedTransaction, dict(r._mapping)) for r in await session.execute(statement)]
 
 
 async def set_fields(
@@ -176,8 +244,8 @@ async def refunds_in_flight(session: AsyncSession, parent_id: str) -> int:
     return int(total or 0)
 
 
-def insert_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
-    defer(session, _INSERT_ATTEMPT, values)
+def insert_attempt(session: AsyncSession, values: AttemptRow) -> None:
+    defer(session, _INSERT_ATTEMPT, dict(values))
 
 
 _ANSWER_ATTEMPT = (
@@ -192,8 +260,8 @@ _ANSWER_ATTEMPT = (
 )
 
 
-def answer_attempt(session: AsyncSession, values: dict[str, Any]) -> None:
-    """The answer of an attempt written before its call left (see `Run.mark_sending`)."""
+def answer_attempt(session: AsyncSession, values: AttemptRow) -> None:
+    """The answer of an attempt written before its call left (see `Run.announce`)."""
     defer(
         session,
         _ANSWER_ATTEMPT,
@@ -222,7 +290,7 @@ async def attempts_by_operation(
     return counts
 
 
-async def list_attempts(session: AsyncSession, transaction_id: str) -> list[dict[str, Any]]:
+async def list_attempts(session: AsyncSession, transaction_id: str) -> list[ListedAttempt]:
     rows = await session.execute(
         select(
             A.gateway, A.operation, A.try_number, A.outcome, A.latency_ms, A.error_code,
@@ -231,4 +299,4 @@ async def list_attempts(session: AsyncSession, transaction_id: str) -> list[dict
         .where(A.transaction_id == transaction_id)
         .order_by(A.id)
     )  # fmt: skip
-    return [dict(r._mapping) for r in rows]
+    return [cast(ListedAttempt, dict(r._mapping)) for r in rows]

@@ -7,6 +7,7 @@ database transaction, so the history of events and the row can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ class TransactionNotFound(NotFound):
     title = "No such transaction"
 
 
-def _event_payload(row: dict[str, Any]) -> dict[str, Any]:
+def _event_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "transaction_id": row["id"],
         "type": row["type"],
@@ -93,7 +94,7 @@ async def transition(
     transaction_id: str,
     target: TransactionStatus,
     *,
-    seen: dict[str, Any] | None = None,
+    seen: repository.TransactionRow | None = None,
     **fields: Any,
 ) -> TransactionRead:
     """Move a transaction to `target`, or raise having written nothing: `IllegalTransition`
@@ -106,12 +107,12 @@ async def transition(
     The event carries ``seen`` and ``fields``, so a field that can change without a status
     change (the gateway of a send) must be passed in ``fields``.
     """
-    if seen is None:
-        row = await repository.get(session, transaction_id, for_update=True)
-        if row is None:
-            raise TransactionNotFound(f"transaction {transaction_id} does not exist")
-    else:
-        row = dict(seen)
+    found = seen
+    if found is None:
+        found = await repository.get(session, transaction_id, for_update=True)
+    if found is None:
+        raise TransactionNotFound(f"transaction {transaction_id} does not exist")
+    row: dict[str, Any] = dict(found)
     current = TransactionStatus(row["status"])
     check_transition(current, target)
     values = {**fields, "status": target, "updated_at": utcnow()}
@@ -136,7 +137,7 @@ async def transition(
     return TransactionRead.model_validate(row)
 
 
-def _visible(principal: Principal, row: dict[str, Any]) -> bool:
+def _visible(principal: Principal, row: repository.TransactionRow) -> bool:
     if principal.is_admin:
         return True
     mine = principal.wallet_id

@@ -1,0 +1,158 @@
+"""`Engine.advance(id)`: the one entry point — take the lease, run the step of the
+transaction's flow, let go, and run again when asked to.
+
+A second runner finds the lease taken and leaves a "look again" note instead of waiting; the
+owner reads it as it lets go. A step the database rolled back (deadlock, lock wait timeout) is
+simply run again: it re-reads the row, so the retry is as safe as the first run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixwave.db import is_transient, utcnow
+from pixwave.gateways.base import PixGateway
+from pixwave.gateways.router import Router
+from pixwave.payments.engine import cash_in, cash_out, refund
+from pixwave.payments.engine.run import Collaborators, Invalidate, LeaseLost, Run
+from pixwave.payments.engine.settings import EngineSettings
+from pixwave.payments.lease import Leases, build_leases
+from pixwave.payments.status import UNFINISHED, TransactionStatus, TransactionType
+
+if TYPE_CHECKING:
+    from pixwave.resources import Resources
+
+log = structlog.get_logger("pixwave.payments")
+S = TransactionStatus
+
+#: Runs of one advance() that may end in a deadlock or lock timeout before it gives up.
+TRANSIENT_RETRIES = 3
+#: Looks one advance() takes at most (notes left meanwhile, steps run again); the sweep
+#: brings the payment back for more.
+MAX_LOOKS = 5
+
+#: The flow that moves each type of transaction on.
+FLOWS: Final[dict[TransactionType, Callable[[Run, S], Awaitable[None]]]] = {
+    TransactionType.CASH_IN: cash_in.advance,
+    TransactionType.CASH_OUT: cash_out.advance,
+    TransactionType.REFUND: refund.advance,
+}
+
+
+class Engine:
+    """One per process; holds nothing but its collaborators."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        gateways: Mapping[str, PixGateway],
+        router: Router,
+        leases: Leases,
+        settings: EngineSettings,
+        webhook_url: Callable[[str], str | None] = lambda _gateway: None,
+        invalidate: Invalidate | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.leases = leases
+        self.settings = settings
+        self.use = Collaborators(
+            sessionmaker=sessionmaker,
+            gateways=gateways,
+            router=router,
+            leases=leases,
+            settings=settings,
+            webhook_url=webhook_url,
+            invalidate=invalidate,
+            clock=clock,
+            sleep=sleep,
+            rng=rng or random.Random(),  # noqa: S311 - backoff jitter
+        )
+
+    @classmethod
+    def from_resources(cls, resources: Resources) -> Engine:
+        """The engine of a process, from the process's resources."""
+        return cls(
+            sessionmaker=resources.sessionmaker,
+            gateways=resources.gateways,
+            router=resources.router,
+            leases=build_leases(resources.locks, resources.redis),
+            settings=EngineSettings.from_settings(resources.settings),
+            webhook_url=resources.webhook_url,
+            invalidate=_cache_invalidator(resources),
+        )
+
+    async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
+        """Move the transaction on. If another worker owns it right now, ``poke`` leaves it a
+        note to take one more look when it is done (a webhook arriving mid-step must not wait
+        for the next poll)."""
+        ttl = self.settings.lease_seconds
+        transient_failures = 0
+        for _ in range(MAX_LOOKS):
+            token = await self.leases.enter(transaction_id, ttl, note=poke)
+            if token is None:
+                return  # the owner will see the note as it lets go
+            run_again = False
+            try:
+                await step(self.use, transaction_id, token)
+            except DBAPIError as exc:
+                # A deadlock or lock timeout rolled the step's write back; the step is safe to
+                # run again (it re-reads the row), so do that now rather than at the next poll.
+                transient_failures += 1
+                if not is_transient(exc) or transient_failures >= TRANSIENT_RETRIES:
+                    raise
+                log.warning(
+                    "payments.step_retried", transaction_id=transaction_id, error=str(exc.orig)
+                )
+                run_again = True
+            finally:
+                noted = await self.leases.leave(transaction_id, token)
+            if not (noted or run_again):
+                return
+
+
+async def step(use: Collaborators, transaction_id: str, token: str) -> None:
+    """One look at the transaction, with its lease held: its flow moves it as far as it can."""
+    run = await Run.start(use, transaction_id, token)
+    if run is None:
+        return
+    try:
+        status = S(run.row["status"])
+        if status not in UNFINISHED:
+            if run.row["next_attempt_at"] is not None:
+                await run.schedule(None)
+            return
+        flow = FLOWS.get(TransactionType(run.row["type"]))
+        if flow is not None:
+            await flow(run, status)
+    except LeaseLost:
+        log.warning("payments.lease_lost", transaction_id=transaction_id)
+    finally:
+        try:
+            await run.write_attempts()
+        except Exception as exc:  # history only; never mask what happened in the step
+            log.warning(
+                "payments.attempts_not_written", transaction_id=transaction_id, error=repr(exc)
+            )
+
+
+def _cache_invalidator(resources: Resources) -> Invalidate:
+    """The Redis cache of ``GET /v1/transactions/{id}``, when there is one. ``Resources.wire``
+    builds it after the engine, so it is looked up as each change commits."""
+
+    async def invalidate(transaction_id: str) -> None:
+        cache = resources.transaction_cache
+        if cache is not None:
+            await cache.invalidate(transaction_id)
+
+    return invalidate
