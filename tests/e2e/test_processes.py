@@ -268,32 +268,32 @@ class TestAcrossProcesses:
     def test_deposit_paid_via_webhook_on_each_gateway(self, cluster: Cluster, admin: str) -> None:
         """API → Redis → worker → simulator; payer pays; webhook → API → worker credits."""
         user = new_user(cluster, admin)
+        auth = {"Authorization": f"Bearer {admin}"}
         with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
-            for gateway in ("mercadopago", "efi"):
-                other = "efi" if gateway == "mercadopago" else "mercadopago"
-                http.patch(
-                    f"/v1/gateways/{other}", json={"enabled": False},
-                    headers={"Authorization": f"Bearer {admin}"},
-                ).raise_for_status()  # fmt: skip
-                http.patch(
-                    f"/v1/gateways/{gateway}", json={"enabled": True},
-                    headers={"Authorization": f"Bearer {admin}"},
-                ).raise_for_status()  # fmt: skip
-                created = http.post(
-                    "/v1/deposits", json={"amount": 77_00}, headers=user.headers()
-                ).json()
-                ready = wait_status(cluster, user, created["id"], "awaiting_payment")
-                assert ready["gateway"] == gateway
-                paid = httpx.post(
-                    f"{cluster.sims[gateway]}/_sandbox/pay", json={"brcode": ready["brcode"]}
-                )
-                assert paid.status_code == 200, paid.text
-                wait_status(cluster, user, created["id"], "succeeded")
-            for gateway in ("mercadopago", "efi"):
-                http.patch(
-                    f"/v1/gateways/{gateway}", json={"enabled": True},
-                    headers={"Authorization": f"Bearer {admin}"},
-                ).raise_for_status()  # fmt: skip
+            try:
+                for gateway in ("mercadopago", "efi"):
+                    other = "efi" if gateway == "mercadopago" else "mercadopago"
+                    http.patch(
+                        f"/v1/gateways/{other}", json={"enabled": False}, headers=auth
+                    ).raise_for_status()
+                    http.patch(
+                        f"/v1/gateways/{gateway}", json={"enabled": True}, headers=auth
+                    ).raise_for_status()
+                    created = http.post(
+                        "/v1/deposits", json={"amount": 77_00}, headers=user.headers()
+                    ).json()
+                    ready = wait_status(cluster, user, created["id"], "awaiting_payment")
+                    assert ready["gateway"] == gateway
+                    paid = httpx.post(
+                        f"{cluster.sims[gateway]}/_sandbox/pay", json={"brcode": ready["brcode"]}
+                    )
+                    assert paid.status_code == 200, paid.text
+                    wait_status(cluster, user, created["id"], "succeeded")
+            finally:  # a failure here must not leave a gateway off for the next test
+                for gateway in ("mercadopago", "efi"):
+                    http.patch(
+                        f"/v1/gateways/{gateway}", json={"enabled": True}, headers=auth
+                    ).raise_for_status()
             assert http.get("/v1/wallet", headers=user.headers()).json()["posted"] == 154_00
         audit(cluster)
 
@@ -305,23 +305,26 @@ class TestAcrossProcesses:
         auth = {"Authorization": f"Bearer {admin}"}
         with httpx.Client(base_url=cluster.api_url, timeout=10) as http:
             http.patch("/v1/gateways/mercadopago", json={"enabled": False}, headers=auth)
-            httpx.put(
-                f"{cluster.sims['efi']}/_sandbox/faults/send.put",
-                json={"latency": {"fixed_ms": 1500}},
-            ).raise_for_status()
-            before = httpx.get(f"{cluster.sims['efi']}/_sandbox").json()["resources"]["sends"]
-            created = http.post(
-                "/v1/withdrawals",
-                json={"amount": 20_00, "pix_key": "pix@bcb.gov.br"},
-                headers=user.headers(),
-            ).json()
-            wait_status(cluster, user, created["id"], "processing", seconds=10)
-            time.sleep(0.3)  # the send is now waiting inside the simulator
-            cluster.processes["worker"].stop(signal.SIGKILL)
-            httpx.delete(f"{cluster.sims['efi']}/_sandbox/faults")
-            cluster.start("worker-2", "worker", "--processes", "1")
-            done = wait_status(cluster, user, created["id"], "succeeded", "failed", seconds=30)
-            http.patch("/v1/gateways/mercadopago", json={"enabled": True}, headers=auth)
+            try:
+                httpx.put(
+                    f"{cluster.sims['efi']}/_sandbox/faults/send.put",
+                    json={"latency": {"fixed_ms": 1500}},
+                ).raise_for_status()
+                before = httpx.get(f"{cluster.sims['efi']}/_sandbox").json()["resources"]["sends"]
+                created = http.post(
+                    "/v1/withdrawals",
+                    json={"amount": 20_00, "pix_key": "pix@bcb.gov.br"},
+                    headers=user.headers(),
+                ).json()
+                wait_status(cluster, user, created["id"], "processing", seconds=10)
+                time.sleep(0.3)  # the send is now waiting inside the simulator
+                cluster.processes["worker"].stop(signal.SIGKILL)
+                httpx.delete(f"{cluster.sims['efi']}/_sandbox/faults")
+                cluster.start("worker-2", "worker", "--processes", "1")
+                done = wait_status(cluster, user, created["id"], "succeeded", "failed", seconds=30)
+            finally:
+                httpx.delete(f"{cluster.sims['efi']}/_sandbox/faults")
+                http.patch("/v1/gateways/mercadopago", json={"enabled": True}, headers=auth)
         assert done["status"] == "succeeded", done
         after = httpx.get(f"{cluster.sims['efi']}/_sandbox").json()["resources"]["sends"]
         assert after - before == 1
