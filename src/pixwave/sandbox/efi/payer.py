@@ -1,4 +1,5 @@
-"""Sandbox-only routes: what the outside world does to an Efí account.
+"""Sandbox-only routes of the Efí simulator: the standard's (``sandbox/pixapi/payer.py``) plus
+what the receiver's PSP does to a send.
 
 ```
 POST /_sandbox/pay                     a payer's bank app pays a BR Code
@@ -13,39 +14,17 @@ the real API ever sees them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pixwave.pix import BRCodeKind, PixFormatError, parse_brcode, validate_document
-from pixwave.sandbox.core import NOTHING_TO_PAY
-from pixwave.sandbox.efi.errors import EfiError
-from pixwave.sandbox.efi.schemas import load_json
-from pixwave.sandbox.efi.state import Payer
+from pixwave.sandbox.pixapi.payer import build_sandbox_router as standard_sandbox_router
+from pixwave.sandbox.pixapi.payer import error, parse_input
 
 if TYPE_CHECKING:
     from pixwave.sandbox.efi.simulator import EfiSimulator
-
-#: The payer's bank when the test names none (an all-zero ISPB is shape-valid and obviously fake).
-PAYER_ISPB = "00000000"
-DEFAULT_PAYER_NAME = "PAGADOR SANDBOX"
-
-
-class PayerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, max_length=200)
-    document: str | None = Field(default=None, description="CPF or CNPJ of the payer.")
-
-
-class PayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    brcode: str = Field(min_length=1, max_length=512)
-    payer: PayerIn | None = None
-    info: str | None = Field(default=None, max_length=140)
 
 
 class RejectIn(BaseModel):
@@ -54,77 +33,20 @@ class RejectIn(BaseModel):
     reason: str | None = Field(default=None, max_length=140)
 
 
-def _error(status: int, error: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message}, status_code=status)
-
-
-async def _parse(model: type[PayIn] | type[RejectIn], request: Request, empty_ok: bool) -> Any:
-    raw = await request.body()
-    if not raw.strip() and empty_ok:
-        return model.model_validate({})
-    try:
-        return model.model_validate(load_json(raw))
-    except EfiError:
-        raise ValueError("the body is not valid JSON") from None
-    except ValidationError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _payer(given: PayerIn | None) -> Payer:
-    name = (given.name if given is not None else None) or DEFAULT_PAYER_NAME
-    if given is None or given.document is None:
-        return Payer(name=name, document_kind=None, document=None, ispb=PAYER_ISPB)
-    kind, document = validate_document(given.document)
-    return Payer(name=name, document_kind=kind, document=document, ispb=PAYER_ISPB)
-
-
 def build_sandbox_router(sim: EfiSimulator) -> APIRouter:
-    router = APIRouter()
-
-    @router.post("/pay")
-    async def pay(request: Request) -> JSONResponse:
-        """Pay a BR Code the way a payer's bank does: read it, find the charge, settle."""
-        sim.run_due()
-        try:
-            body: PayIn = await _parse(PayIn, request, empty_ok=False)
-        except ValueError as exc:
-            return _error(422, "invalid", str(exc))
-        try:
-            code = parse_brcode(body.brcode.strip())
-            payer = _payer(body.payer)
-        except PixFormatError as exc:
-            return _error(422, exc.code.value, exc.message)
-        if code.kind is BRCodeKind.RECURRENCE:
-            return _error(422, "nothing_to_pay", NOTHING_TO_PAY)
-        cob = sim.cob_for_payment(location=code.location_url, txid=code.txid)
-        if cob is None:
-            return _error(404, "charge_not_found", "no charge of this account matches the code")
-        if cob.status != "ATIVA":
-            return _error(409, "charge_not_active", f"the charge is {cob.status}")
-        if cob.expired(sim.clock.now()):
-            return _error(409, "charge_expired", "the charge expired; it can no longer be paid")
-        pix = sim.receive(cob, payer, body.info)
-        return JSONResponse(
-            {
-                "gateway": sim.name,
-                "charge_id": cob.txid,
-                "end_to_end_id": pix.e2e_id,
-                "status": cob.status,
-                "amount": pix.amount,
-            }
-        )
+    router = standard_sandbox_router(sim)
 
     async def finish(id_envio: str, request: Request, *, succeed: bool) -> JSONResponse:
         sim.run_due()
         try:
-            body: RejectIn = await _parse(RejectIn, request, empty_ok=True)
+            body = await parse_input(RejectIn, request, empty_ok=True)
         except ValueError as exc:
-            return _error(422, "invalid", str(exc))
+            return error(422, "invalid", str(exc))
         send = sim.state.sends.get(id_envio)
         if send is None:
-            return _error(404, "send_not_found", f"no send with idEnvio {id_envio}")
+            return error(404, "send_not_found", f"no send with idEnvio {id_envio}")
         if send.final:
-            return _error(409, "send_final", f"the send is already {send.status}")
+            return error(409, "send_final", f"the send is already {send.status}")
         sim.finish_send(send, succeed=succeed, reason=body.reason)
         return JSONResponse(send.wire())
 
@@ -137,10 +59,5 @@ def build_sandbox_router(sim: EfiSimulator) -> APIRouter:
     async def reject(id_envio: str, request: Request) -> JSONResponse:
         """The receiver's PSP refuses the send: NAO_REALIZADO with the reason, webhook."""
         return await finish(id_envio, request, succeed=False)
-
-    @router.post("/tokens/revoke")
-    async def revoke() -> dict[str, int]:
-        """Invalidate every OAuth token, so the next API call gets 401."""
-        return {"revoked": sim.tokens.revoke_all()}
 
     return router

@@ -1,9 +1,7 @@
-"""Efí's notifications: ``POST {webhookUrl}/pix`` with ``{"pix": [item]}``.
+"""Efí's notifications: the standard's (``sandbox/pixapi/webhooks.py``) plus Efí's extensions.
 
-The suffix is appended as plain text, exactly as Efí does, so a URL registered as
-``https://host/hook?hmac=secret&ignorar=`` receives ``…&ignorar=/pix`` and its own path is
-untouched — the documented trick for servers that cannot route ``/pix``. Efí authenticates
-deliveries with mTLS, not a signature, so no extra header is sent. Retries (5, 10, 20 … minutes,
+Efí posts ``{webhookUrl}/pix`` like the standard, adds ``gnExtras.pagador`` to a received Pix
+and notifies the Pix it sends (``gnExtras.idEnvio``). Retries (5, 10, 20 … minutes,
 × ``time_scale``) are the dispatcher's job.
 """
 
@@ -11,29 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-import structlog
-
 from pixwave.kit.money import to_decimal_string
-from pixwave.sandbox.callbacks import WebhookDispatcher
-from pixwave.sandbox.efi.state import EfiState, ReceivedPix, Refund, Send, rfc3339
+from pixwave.sandbox.efi.state import ReceivedPix, Send, rfc3339
+from pixwave.sandbox.pixapi.webhooks import PIX_SUFFIX, notify, refund_item
+from pixwave.sandbox.pixapi.webhooks import received_item as standard_item
 
-log = structlog.get_logger("pixwave.sandbox.efi")
-
-PIX_SUFFIX = "/pix"
+__all__ = ["PIX_SUFFIX", "notify", "received_item", "refund_item", "sent_item"]
 
 
 def received_item(pix: ReceivedPix) -> dict[str, Any]:
     """A received Pix as the webhook shows it: the BCB item plus Efí's ``gnExtras.pagador``."""
-    item = pix.wire(refunds=[])
-    del item["devolucoes"]
+    item = standard_item(pix)
     item["gnExtras"] = {"pagador": pix.payer.wire()}
     return item
-
-
-def refund_item(pix: ReceivedPix, refund: Refund) -> dict[str, Any]:
-    """The refunded Pix with ``devolucoes`` holding the refund that reached a final state."""
-    return pix.wire(refunds=[refund])
 
 
 def sent_item(send: Send) -> dict[str, Any]:
@@ -55,20 +43,3 @@ def sent_item(send: Send) -> dict[str, Any]:
         "horario": rfc3339(send.settled_at) if send.settled_at is not None else None,
         "gnExtras": gn_extras,
     }
-
-
-def notify(
-    dispatcher: WebhookDispatcher,
-    state: EfiState,
-    *,
-    chave: str,
-    item: dict[str, Any],
-    topic: str,
-) -> bool:
-    """Queue ``{"pix": [item]}`` for the webhook of ``chave``; False when none is registered."""
-    webhook = state.webhooks.get(chave)
-    if webhook is None:
-        log.info("sandbox.efi.webhook.none", chave=chave, topic=topic)
-        return False
-    dispatcher.submit(webhook.url + PIX_SUFFIX, orjson.dumps({"pix": [item]}), topic=topic)
-    return True
