@@ -32,9 +32,10 @@ to 25 and 15 characters because PSPs display only that much), lower-case GUI, up
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -549,6 +550,84 @@ def _pix_account(
     )
 
 
+@dataclass(slots=True)
+class _Sorted:
+    """A BR Code's top-level fields, sorted by what they are."""
+
+    account_field: TLVField | None = None
+    account_sub_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    recurrence: PixRecurrence | None = None
+    other_templates: dict[str, Template] = dataclasses.field(default_factory=dict)
+    unreserved: dict[str, Template] = dataclasses.field(default_factory=dict)
+    other_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    additional: AdditionalData | None = None
+
+
+def _sort_fields(fields: Sequence[TLVField]) -> _Sorted:
+    found = _Sorted()
+    for tlv in fields:
+        number = int(tlv.id)
+        if 26 <= number <= 51:
+            template = _lenient_template(tlv)
+            if found.account_field is None and _is_pix_template(template):
+                found.account_field, found.account_sub_fields = tlv, _sub_fields(tlv)
+            else:
+                found.other_templates[tlv.id] = template
+        elif 80 <= number <= 99:
+            # 81-99 stay uninterpreted even with the Pix GUI: only 80 is assigned to Pix.
+            found.unreserved[tlv.id] = _lenient_template(tlv)
+            if tlv.id == RECURRENCE_TEMPLATE_ID:
+                found.recurrence = _recurrence(tlv)
+        elif tlv.id == "62":
+            sub = _sub_fields(tlv)
+            found.additional = AdditionalData(
+                reference_label=sub.get("05"), fields=MappingProxyType(sub)
+            )
+        elif tlv.id not in ("00", "01", "52", "53", "54", "58", "59", "60", "61", "63"):
+            found.other_fields[tlv.id] = tlv.value
+    return found
+
+
+def _point_of_initiation(by_id: Mapping[str, TLVField]) -> Literal["static", "dynamic"]:
+    poi = by_id.get("01")
+    if poi is None:
+        return "static"
+    if poi.value not in ("11", "12"):
+        raise _invalid_field(poi, f"expected '11' (static) or '12' (dynamic), found {poi.value!r}")
+    return "dynamic" if poi.value == "12" else "static"
+
+
+def _account(found: _Sorted) -> PixMerchantAccount:
+    if found.account_field is None:
+        if found.other_templates:
+            raise PixFormatError(
+                PixErrorCode.BRCODE_NOT_PIX,
+                f"no merchant account template (IDs 26-51) carries the Pix GUI {PIX_GUI!r}; "
+                f"found templates {', '.join(sorted(found.other_templates))}",
+                field="26",
+            )
+        # Even a recurrence-only code carries 26 with the GUI (the BCB's Jornada 2 example).
+        raise _missing("26", "mandatory Pix merchant account template (ID 26-51) is missing")
+    return _pix_account(
+        found.account_field, found.account_sub_fields, has_recurrence=found.recurrence is not None
+    )
+
+
+def _amount(by_id: Mapping[str, TLVField]) -> int | None:
+    amount_field = by_id.get("54")
+    if amount_field is None:
+        return None
+    try:
+        return parse_brcode_amount(amount_field.value)
+    except PixFormatError as exc:
+        raise PixFormatError(
+            exc.code,
+            f"{exc.message} (at index {amount_field.position})",
+            field="54",
+            position=amount_field.position,
+        ) from None
+
+
 def parse_brcode(text: str) -> BRCode:
     """Parse and verify a BR Code; raise :class:`PixFormatError` saying what and where.
 
@@ -569,52 +648,9 @@ def parse_brcode(text: str) -> BRCode:
     pfi = by_id["00"]
     if pfi.value != "01":
         raise _invalid_field(pfi, f"expected '01', found {pfi.value!r}")
-
-    point_of_initiation: Literal["static", "dynamic"] = "static"
-    if (poi := by_id.get("01")) is not None:
-        if poi.value not in ("11", "12"):
-            raise _invalid_field(
-                poi, f"expected '11' (static) or '12' (dynamic), found {poi.value!r}"
-            )
-        point_of_initiation = "dynamic" if poi.value == "12" else "static"
-
-    account_field: TLVField | None = None
-    account_sub_fields: dict[str, str] = {}
-    recurrence: PixRecurrence | None = None
-    other_templates: dict[str, Template] = {}
-    unreserved: dict[str, Template] = {}
-    other_fields: dict[str, str] = {}
-    additional: AdditionalData | None = None
-    for field in fields:
-        number = int(field.id)
-        if 26 <= number <= 51:
-            template = _lenient_template(field)
-            if account_field is None and _is_pix_template(template):
-                account_field, account_sub_fields = field, _sub_fields(field)
-            else:
-                other_templates[field.id] = template
-        elif 80 <= number <= 99:
-            # 81-99 stay uninterpreted even with the Pix GUI: only 80 is assigned to Pix.
-            unreserved[field.id] = _lenient_template(field)
-            if field.id == RECURRENCE_TEMPLATE_ID:
-                recurrence = _recurrence(field)
-        elif field.id == "62":
-            sub = _sub_fields(field)
-            additional = AdditionalData(reference_label=sub.get("05"), fields=MappingProxyType(sub))
-        elif field.id not in ("00", "01", "52", "53", "54", "58", "59", "60", "61", "63"):
-            other_fields[field.id] = field.value
-
-    if account_field is None:
-        if other_templates:
-            raise PixFormatError(
-                PixErrorCode.BRCODE_NOT_PIX,
-                f"no merchant account template (IDs 26-51) carries the Pix GUI {PIX_GUI!r}; "
-                f"found templates {', '.join(sorted(other_templates))}",
-                field="26",
-            )
-        # Even a recurrence-only code carries 26 with the GUI (the BCB's Jornada 2 example).
-        raise _missing("26", "mandatory Pix merchant account template (ID 26-51) is missing")
-    account = _pix_account(account_field, account_sub_fields, has_recurrence=recurrence is not None)
+    point_of_initiation = _point_of_initiation(by_id)
+    found = _sort_fields(fields)
+    account = _account(found)
     for field_id in _MANDATORY:
         if field_id not in by_id:
             raise _missing(field_id)
@@ -625,35 +661,24 @@ def parse_brcode(text: str) -> BRCode:
     currency = by_id["53"]
     if currency.value != "986":
         raise _invalid_field(currency, f"Pix is in BRL, expected '986', found {currency.value!r}")
-    amount: int | None = None
-    if (amount_field := by_id.get("54")) is not None:
-        try:
-            amount = parse_brcode_amount(amount_field.value)
-        except PixFormatError as exc:
-            raise PixFormatError(
-                exc.code,
-                f"{exc.message} (at index {amount_field.position})",
-                field="54",
-                position=amount_field.position,
-            ) from None
     postal = by_id.get("61")
 
     return BRCode(
         payload_format_indicator=pfi.value,
         point_of_initiation=point_of_initiation,
         merchant_account=account,
-        other_templates=MappingProxyType(other_templates),
+        other_templates=MappingProxyType(found.other_templates),
         merchant_category_code=mcc.value,
         currency=currency.value,
-        amount_centavos=amount,
+        amount_centavos=_amount(by_id),
         country=by_id["58"].value,
         merchant_name=by_id["59"].value,
         merchant_city=by_id["60"].value,
         postal_code=postal.value if postal is not None else None,
-        additional_data=additional,
-        unreserved_templates=MappingProxyType(unreserved),
-        recurrence=recurrence,
-        other_fields=MappingProxyType(other_fields),
+        additional_data=found.additional,
+        unreserved_templates=MappingProxyType(found.unreserved),
+        recurrence=found.recurrence,
+        other_fields=MappingProxyType(found.other_fields),
         crc=crc_field.value,
         raw=tuple(fields),
     )

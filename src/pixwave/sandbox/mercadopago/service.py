@@ -389,23 +389,7 @@ class MercadoPagoService:
         if not isinstance(point, Mapping) or point.get("type") != "PSP_TRANSFER":
             raise errors.params_error('point_of_interaction.type must be "PSP_TRANSFER"')
         notification_url = self._payout_notification_url(body.get("seller_configuration"))
-        transaction = body.get("transaction")
-        if not isinstance(transaction, Mapping):
-            raise errors.params_error("transaction is required")
-        sources = self._accounts(transaction.get("from"), "transaction.from.accounts")
-        destinations = self._accounts(transaction.get("to"), "transaction.to.accounts")
-        if len(destinations) != 1:
-            raise errors.params_error("transaction.to.accounts must hold exactly one account")
-        source_total = sum(self._amount(a, "transaction.from.accounts[].amount") for a in sources)
-        destination = destinations[0]
-        amount = self._amount(destination, "transaction.to.accounts[].amount")
-        total = centavos_from_json(transaction.get("total_amount"))
-        if total is None:
-            raise errors.invalid_amount("transaction.total_amount")
-        if not source_total == amount == total:
-            raise errors.params_error(
-                "transaction.total_amount must equal the sum of the from and of the to accounts"
-            )
+        destination, amount = self._payout_destination(body.get("transaction"))
         if destination.get("type") != "current":
             raise errors.params_error('transaction.to.accounts[].type must be "current"')
         key_type, key_value = self._pix_key(destination.get("chave"))
@@ -436,6 +420,26 @@ class MercadoPagoService:
             self._timers[payout.id] = loop.call_later(delay, self._auto_settle, payout.id)
         log.info("sandbox.mercadopago.payout.created", intent_id=payout.id, amount=amount)
         return payout
+
+    def _payout_destination(self, transaction: object) -> tuple[Mapping[str, Any], int]:
+        """The one destination account and the amount, once from, to and total agree."""
+        if not isinstance(transaction, Mapping):
+            raise errors.params_error("transaction is required")
+        sources = self._accounts(transaction.get("from"), "transaction.from.accounts")
+        destinations = self._accounts(transaction.get("to"), "transaction.to.accounts")
+        if len(destinations) != 1:
+            raise errors.params_error("transaction.to.accounts must hold exactly one account")
+        source_total = sum(self._amount(a, "transaction.from.accounts[].amount") for a in sources)
+        destination = destinations[0]
+        amount = self._amount(destination, "transaction.to.accounts[].amount")
+        total = centavos_from_json(transaction.get("total_amount"))
+        if total is None:
+            raise errors.invalid_amount("transaction.total_amount")
+        if not source_total == amount == total:
+            raise errors.params_error(
+                "transaction.total_amount must equal the sum of the from and of the to accounts"
+            )
+        return destination, amount
 
     def _payout_notification_url(self, value: object) -> str | None:
         if value is None:
