@@ -1,86 +1,31 @@
 """The Efí simulator's BCB-standard responses validate against the Central Bank's own schemas.
 
-Schemas come from the API Pix 2.9.0 OpenAPI file in ``tests/data`` and are checked with
-``openapi_schema_validator``'s OAS 3.0 read validator (responses: ``readOnly`` fields allowed);
-``$ref`` resolves inside the loaded YAML through a ``referencing`` registry. Efí adds fields
-(``gnExtras``, ``loc.location``); the BCB schemas allow additional properties, so they pass.
+The spec and its validator are ``tests/bcb_schema.py``'s. Efí adds fields (``gnExtras``,
+``loc.location``); the BCB schemas allow additional properties, so they pass. Efí's
+``GET /webhook/{chave}`` shows the key, as the spec's example does, not the schema's ``cnpj``.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
-import yaml
-from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 
 from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
+from tests.bcb_schema import WEBHOOK_BODY, Validate, validator
 from tests.servers import ServerThread, WebhookSink, run_simulator
 
-SPEC_PATH = Path(__file__).parents[1] / "data" / "bcb-pix-api-2.9.0.openapi.yaml"
-SPEC_URI = "urn:bcb:pix-api:2.9.0"
 PIX_KEY = "0b9d7f5e-3c1a-4e8b-a6d4-2f0e8c6a4b19"
-#: ``WebhookPixBody``'s schema (the ``/`` of ``application/json`` escaped as JSON pointer ``~1``).
-WEBHOOK_BODY = "requestBodies/WebhookPixBody/content/application~1json/schema"
-#: How the spec writes a CPF pattern: a JavaScript regex literal (see ``load_spec``).
-JS_CPF_PATTERN = "/^\\d{11}$/"
-
-Validate = Callable[[str, Any], None]
-
-
-def _fix_patterns(node: Any) -> None:
-    if isinstance(node, dict):
-        if node.get("pattern") == JS_CPF_PATTERN:
-            node["pattern"] = "^\\d{11}$"
-        for value in node.values():
-            _fix_patterns(value)
-    elif isinstance(node, list):
-        for value in node:
-            _fix_patterns(value)
-
-
-def load_spec() -> dict[str, Any]:
-    """The spec, with two defects of the published 2.9.0 file corrected.
-
-    1. CPF patterns are JavaScript regex literals (``/^\\d{11}$/``): as a JSON-schema pattern the
-       slashes are literal characters, so no CPF could ever match ``PessoaFisica``.
-    2. ``WebhookCompleto`` requires ``cnpj``, while the spec's own example for
-       ``GET /webhook/{chave}`` (``webhookResponse1``) has ``chave`` and no ``cnpj`` — as Efí
-       answers. The example is taken as the truth: ``chave`` is required instead.
-    """
-    spec: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
-    _fix_patterns(spec)
-    spec["components"]["schemas"]["WebhookCompleto"]["required"] = [
-        "webhookUrl",
-        "chave",
-        "criacao",
-    ]
-    return spec
 
 
 @pytest.fixture(scope="module")
 def validate() -> Validate:
     """``validate("schemas/CobGerada", body)`` raises ValidationError when the body breaks it."""
-    registry: Registry[Any] = Registry().with_resource(
-        SPEC_URI, Resource.from_contents(load_spec(), default_specification=DRAFT4)
-    )
-
-    def check(pointer: str, instance: Any) -> None:
-        validator = OAS30ReadValidator(
-            {"$ref": f"{SPEC_URI}#/components/{pointer}"},
-            registry=registry,
-            format_checker=oas30_format_checker,
-        )
-        validator.validate(instance)
-
-    return check
+    return validator(webhook_shows_key=True)
 
 
 @pytest.fixture(scope="module")
