@@ -26,6 +26,7 @@ import pymysql
 import redis
 
 from pixwave.accounts import service as accounts
+from pixwave.bootstrap import build_resources
 from pixwave.config import Settings
 from pixwave.gateways.efi.spec import (
     SANDBOX_CLIENT_ID as SANDBOX_EFI_CLIENT_ID,
@@ -38,7 +39,6 @@ from pixwave.gateways.efi.spec import (
 )
 from pixwave.gateways.mercadopago.spec import SANDBOX_ACCESS_TOKEN as SANDBOX_MERCADOPAGO_TOKEN
 from pixwave.migrate import upgrade
-from pixwave.resources import Resources
 from pixwave.sandbox.efi import EfiSimConfig
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
 from transfers import Actor, free_port, parse_cpus, pinned, recreate_database
@@ -146,7 +146,7 @@ async def create_actors(count: int, *, funding: int = 0) -> list[Actor]:
 async def create_admin_token() -> str:
     """An operator token, for `PATCH /v1/gateways` (what `pixwave admin create-token --admin`
     does, without a process start)."""
-    resources = Resources.build(settings(), gateways={})
+    resources = build_resources(settings(), gateways={})
     try:
         async with resources.sessionmaker() as session, session.begin():
             user_id = await accounts.create_admin(

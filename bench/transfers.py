@@ -49,6 +49,7 @@ from pixwave.accounts import service as accounts
 from pixwave.accounts.auth import Principal
 from pixwave.accounts.models import Role
 from pixwave.accounts.schemas import UserCreate
+from pixwave.bootstrap import build_resources
 from pixwave.config import Settings
 from pixwave.kit.ids import new_id
 from pixwave.ledger.audit import run_audit
@@ -103,7 +104,7 @@ def recreate_database(database: str = DATABASE) -> None:
 
 def _resources(database_url: str) -> Resources:
     """Set-up and audit need the database only: no gateway connector is built."""
-    return Resources.build(Settings(_env_file=None, database_url=database_url), gateways={})
+    return build_resources(Settings(_env_file=None, database_url=database_url), gateways={})
 
 
 async def create_actors(

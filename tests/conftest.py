@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.app import create_app
+from pixwave.bootstrap import build_resources
 from pixwave.config import Settings
 from pixwave.ledger.audit import run_audit
 from pixwave.ledger.service import forget_system_accounts
@@ -140,7 +141,7 @@ async def _backend(
 ) -> Resources:
     if name not in built:
         url = await migrated_database(name.split("-")[0], Path(tmp.getbasetemp()))
-        built[name] = Resources.build(make_settings(database_url=url, db_pool_size=30, **settings))
+        built[name] = build_resources(make_settings(database_url=url, db_pool_size=30, **settings))
     return built[name]
 
 

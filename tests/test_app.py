@@ -14,6 +14,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from pixwave.bootstrap import build_resources
 from pixwave.ledger.models import LedgerEntry
 from pixwave.payments.models import Transaction
 from pixwave.resources import Resources
@@ -264,7 +265,7 @@ class TestDatabaseDown:
         """With the database gone every call is a clean 503 problem, never a 500."""
         from tests.conftest import app_client, make_settings
 
-        down = Resources.build(
+        down = build_resources(
             make_settings(
                 database_url="mysql+aiomysql://root@127.0.0.1:1/pixwave?charset=utf8mb4",
                 db_connect_timeout=1,
@@ -297,7 +298,7 @@ class TestDependencyDown:
         from tests.conftest import app_client, make_settings
 
         url, server = own_redis
-        own = Resources.build(
+        own = build_resources(
             make_settings(
                 database_url=resources.settings.database_url, redis_url=url, redis_timeout=1
             )

@@ -154,8 +154,9 @@ class TestApiWorkers:
         get_settings.cache_clear()
         result = runner.invoke(app, ["api", "--workers", "2"])
         assert result.exit_code == 2, result.output
-        assert "pixwave sandbox" in result.output
-        assert "MERCADOPAGO_BASE_URL" in result.output
+        output = " ".join(result.output.split())
+        assert "`pixwave sandbox mercadopago --port 9001`" in output
+        assert "*_BASE_URL" in output
 
 
 class TestGatewayModes:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.util import greenlet_spawn
 
+from pixwave.bootstrap import build_resources
 from pixwave.db import is_transient
 from pixwave.resources import Resources
 from tests.conftest import MARIADB_HOST, MARIADB_PORT, MARIADB_USER, make_settings
@@ -33,7 +34,7 @@ class TestPoolHygiene:
         settings = make_settings(
             database_url=resources.settings.sqlalchemy_url, db_ping_after_idle_seconds=0
         )
-        fresh = Resources.build(settings)
+        fresh = build_resources(settings)
         try:
             async with fresh.sessionmaker() as session:
                 victim = await session.scalar(text("SELECT CONNECTION_ID()"))

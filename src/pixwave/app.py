@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixwave import __doc__ as summary
 from pixwave.accounts.endpoints import router as users_router
+from pixwave.bootstrap import build_resources
 from pixwave.config import Settings, get_settings
 from pixwave.exceptions import (
     InternalError,
@@ -44,6 +45,7 @@ from pixwave.observability.logging import configure_logging
 from pixwave.observability.metrics import HTTPMetrics
 from pixwave.payments.endpoints import router as payments_router
 from pixwave.resources import Resources
+from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import internal_base_url, mount_simulators
 from pixwave.wallet.endpoints import router as wallet_router
 from pixwave.worker.health import broker_ready
@@ -81,16 +83,61 @@ def create_served_app() -> FastAPI:
 def create_app(settings: Settings | None = None, resources: Resources | None = None) -> FastAPI:
     """Build the app. Tests pass their own `resources`; production builds them at startup."""
     settings = settings or get_settings()
+    # Swagger UI and ReDoc from assets shipped in the fastapi-offline wheel, not from a CDN:
+    # the docs work on a machine without internet.
+    app = FastAPIOffline(
+        title="PixWave",
+        version="0.1.0",
+        summary=summary,
+        description=(
+            "A Pix digital wallet over several payment gateways. Amounts are integer centavos. "
+            "Every POST needs an `Idempotency-Key`. Every error is `application/problem+json` "
+            "(the `Problem` schema) with a stable `code`; each operation lists the codes each "
+            "status can carry. A body that is not JSON, or repeats a key, is 422 "
+            "`validation_error` with an `errors` item of type `json_invalid`."
+        ),
+        lifespan=_lifespan(settings, resources),
+    )
+    app.router.route_class = PixWaveRoute
+    add_problem_schemas(app)
+    if resources is not None:
+        app.state.resources = resources
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HTTPMetrics)  # outer to the body limit, so 413s are counted too
+    app.add_middleware(RequestContext)  # outermost: every line of a request has its id
+    for router in (
+        users_router,
+        wallet_router,
+        payments_router,
+        gateways_router,
+        webhooks_router,
+        operator_webhooks_router,
+        metrics_router,
+        ops_router,
+    ):
+        app.include_router(router)
+    app.state.simulators = mount_simulators(app, settings)
+    _install_error_handlers(app)
+    return app
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _lifespan(settings: Settings, resources: Resources | None) -> Lifespan:
+    """Start-up and shutdown: the process's resources (unless a test brought its own), the
+    broker, background jobs where this process runs them, the idempotency purge."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = resources is None
-        app.state.resources = resources or Resources.build(
+        simulators: dict[str, Simulator[Any]] = app.state.simulators
+        res = resources or build_resources(
             settings,
             sandbox_base_url=internal_base_url(settings),
             clocks={name: simulator.clock.now for name, simulator in simulators.items()},
         )
-        res: Resources = app.state.resources
+        app.state.resources = res
         if owned and res.eviction_listener is not None:
             # Revocations made by other processes evict this one's cached token lookups.
             res.eviction_listener.start()
@@ -107,75 +154,49 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             for simulator in simulators.values():
                 await simulator.aclose()
             if owned:
-                await app.state.resources.close()
+                await res.close()
 
-    # Swagger UI and ReDoc from assets shipped in the fastapi-offline wheel, not from a CDN:
-    # the docs work on a machine without internet.
-    app = FastAPIOffline(
-        title="PixWave",
-        version="0.1.0",
-        summary=summary,
-        description=(
-            "A Pix digital wallet over several payment gateways. Amounts are integer centavos. "
-            "Every POST needs an `Idempotency-Key`. Every error is `application/problem+json` "
-            "(the `Problem` schema) with a stable `code`; each operation lists the codes each "
-            "status can carry. A body that is not JSON, or repeats a key, is 422 "
-            "`validation_error` with an `errors` item of type `json_invalid`."
-        ),
-        lifespan=lifespan,
-    )
-    app.router.route_class = PixWaveRoute
-    add_problem_schemas(app)
-    if resources is not None:
-        app.state.resources = resources
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(HTTPMetrics)  # outer to the body limit, so 413s are counted too
-    app.add_middleware(RequestContext)  # outermost: every line of a request has its id
-    app.include_router(users_router)
-    app.include_router(wallet_router)
-    app.include_router(payments_router)
-    app.include_router(gateways_router)
-    app.include_router(webhooks_router)
-    app.include_router(operator_webhooks_router)
-    app.include_router(metrics_router)
-    simulators = mount_simulators(app, settings)
-    app.state.simulators = simulators
-    _install_error_handlers(app)
+    return lifespan
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+ops_router = APIRouter(tags=["ops"], route_class=PixWaveRoute)
 
-    @app.head("/healthz", tags=["ops"], response_class=Response, response_description="Alive")
-    async def healthz_head() -> Response:
-        """Liveness for probes that send HEAD (load balancers): the same status, no body."""
-        return Response()
 
-    @app.get("/readyz", tags=["ops"], responses=problems(ServiceUnavailable))
-    async def readyz(request: Request) -> dict[str, Any]:
-        """Readiness: the database, Redis, the job broker and SNS (each when configured)
-        answer within two seconds; a 503 names what is down (and has `checks` per dependency)."""
-        checks = await _check_ready(request.app.state.resources)
-        return {"status": "ready", "checks": checks}
+@ops_router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    return RedirectResponse("/docs")
 
-    @app.head(
-        "/readyz",
-        tags=["ops"],
-        response_class=Response,
-        response_description="Ready",
-        responses=problems(ServiceUnavailable),
-    )
-    async def readyz_head(request: Request) -> Response:
-        """Readiness for probes that send HEAD: 200 or 503 like GET, no body."""
-        await _check_ready(request.app.state.resources)
-        return Response()
 
-    return app
+@ops_router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@ops_router.head("/healthz", response_class=Response, response_description="Alive")
+async def healthz_head() -> Response:
+    """Liveness for probes that send HEAD (load balancers): the same status, no body."""
+    return Response()
+
+
+@ops_router.get("/readyz", responses=problems(ServiceUnavailable))
+async def readyz(request: Request) -> dict[str, Any]:
+    """Readiness: the database, Redis, the job broker and SNS (each when configured)
+    answer within two seconds; a 503 names what is down (and has `checks` per dependency)."""
+    checks = await _check_ready(request.app.state.resources)
+    return {"status": "ready", "checks": checks}
+
+
+@ops_router.head(
+    "/readyz",
+    response_class=Response,
+    response_description="Ready",
+    responses=problems(ServiceUnavailable),
+)
+async def readyz_head(request: Request) -> Response:
+    """Readiness for probes that send HEAD: 200 or 503 like GET, no body."""
+    await _check_ready(request.app.state.resources)
+    return Response()
 
 
 #: Each readiness check answers within this, so a hung dependency fails the probe fast.

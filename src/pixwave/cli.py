@@ -130,7 +130,7 @@ def api(
     workers: Annotated[int, typer.Option(help="Processes serving the API.")] = 1,
 ) -> None:
     """Serve the HTTP API only (on MySQL the schema must be migrated already)."""
-    from pixwave.gateways.registry import simulated_gateways
+    from pixwave.gateways.registry import find, simulated_gateways
 
     settings = _settings()
     if workers > 1 and not _shared_queue(settings):
@@ -141,13 +141,16 @@ def api(
         raise typer.Exit(2)
     simulated = simulated_gateways(settings)
     if workers > 1 and simulated:
+        commands = ", ".join(
+            f"`pixwave sandbox {spec.family} --port {spec.sandbox_port}`"
+            for spec in dict.fromkeys(find(name).spec for name in simulated)
+        )
         console.print(
             f"[red]`--workers` above 1 with built-in simulators ({', '.join(simulated)}): each "
             "worker process would mount its own, and a payment made on one would be unknown to "
-            "the others. Run the simulators on their own (`pixwave sandbox <family> --port N`) "
-            "and point the connectors at them (each family's *_BASE_URL, with the credentials "
-            "in docs/sandbox.md), or "
-            "serve with one worker.[/]"
+            f"the others. Run the simulators on their own ({commands}) and point the "
+            "connectors at them (each gateway's *_BASE_URL, with the credentials in "
+            "docs/sandbox.md), or serve with one worker.[/]"
         )
         raise typer.Exit(2)
     asyncio.run(_ready_database(settings))

@@ -14,6 +14,7 @@ from pixwave.accounts.auth import LAST_USED_RESOLUTION, Principal, TokenCache, a
 from pixwave.accounts.errors import CannotDeactivateSelf, TokenNotFound
 from pixwave.accounts.models import ApiToken
 from pixwave.accounts.revocation import EvictionListener
+from pixwave.bootstrap import build_resources
 from pixwave.db import table, utcnow
 from pixwave.exceptions import Unauthenticated
 from pixwave.resources import Resources
@@ -168,7 +169,7 @@ class TestLastUsed:
 async def second_process(resources: Resources) -> AsyncIterator[Resources]:
     """Another API process's view: its own token cache, Redis client and listener, on the
     same MariaDB and Redis as ``resources``."""
-    other = Resources.build(resources.settings)
+    other = build_resources(resources.settings)
     assert other.eviction_listener is not None
     other.eviction_listener.start()
     await asyncio.wait_for(other.eviction_listener.subscribed.wait(), 5)

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskiq import InMemoryBroker
 
 from pixwave.app import create_app
+from pixwave.bootstrap import build_resources
 from pixwave.config import Settings
 from pixwave.gateways.registry import build_gateway
 from pixwave.observability import metrics
@@ -85,7 +86,7 @@ async def served(
     )
     gateway = build_gateway("mercadopago", settings, sandbox_url=mercadopago.base_url)
     assert gateway is not None
-    resources = Resources.build(settings, gateways={"mercadopago": gateway})
+    resources = build_resources(settings, gateways={"mercadopago": gateway})
     await wipe(resources)
     assert resources.redis is not None
     await resources.redis.flushdb()

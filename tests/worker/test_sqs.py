@@ -21,7 +21,13 @@ from typer.testing import CliRunner
 
 from pixwave.cli import app
 from pixwave.config import get_settings
-from pixwave.worker.broker import BrokerConfigError, StreamBroker, build_broker, register_jobs
+from pixwave.worker.broker import (
+    BrokerConfigError,
+    StreamBroker,
+    build_broker,
+    job_queue,
+    register_jobs,
+)
 from pixwave.worker.runner import receive_jobs
 from pixwave.worker.sqs import DelayTooLong, MessageTooLarge, SqsBroker, region_of
 from tests.aws import REGION
@@ -180,7 +186,8 @@ class TestSqsBroker:
         """What the engine's kick (and the after-commit log) sees is why, not taskiq's bare
         "cannot send"."""
         broker = sqs_broker(aws, create_queue(aws, MaximumMessageSize="1024"))
-        queue = register_jobs(broker, cast(Any, None))  # kicking never touches resources
+        register_jobs(broker, cast(Any, None))  # kicking never touches resources
+        queue = job_queue(broker)
         await broker.startup()
         try:
             with pytest.raises(MessageTooLarge, match="at most 1024"):

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from pixwave.bootstrap import build_resources
 from pixwave.config import Settings
 from pixwave.gateways.health import UP_OUTCOMES
 from pixwave.payments.repository import TABLE
@@ -35,7 +36,7 @@ async def reconcile_all(settings: Settings) -> dict[str, Any]:
     if served is not None:
         settings = served.settings(settings)
     base_url = internal_base_url(settings)
-    resources = Resources.build(settings, sandbox_base_url=base_url)
+    resources = build_resources(settings, sandbox_base_url=base_url)
     try:
         unreachable = {
             name: str(outcome)

@@ -133,21 +133,26 @@ def _bind_periodic(
     return run
 
 
-def register_jobs(broker: AsyncBroker, resources: Resources) -> JobQueue:
-    """Register every job on ``broker`` bound to ``resources``; return the queue to kick them."""
+def register_jobs(broker: AsyncBroker, resources: Resources) -> None:
+    """Register every job on ``broker``, bound to ``resources`` (the jobs' context)."""
     load_jobs()
-    tasks: dict[str, Any] = {}
     for name, function in JOBS.items():
-        tasks[name] = broker.register_task(_bind(resources, function), task_name=name)
+        broker.register_task(_bind(resources, function), task_name=name)
     for name, entry in PERIODIC.items():
-        tasks[name] = broker.register_task(
-            _bind_periodic(resources, entry.function), task_name=name
-        )
+        broker.register_task(_bind_periodic(resources, entry.function), task_name=name)
+
+
+def job_queue(broker: AsyncBroker) -> JobQueue:
+    """The queue that enqueues on ``broker``: it finds each job's task when it kicks, so it
+    can exist before the jobs are bound (the composition root binds them last)."""
 
     async def kick(name: str, argument: str) -> None:
+        task = broker.find_task(name)
+        if task is None:
+            raise RuntimeError(f"job {name!r} is not registered on this broker")
         try:
             # The request id goes on as a label, added by JobLogContext.pre_send.
-            await tasks[name].kiq(argument)
+            await task.kiq(argument)
         except SendTaskError as exc:  # says only "cannot send": the reason is its cause
             if isinstance(exc.__cause__, Exception):
                 raise exc.__cause__ from None

@@ -28,6 +28,7 @@ from taskiq.acks import AcknowledgeType
 from taskiq.receiver import Receiver
 from taskiq.utils import maybe_awaitable
 
+from pixwave.bootstrap import build_resources
 from pixwave.config import Settings, get_settings
 from pixwave.kit.runtime import tune_gc
 from pixwave.worker.scheduler import run_scheduler
@@ -200,7 +201,6 @@ async def _drain(jobs: _Jobs, grace: float) -> None:
 async def _serve_forever(role: str) -> None:
     from pixwave.observability.logging import configure_logging
     from pixwave.observability.metrics import start_metrics_server
-    from pixwave.resources import Resources
     from pixwave.sandbox.embedded import internal_base_url
 
     settings = get_settings()
@@ -214,7 +214,7 @@ async def _serve_forever(role: str) -> None:
         # One process: it serves its own metrics. Several (`--processes N`): the parent does,
         # adding up every child's (prometheus-client's multiprocess mode).
         start_metrics_server(settings.metrics_host, settings.metrics_port)
-    resources = Resources.build(settings, sandbox_base_url=internal_base_url(settings))
+    resources = build_resources(settings, sandbox_base_url=internal_base_url(settings))
     await resources.broker.startup()
     tune_gc(settings.python_gc_threshold)
     log.info(f"{role}.started", queue=settings.queue_backend)
