@@ -19,7 +19,7 @@ from pixwave.worker.jobs import periodic
 
 if TYPE_CHECKING:
     from pixwave.gateways.router import StateChange
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.gateways")
 
@@ -28,7 +28,7 @@ GATEWAY_DOWN_ALERT = "alert.gateway_down"
 
 
 @periodic(PROBE, interval_setting="probe_interval_seconds")
-async def probe(resources: Resources) -> None:
+async def probe(resources: JobContext) -> None:
     results = await resources.router.probe_open_circuits()
     if results:
         log.info("gateways.probed", results=results)
@@ -37,7 +37,7 @@ async def probe(resources: Resources) -> None:
     await alert_gateways_down(resources, changes)
 
 
-async def alert_gateways_down(resources: Resources, changes: list[StateChange]) -> None:
+async def alert_gateways_down(resources: JobContext, changes: list[StateChange]) -> None:
     """One `alert.gateway_down` event per gateway that went down (its circuit opened, or it
     failed too often in a row): the change is reported once for the cluster, so is the alert."""
     down = [change for change in changes if change.current.state is HealthState.DOWN]

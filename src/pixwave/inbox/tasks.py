@@ -16,7 +16,7 @@ from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import job, periodic
 
 if TYPE_CHECKING:
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.inbox")
 
@@ -30,7 +30,7 @@ ABANDONED_ALERT = "alert.inbox_event_unhandled"
 
 
 @job(HANDLE)
-async def handle(resources: Resources, event_row_id: str) -> None:
+async def handle(resources: JobContext, event_row_id: str) -> None:
     async with resources.sessionmaker() as session:
         found = await repository.get_with_payment(session, event_row_id)
         if found is None or found[0]["processed_at"] is not None:
@@ -56,7 +56,7 @@ async def handle(resources: Resources, event_row_id: str) -> None:
         await flush_and_commit(session)
 
 
-async def retry_once(resources: Resources) -> int:
+async def retry_once(resources: JobContext) -> int:
     """Hand every event whose job did not finish (it raised, or its worker died before the
     message was redelivered) to a job again; return how many.
 
@@ -76,7 +76,7 @@ async def retry_once(resources: Resources) -> int:
     return len(ids)
 
 
-async def abandon_overdue(resources: Resources, now: datetime) -> int:
+async def abandon_overdue(resources: JobContext, now: datetime) -> int:
     """Stop retrying events unhandled for GIVE_UP_AFTER and tell a human, once per event.
 
     Such an event's payment is not stuck with it — the sweep and polling resolve payments on
@@ -105,5 +105,5 @@ async def abandon_overdue(resources: Resources, now: datetime) -> int:
 
 
 @periodic(RETRY, interval_setting="inbox_retry_seconds")
-async def retry(resources: Resources) -> None:
+async def retry(resources: JobContext) -> None:
     await retry_once(resources)

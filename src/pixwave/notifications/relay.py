@@ -30,7 +30,7 @@ from pixwave.observability.metrics import OUTBOX_LAG_SECONDS, OUTBOX_PUBLISHED
 from pixwave.unit_of_work import flush_and_commit
 
 if TYPE_CHECKING:
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.notifications")
 
@@ -65,7 +65,7 @@ class RelayRound:
     lag_seconds: float
 
 
-async def relay(resources: Resources) -> RelayRound:
+async def relay(resources: JobContext) -> RelayRound:
     """Publish what is waiting, batch after batch, while the lock is ours and nothing fails."""
     token = await resources.locks.acquire(LOCK, LOCK_SECONDS)
     if token is None:
@@ -100,7 +100,7 @@ async def relay(resources: Resources) -> RelayRound:
     return RelayRound(published, failed, lag)
 
 
-async def _publish(resources: Resources, batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _publish(resources: JobContext, batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Publish to SNS, aggregate by aggregate; return the events that went out, in order."""
     sns = resources.sns
     if sns is None:
@@ -136,7 +136,7 @@ async def _publish(resources: Resources, batch: Sequence[dict[str, Any]]) -> lis
     return [event for event in batch if event["id"] in sent]
 
 
-async def _mark(resources: Resources, events: Sequence[dict[str, Any]]) -> None:
+async def _mark(resources: JobContext, events: Sequence[dict[str, Any]]) -> None:
     """Mark published and create webhook deliveries, in one commit."""
     if not events:
         return
@@ -167,7 +167,7 @@ async def _mark(resources: Resources, events: Sequence[dict[str, Any]]) -> None:
         OUTBOX_PUBLISHED.labels("webhooks", "*").inc(deliveries)
 
 
-async def _watch_lag(resources: Resources) -> float:
+async def _watch_lag(resources: JobContext) -> float:
     """Export the age of the oldest waiting event; alert when it passes the threshold."""
     async with resources.sessionmaker() as session:
         oldest: datetime | None = await session.scalar(
@@ -197,7 +197,7 @@ async def _watch_lag(resources: Resources) -> float:
     return lag
 
 
-async def purge(resources: Resources, now: datetime | None = None) -> int:
+async def purge(resources: JobContext, now: datetime | None = None) -> int:
     """Delete events published longer ago than the retention, once no delivery is pending.
 
     Their webhook deliveries and attempts go with them (foreign keys cascade)."""

@@ -8,17 +8,17 @@ from pixwave.notifications import relay
 from pixwave.worker.jobs import periodic
 
 if TYPE_CHECKING:
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 RELAY = "notifications.relay"
 PURGE = "notifications.purge"
 
 
 @periodic(RELAY, "outbox_relay_interval_seconds")
-async def relay_events(resources: Resources) -> None:
+async def relay_events(resources: JobContext) -> None:
     await relay.relay(resources)
 
 
 @periodic(PURGE, "outbox_purge_interval_seconds")
-async def purge_events(resources: Resources) -> None:
+async def purge_events(resources: JobContext) -> None:
     await relay.purge(resources)

@@ -12,7 +12,7 @@ from pixwave.payments import repository
 from pixwave.worker.jobs import job, periodic
 
 if TYPE_CHECKING:
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.payments")
 
@@ -23,11 +23,11 @@ SWEEP_BATCH = 500
 
 
 @job(ADVANCE)
-async def advance(resources: Resources, transaction_id: str) -> None:
+async def advance(resources: JobContext, transaction_id: str) -> None:
     await resources.payments.advance(transaction_id, poke=True)
 
 
-async def sweep_once(resources: Resources) -> int:
+async def sweep_once(resources: JobContext) -> int:
     """Hand every due transaction to the workers; return how many.
 
     Rows are claimed first (their next look pushed one lease ahead), so overlapping sweeps and
@@ -48,5 +48,5 @@ async def sweep_once(resources: Resources) -> int:
 
 
 @periodic(SWEEP, interval_setting="sweep_interval_seconds")
-async def sweep(resources: Resources) -> None:
+async def sweep(resources: JobContext) -> None:
     await sweep_once(resources)

@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.unit_of_work import after_commit
 
 if TYPE_CHECKING:
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.worker")
 
-JobFunction = Callable[["Resources", str], Awaitable[None]]
-PeriodicFunction = Callable[["Resources"], Awaitable[None]]
+JobFunction = Callable[["JobContext", str], Awaitable[None]]
+PeriodicFunction = Callable[["JobContext"], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ PERIODIC: dict[str, Periodic] = {}
 
 
 def job(name: str) -> Callable[[JobFunction], JobFunction]:
-    """Register ``async def f(resources, id)`` as the job ``name`` (``payments.advance``)."""
+    """Register ``async def f(context, id)`` as the job ``name`` (``payments.advance``)."""
 
     def register(function: JobFunction) -> JobFunction:
         if name in JOBS and JOBS[name] is not function:
@@ -54,7 +54,7 @@ def job(name: str) -> Callable[[JobFunction], JobFunction]:
 
 
 def periodic(name: str, interval_setting: str) -> Callable[[PeriodicFunction], PeriodicFunction]:
-    """Register ``async def f(resources)`` to be kicked by the scheduler every
+    """Register ``async def f(context)`` to be kicked by the scheduler every
     ``settings.<interval_setting>`` seconds."""
 
     def register(function: PeriodicFunction) -> PeriodicFunction:

@@ -22,7 +22,7 @@ from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import job, periodic
 
 if TYPE_CHECKING:
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.webhooks")
 
@@ -35,17 +35,17 @@ RETRY_CONCURRENCY: Final = 10
 
 
 @job(DELIVER)
-async def deliver(resources: Resources, delivery_id: str) -> None:
+async def deliver(resources: JobContext, delivery_id: str) -> None:
     await deliver_once(resources, delivery_id)
 
 
 @periodic(RETRY, interval_setting="outbox_relay_interval_seconds")
-async def retry(resources: Resources) -> None:
+async def retry(resources: JobContext) -> None:
     await retry_once(resources)
 
 
 async def deliver_once(
-    resources: Resources,
+    resources: JobContext,
     delivery_id: str,
     *,
     clock: Clock = utcnow,
@@ -65,7 +65,7 @@ async def deliver_once(
 
 
 async def retry_once(
-    resources: Resources,
+    resources: JobContext,
     *,
     clock: Clock = utcnow,
     resolver: urls.Resolver = urls.system_resolve,
@@ -107,7 +107,7 @@ async def retry_once(
 
 
 async def _attempt(
-    resources: Resources,
+    resources: JobContext,
     claimed: Claimed,
     *,
     clock: Clock,
