@@ -1,285 +1,126 @@
-"""Deposits, withdrawals and refunds through the engine, end to end in one process.
+"""The payments engine's decisions, fast: deposits, withdrawals and refunds over fake gateways,
+SQLite, in-memory health and leases, and a clock the test moves (no sleeping, no servers).
 
-The real API (uvicorn on a port, its in-process job queue and scheduler), MariaDB, Redis,
-and both gateway simulators over HTTP. Each test ends with the ledger audit.
+Every test ends with the ledger audit (the ``bench`` fixture); money-moving tests check the
+wallet's posted and held balances too. The journeys through the real API, simulators and
+Redis are in ``test_journeys.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from types import SimpleNamespace
+from collections.abc import Iterator, MutableMapping
+from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from pymysql.err import OperationalError as MySQLOperationalError
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from structlog.testing import capture_logs
 
-from pixwave.accounts.models import Role
-from pixwave.app import create_app
-from pixwave.gateways.efi import EfiConnector
-from pixwave.gateways.efi.spec import SANDBOX_WEBHOOK_HMAC as SANDBOX_EFI_WEBHOOK_HMAC
-from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signature
-from pixwave.gateways.registry import build_gateway
-from pixwave.inbox import repository as inbox_repository
+from pixwave.gateways.base import RefundStatus, SendStatus
 from pixwave.ledger import service as ledger_service
-from pixwave.notifications import relay
-from pixwave.notifications.sns import SnsPublisher
-from pixwave.payments.engine import advance as engine_module
-from pixwave.resources import Resources
-from pixwave.sandbox.core import Simulator
-from pixwave.sandbox.embedded import build_simulator
-from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
-from pixwave.sandbox.server import bind
-from tests.aws import REGION, Aws
-from tests.conftest import assert_ledger_balances, make_settings, migrated_database, wipe
-from tests.factories import Actor, create_actor
-from tests.servers import ServerThread, run_simulator
-
-ENGINE_SETTINGS: dict[str, Any] = {
-    "queue_connection": "sync",
-    "sandbox_gateways": False,
-    "retry_base_delay": 0.01,
-    "retry_max_delay": 0.05,
-    "ambiguous_query_delay": 0.05,
-    "gateway_read_timeout": 0.5,
-    "gateway_connect_timeout": 0.5,
-    "charge_poll_seconds": 0.3,
-    "charge_poll_max_seconds": 1.0,
-    "send_poll_seconds": 0.2,
-    "payment_lease_seconds": 3.0,
-    "sweep_interval_seconds": 0.1,
-    "probe_interval_seconds": 0.2,
-    "circuit_open_seconds": 1.0,
-    "review_after_seconds": 60.0,
-    "inbox_retry_seconds": 0.3,
-    "transaction_cache_seconds": 30.0,
-}
-
-
-@dataclass
-class Sim:
-    name: str
-    simulator: Simulator[Any]
-    thread: ServerThread
-
-
-@dataclass
-class World:
-    api: httpx.AsyncClient
-    resources: Resources
-    sims: dict[str, Sim]
-    admin: dict[str, httpx.AsyncClient]
-
-    async def deposit(self, actor: Actor, amount: int, **extra: Any) -> dict[str, Any]:
-        response = await self.api.post(
-            "/v1/deposits", json={"amount": amount, **extra}, headers=actor.headers()
-        )
-        assert response.status_code == 202, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def refund(
-        self, actor: Actor, transaction_id: str, amount: int | None = None
-    ) -> httpx.Response:
-        """Ask for a refund of ``amount`` (all that remains when None); the caller checks."""
-        body = {} if amount is None else {"amount": amount}
-        return await self.api.post(
-            f"/v1/transactions/{transaction_id}/refunds", json=body, headers=actor.headers()
-        )
-
-    async def refund_accepted(
-        self, actor: Actor, transaction_id: str, amount: int | None = None
-    ) -> dict[str, Any]:
-        """A refund the API accepted (202): its transaction."""
-        response = await self.refund(actor, transaction_id, amount)
-        assert response.status_code == 202, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def withdraw(
-        self, actor: Actor, amount: int, key: str = "pix@bcb.gov.br"
-    ) -> dict[str, Any]:
-        response = await self.api.post(
-            "/v1/withdrawals", json={"amount": amount, "pix_key": key}, headers=actor.headers()
-        )
-        assert response.status_code == 202, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def get(self, actor: Actor, transaction_id: str) -> dict[str, Any]:
-        response = await self.api.get(f"/v1/transactions/{transaction_id}", headers=actor.headers())
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def until(
-        self, actor: Actor, transaction_id: str, check: Callable[[dict[str, Any]], bool],
-        seconds: float = 10.0,
-    ) -> dict[str, Any]:  # fmt: skip
-        """Poll the API until the transaction satisfies ``check``."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while True:
-            current = await self.get(actor, transaction_id)
-            if check(current):
-                return current
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"transaction never got there: {current}")
-            await asyncio.sleep(0.05)
-
-    async def status(self, actor: Actor, transaction_id: str, *statuses: str) -> dict[str, Any]:
-        return await self.until(actor, transaction_id, lambda t: t["status"] in statuses)
-
-    async def balance(self, actor: Actor) -> dict[str, int]:
-        response = await self.api.get("/v1/wallet", headers=actor.headers())
-        result: dict[str, int] = response.json()
-        return result
-
-    async def pay(self, transaction: dict[str, Any]) -> None:
-        response = await self.admin[transaction["gateway"]].post(
-            "/_sandbox/pay", json={"brcode": transaction["brcode"]}
-        )
-        assert response.status_code == 200, response.text
-
-    async def fault(self, gateway: str, operation: str, **rule: Any) -> None:
-        response = await self.admin[gateway].put(f"/_sandbox/faults/{operation}", json=rule)
-        assert response.status_code == 200, response.text
-
-    def review_after(self, seconds: float) -> None:
-        """Hand unresolved payments to a human after ``seconds`` from now on."""
-        engine = self.resources.payments
-        settings = dataclasses.replace(engine.settings, review_after_seconds=seconds)
-        engine.settings = settings
-        engine.use = dataclasses.replace(engine.use, settings=settings)
-
-    async def disable(self, gateway: str, **changes: Any) -> None:
-        await self.resources.health.set_settings(gateway, **changes)
-
-    async def sim_count(self, gateway: str, kind: str) -> int:
-        counts = (await self.admin[gateway].get("/_sandbox")).json()["resources"]
-        return int(counts.get(kind, 0))
-
-    async def sim_until(self, gateway: str, kind: str, count: int, seconds: float = 10) -> None:
-        """Wait until the simulator holds ``count`` resources of ``kind``."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while await self.sim_count(gateway, kind) < count:
-            assert asyncio.get_running_loop().time() < deadline, f"{gateway} never had {kind}"
-            await asyncio.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def simulators() -> Iterator[dict[str, Sim]]:
-    sims: dict[str, Sim] = {}
-    contexts = []
-    for name in ("mercadopago", "efi"):
-        simulator = build_simulator(name, public_url="http://127.0.0.1", time_scale=0.001)
-        context = run_simulator(simulator)
-        sims[name] = Sim(name, simulator, context.__enter__())
-        contexts.append(context)
-    yield sims
-    for context in contexts:
-        context.__exit__(None, None, None)
+from pixwave.payments import repository
+from pixwave.payments.engine import EngineSettings
+from pixwave.payments.flows import RefundTooLarge
+from pixwave.payments.retry import RetryPolicy
+from tests.support import EngineBench, ambiguous, rejected, unavailable
 
 
 @pytest.fixture
-async def world(
-    simulators: dict[str, Sim], redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[World]:
-    url = await migrated_database("mariadb", Path(tmp_path_factory.getbasetemp()))
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    settings = make_settings(
-        database_url=url, redis_url=redis_url, app_url=f"http://127.0.0.1:{port}", **ENGINE_SETTINGS
-    )
-    gateways = {
-        name: build_gateway(name, settings, sandbox_url=sim.thread.base_url,  # type: ignore[arg-type]
-                            clock=sim.simulator.clock.now)
-        for name, sim in simulators.items()
-    }  # fmt: skip
-    resources = Resources.build(settings, gateways=gateways)
-    await wipe(resources)
-    assert resources.redis is not None
-    await resources.redis.flushdb()
-    admin = {
-        name: httpx.AsyncClient(base_url=sim.thread.base_url, timeout=10)
-        for name, sim in simulators.items()
-    }
-    for client in admin.values():
-        await client.post("/_sandbox/reset")
-        await client.patch(
-            "/_sandbox/config", json={"auto_settle_sends": True, "settle_delay_seconds": 0.05}
-        )
-    await admin["efi"].patch("/_sandbox/config", json={"magic_amounts": False})
-    efi = gateways["efi"]
-    assert isinstance(efi, EfiConnector)
-    await efi.register_webhook(
-        f"http://127.0.0.1:{port}/webhooks/efi?hmac={SANDBOX_EFI_WEBHOOK_HMAC}&ignorar=",
-        skip_mtls=True,
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, resources), log_level="warning", lifespan="on")
-    )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.01)
-    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15)
-    try:
-        yield World(api, resources, simulators, admin)
-        await _quiesce(resources)
-        await assert_ledger_balances(resources)
-    finally:
-        await api.aclose()
-        server.should_exit = True
-        await serving
-        for client in admin.values():
-            await client.aclose()
-        await resources.close()
+def logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    with capture_logs() as captured:
+        yield captured
 
 
-async def _quiesce(resources: Resources) -> None:
-    """Let the jobs in flight finish before the audit (the in-process broker runs them)."""
-    wait_all = getattr(resources.broker, "wait_all", None)
-    if wait_all is not None:
-        await asyncio.wait_for(wait_all(), timeout=10)
-
-
-def routed_to(*gateways: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda t: t["gateway"] in gateways
+def named(logs: list[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
+    return [entry for entry in logs if entry["event"] == event]
 
 
 class TestDeposit:
-    async def test_paid_by_webhook_credits_the_wallet_once(self, world: World) -> None:
-        """Deposit → charge → the payer pays → webhook → credited exactly once."""
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 123_45, description="primeiro depósito")
-        assert created["status"] == "pending"
-        ready = await world.status(actor, created["id"], "awaiting_payment")
+    async def test_a_look_credits_a_paid_charge_exactly_once(self, bench: EngineBench) -> None:
+        """The charge is created on the preferred gateway; a look after the payer paid (a
+        webhook's, or the poll that makes up for a lost one) credits once — later looks
+        change nothing."""
+        actor = await bench.actor()
+        deposit = await bench.deposit(actor, 123_45)
+        ready = await bench.advance(deposit)
+        assert (ready["status"], ready["gateway"]) == ("awaiting_payment", "primary")
         assert ready["brcode"]
-        assert ready["qr_png_base64"]
+        assert ready["gateway_payment_id"]
         assert ready["expires_at"]
-        assert ready["gateway"] in {"mercadopago", "efi"}
-        await world.pay(ready)
-        done = await world.status(actor, created["id"], "succeeded")
+        assert ready["next_attempt_at"] == bench.time.now() + timedelta(seconds=30)
+        bench["primary"].pay(ready["gateway_payment_id"])
+        done = await bench.advance(deposit)
+        assert done["status"] == "succeeded"
         assert done["ledger_transaction_id"]
-        assert (await world.balance(actor))["posted"] == 123_45
-        # More polls and webhooks change nothing.
-        await asyncio.sleep(0.5)
-        assert (await world.balance(actor))["posted"] == 123_45
-        # The reads above went through the Redis cache, and never served a stale status.
-        assert world.resources.redis is not None
-        assert await world.resources.redis.keys(f"pixwave:txn:{{{created['id']}}}:d:*")
-        assert (await world.get(actor, created["id"]))["status"] == "succeeded"
+        assert done["next_attempt_at"] is None
+        await bench.advance(deposit)
+        await bench.advance(deposit, poke=True)
+        assert await bench.balance(actor) == (123_45, 0)
+
+    async def test_an_unpaid_charge_is_looked_at_less_and_less_often(
+        self, bench: EngineBench
+    ) -> None:
+        """No webhook, no payment: each look schedules the next twice as far (60 s → 120 s →
+        the 150 s ceiling), instead of asking the gateway every 30 s until expiry."""
+        settings = EngineSettings(charge_poll_seconds=30, charge_poll_max_seconds=150)
+        bench = EngineBench(bench.resources, "primary", settings=settings)
+        actor = await bench.actor()
+        deposit = await bench.deposit(actor, 5_00)
+        row = await bench.advance(deposit)
+        gaps = []
+        for _ in range(4):
+            assert row["next_attempt_at"] is not None
+            bench.time.current = row["next_attempt_at"]
+            row = await bench.advance(deposit)
+            assert row["next_attempt_at"] is not None
+            gaps.append((row["next_attempt_at"] - bench.time.now()).total_seconds())
+        assert gaps == [60, 120, 150, 150]
+        assert bench["primary"].count("get_charge") == 4
+
+    async def test_an_unpaid_charge_expires_and_is_cancelled(self, bench: EngineBench) -> None:
+        """Past its expiry the charge is cancelled at the gateway (a late payer cannot pay)
+        and the deposit expires; nothing is credited."""
+        actor = await bench.actor()
+        deposit = await bench.deposit(actor, 20_00)
+        ready = await bench.advance(deposit)
+        assert ready["expires_at"] is not None
+        bench.time.current = ready["expires_at"] + timedelta(seconds=1)
+        expired = await bench.advance(deposit)
+        assert expired["status"] == "expired"
+        assert expired["next_attempt_at"] is None
+        assert bench["primary"].calls[-2:] == ["get_charge", "cancel_charge"]
+        charge = bench["primary"].charges[str(ready["gateway_payment_id"])]
+        assert charge.status == "cancelled"
+        assert await bench.balance(actor) == (0, 0)
+
+    async def test_paid_at_the_last_moment_is_credited_not_expired(
+        self, bench: EngineBench
+    ) -> None:
+        """The gateway refuses to cancel a charge paid just before expiry: the engine reads it
+        again and credits it."""
+        actor = await bench.actor()
+        deposit = await bench.deposit(actor, 7_00)
+        ready = await bench.advance(deposit)
+        assert ready["expires_at"] is not None
+        assert ready["gateway_payment_id"] is not None
+        bench.time.current = ready["expires_at"] + timedelta(seconds=1)
+        charge_id = ready["gateway_payment_id"]
+
+        async def paid_meanwhile() -> None:
+            bench["primary"].pay(charge_id)
+
+        bench["primary"].during["cancel_charge"] = paid_meanwhile
+        done = await bench.advance(deposit)
+        assert done["status"] == "succeeded"
+        assert bench["primary"].calls[-3:] == ["get_charge", "cancel_charge", "get_charge"]
+        assert await bench.balance(actor) == (7_00, 0)
 
     async def test_a_deadlocked_credit_is_run_again_at_once(
-        self, world: World, monkeypatch: pytest.MonkeyPatch
+        self,
+        bench: EngineBench,
+        monkeypatch: pytest.MonkeyPatch,
+        logs: list[MutableMapping[str, Any]],
     ) -> None:
         """The database rolls the credit back (deadlock): the same advance runs the step again
         instead of leaving the deposit to the next poll — and it is still credited once."""
@@ -292,573 +133,422 @@ class TestDeposit:
                 raise OperationalError("INSERT …", {}, MySQLOperationalError(1213, "Deadlock"))
             return await real_post(session, **kwargs)
 
-        retried: list[str] = []
-        real_warning = engine_module.log.warning
-
-        def warning(event: str, **fields: Any) -> None:
-            if event == "payments.step_retried":
-                retried.append(fields["transaction_id"])
-            real_warning(event, **fields)
-
         monkeypatch.setattr(ledger_service, "post", deadlock_once)
-        monkeypatch.setattr(engine_module, "log", SimpleNamespace(
-            info=engine_module.log.info, error=engine_module.log.error, warning=warning
-        ))  # fmt: skip
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 31_00)
-        ready = await world.status(actor, created["id"], "awaiting_payment")
-        await world.pay(ready)
-        await world.status(actor, created["id"], "succeeded")
-        assert failures == [created["id"]]
-        assert retried == [created["id"]]
-        assert (await world.balance(actor))["posted"] == 31_00
+        actor = await bench.actor()
+        deposit = await bench.deposit(actor, 31_00)
+        ready = await bench.advance(deposit)
+        assert ready["gateway_payment_id"] is not None
+        bench["primary"].pay(ready["gateway_payment_id"])
+        assert (await bench.advance(deposit))["status"] == "succeeded"
+        assert failures == [deposit]
+        assert [e["transaction_id"] for e in named(logs, "payments.step_retried")] == [deposit]
+        assert await bench.balance(actor) == (31_00, 0)
 
-    async def test_prefer_wait_returns_the_ready_charge(self, world: World) -> None:
-        """`Prefer: wait=5` answers with the BR Code in the same response."""
-        actor = await create_actor(world.resources)
-        response = await world.api.post(
-            "/v1/deposits",
-            json={"amount": 10_00},
-            headers={**actor.headers(), "Prefer": "wait=5"},
-        )
-        assert response.status_code == 200, response.text
-        assert response.headers["preference-applied"] == "wait=5"
-        assert response.json()["status"] == "awaiting_payment"
-        assert response.json()["brcode"].startswith("000201")
+    async def test_every_gateway_down_fails_with_an_alert(self, bench: EngineBench) -> None:
+        """No gateway can create the charge: three tries on each, then failed with
+        `alert.all_gateways_unavailable`; no gateway is named (none answered)."""
+        for name in ("primary", "secondary"):
+            bench[name].script("create_charge", unavailable(), unavailable(), unavailable())
+        actor = await bench.actor()
+        deposit = await bench.deposit(actor, 5_00)
+        failed = await bench.advance(deposit)
+        assert (failed["status"], failed["failure_code"]) == ("failed", "all_gateways_unavailable")
+        assert failed["gateway"] is None
+        assert [(g, n, o) for g, _, n, o in await bench.attempts(deposit)] == [
+            ("primary", 1, "unavailable"),
+            ("primary", 2, "unavailable"),
+            ("primary", 3, "unavailable"),
+            ("secondary", 1, "unavailable"),
+            ("secondary", 2, "unavailable"),
+            ("secondary", 3, "unavailable"),
+        ]
+        assert await bench.alerts(deposit) == ["alert.all_gateways_unavailable"]
 
-    async def test_lost_webhook_is_made_up_by_polling(self, world: World) -> None:
-        """Notifications go nowhere: the engine's polling still credits, once."""
-        world.resources.webhook_base_urls = dict.fromkeys(world.sims, "http://127.0.0.1:9")
-        efi = world.resources.gateways["efi"]
-        assert isinstance(efi, EfiConnector)
-        await efi.register_webhook("http://127.0.0.1:9/nowhere", skip_mtls=True)
-        actor = await create_actor(world.resources)
-        for _ in world.sims:
-            created = await world.deposit(actor, 50_00)
-            ready = await world.status(actor, created["id"], "awaiting_payment")
-            await world.pay(ready)
-            await world.status(actor, created["id"], "succeeded")
-        assert (await world.balance(actor))["posted"] == 2 * 50_00
-
-    async def test_an_unpaid_charge_is_looked_at_less_and_less_often(self, world: World) -> None:
-        """No webhook, no payment: each look schedules the next twice as far (0.3 s → 0.6 s →
-        1.0 s, the ceiling), instead of asking the gateway every 0.3 s until expiry."""
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 5_00)
-        await world.status(actor, created["id"], "awaiting_payment")
-        gaps: dict[int, float] = {}
-        deadline = time.monotonic() + 10
-        while len(gaps) < 3 and time.monotonic() < deadline:
-            async with world.resources.sessionmaker() as session:
-                row = (
-                    await session.execute(
-                        text(
-                            "SELECT COUNT(*), MAX(a.created_at), t.next_attempt_at "
-                            "FROM gateway_attempts a JOIN transactions t "
-                            "ON t.id = a.transaction_id "
-                            "WHERE a.transaction_id = :id AND a.operation = 'query' "
-                            "GROUP BY t.next_attempt_at"
-                        ),
-                        {"id": created["id"]},
-                    )
-                ).one_or_none()
-            if row is not None and row[0] not in gaps:
-                gaps[row[0]] = (row[2] - row[1]).total_seconds()
-            await asyncio.sleep(0.02)
-        assert sorted(gaps) == [1, 2, 3], gaps
-        assert gaps[1] == pytest.approx(0.6, abs=0.1)
-        assert gaps[2] == pytest.approx(1.0, abs=0.1)
-        assert gaps[3] == pytest.approx(1.0, abs=0.1)
-
-    @pytest.mark.parametrize("gateway", ["mercadopago", "efi"])
-    async def test_unpaid_charge_expires_and_is_cancelled(self, world: World, gateway: str) -> None:
-        """Past its expiry the charge is cancelled at the gateway and the deposit expires."""
-        await world.disable("efi" if gateway == "mercadopago" else "mercadopago", enabled=False)
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 20_00, expires_in=1800)
-        ready = await world.status(actor, created["id"], "awaiting_payment")
-        assert ready["gateway"] == gateway
-        await world.admin[gateway].post("/_sandbox/clock/advance", json={"seconds": 2 * 86400})
-        await world.status(actor, created["id"], "expired")
-        paid = await world.admin[gateway].post("/_sandbox/pay", json={"brcode": ready["brcode"]})
-        assert paid.status_code == 409
-        assert (await world.balance(actor))["posted"] == 0
-
-    async def test_every_gateway_down_fails_with_an_alert(self, world: World, aws: str) -> None:
-        """No gateway can create the charge: failed, with an alert event in the outbox — which
-        the relay delivers to the SNS alerts topic (an SQS queue subscribed to it receives it),
-        and the deposit's events, in order, to the transactions topic."""
-        sns = Aws(aws)
-        events_topic, alerts_topic = sns.topic("transactions"), sns.topic("alerts")
-        events = sns.subscribe(events_topic, "events")
-        alerts = sns.subscribe(alerts_topic, "alerts")
-        world.resources.sns = SnsPublisher(
-            make_settings(
-                aws_sns_topic_arn=events_topic,
-                aws_sns_alerts_topic_arn=alerts_topic,
-                aws_endpoint_url=aws,
-                aws_default_region=REGION,
-            )
-        )
-        for name in world.sims:
-            await world.fault(name, "*", outage="503")
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 5_00)
-        failed = await world.status(actor, created["id"], "failed")
-        assert failed["failure_code"] == "all_gateways_unavailable"
-        assert failed["gateway"] is None  # no gateway answered; the attempts name them all
-        assert {a["outcome"] for a in failed["attempts"]} == {"unavailable"}
-        assert len(failed["attempts"]) == 6
-        assert await _alerts(world, created["id"]) == ["alert.all_gateways_unavailable"]
-
-        await relay.relay(world.resources)  # whatever the app's own relay has not sent yet
-
-        received = sns.drain(alerts)
-        assert {m["type"] for m in received} <= {
-            "alert.all_gateways_unavailable",
-            "alert.gateway_down",  # the probe job may already have seen the circuits open
-        }
-        (alert,) = [m for m in received if m["aggregate"]["id"] == created["id"]]
-        assert alert["type"] == "alert.all_gateways_unavailable"
-        assert alert["attributes"]["transaction_type"] == "cash_in"
-        mine = [m["type"] for m in sns.drain(events) if m["aggregate"]["id"] == created["id"]]
-        assert mine == ["transaction.pending", "transaction.failed"]
-
-
-class TestRouting:
-    async def test_a_flaky_primary_loses_its_traffic(self, world: World) -> None:
-        """Mercado Pago failing half its charges: new deposits shift to Efí, none fail."""
-        await world.admin["mercadopago"].put(
-            "/_sandbox/faults", json={"seed": 3, "rules": {"payments.create": {"error_rate": 0.5}}}
-        )
-        actor = await create_actor(world.resources)
-        ids = [(await world.deposit(actor, 1_00 + i))["id"] for i in range(12)]
-        done = [await world.status(actor, i, "awaiting_payment") for i in ids]
-        assert all(t["status"] == "awaiting_payment" for t in done)
-        last = [t["gateway"] for t in done[-4:]]
-        assert last == ["efi"] * 4
-        health = await world.resources.health.snapshot("mercadopago", "charge")
+    async def test_a_flaky_primary_loses_its_traffic(self, bench: EngineBench) -> None:
+        """The primary fails every other charge: once it has been judged on enough calls, new
+        deposits go to the secondary — and none fails."""
+        flaky = bench["primary"]
+        flaky.script("create_charge", *[unavailable(), None] * 12)
+        actor = await bench.actor()
+        gateways = []
+        for amount in range(1_00, 1_12):
+            row = await bench.advance(await bench.deposit(actor, amount))
+            assert row["status"] == "awaiting_payment"
+            gateways.append(row["gateway"])
+        assert gateways[-4:] == ["secondary"] * 4
+        health = await bench.health.snapshot("primary", "charge")
         assert health.success_rate is not None
         assert health.success_rate < 1
 
-    async def test_operator_disable_takes_effect_at_once(self, world: World) -> None:
-        """PATCH /v1/gateways/{name} enabled=false: the next payment avoids it."""
-        admin = await create_actor(world.resources, role=Role.ADMIN)
-        response = await world.api.patch(
-            "/v1/gateways/mercadopago", json={"enabled": False}, headers=admin.headers()
-        )
-        assert response.status_code == 200, response.text
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 3_00)
-        assert (await world.status(actor, created["id"], "awaiting_payment"))["gateway"] == "efi"
-        listed = (await world.api.get("/v1/gateways", headers=actor.headers())).json()
-        assert {g["name"]: g["enabled"] for g in listed} == {"mercadopago": False, "efi": True}
-
 
 class TestWithdrawal:
-    async def test_succeeds_and_posts_the_hold(self, world: World) -> None:
+    async def test_sent_and_the_hold_posted(self, bench: EngineBench) -> None:
         """Held at once, sent, settled: the wallet pays exactly the amount."""
-        actor = await create_actor(world.resources, balance=100_00)
-        created = await world.withdraw(actor, 40_00)
-        assert (await world.balance(actor))["held"] == 40_00
-        done = await world.status(actor, created["id"], "succeeded")
+        actor = await bench.actor(balance=100_00)
+        withdrawal = await bench.withdraw(actor, 40_00)
+        assert await bench.balance(actor) == (100_00, 40_00)
+        assert bench.kicked == [withdrawal]
+        done = await bench.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "primary")
         assert done["end_to_end_id"]
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"]) == (60_00, 0)
+        assert await bench.balance(actor) == (60_00, 0)
 
-    async def test_insufficient_funds_is_refused_at_once(self, world: World) -> None:
-        """More than the available balance: 402 and nothing recorded."""
-        actor = await create_actor(world.resources, balance=10_00)
-        response = await world.api.post(
-            "/v1/withdrawals",
-            json={"amount": 10_01, "pix_key": "pix@bcb.gov.br"},
-            headers=actor.headers(),
+    async def test_unavailable_is_retried_then_falls_back(
+        self, bench: EngineBench, logs: list[MutableMapping[str, Any]]
+    ) -> None:
+        """The primary refuses connections: three tries with backoff (each written before it
+        left and answered after), then one send through the secondary."""
+        bench["primary"].script("send_pix", unavailable(), unavailable(), unavailable())
+        actor = await bench.actor(balance=100_00)
+        withdrawal = await bench.withdraw(actor, 10_00)
+        done = await bench.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "secondary")
+        assert await bench.attempts(withdrawal) == [
+            ("primary", "send", 1, "unavailable"),
+            ("primary", "send", 2, "unavailable"),
+            ("primary", "send", 3, "unavailable"),
+            ("secondary", "send", 1, "succeeded"),
+        ]
+        first, second = bench.time.slept  # full jitter under each try's ceiling
+        assert 0 <= first <= 0.2
+        assert 0 <= second <= 0.4
+        failovers = named(logs, "payments.failover")
+        assert [(f["gateway"], f["reason"]) for f in failovers] == [
+            ("primary", "retries_exhausted")
+        ]
+        assert await bench.balance(actor) == (90_00, 0)
+
+    async def test_rejected_fails_without_falling_back(self, bench: EngineBench) -> None:
+        """The primary refuses the send in its answer: failed at once, hold released, and the
+        secondary — healthy, next in line — is never asked."""
+        bench["primary"].script("send_pix", rejected("payment_denied"))
+        actor = await bench.actor(balance=30_00)
+        withdrawal = await bench.withdraw(actor, 25_00)
+        failed = await bench.advance(withdrawal)
+        assert (failed["status"], failed["failure_code"]) == ("failed", "payment_denied")
+        assert failed["gateway"] == "primary"
+        assert await bench.attempts(withdrawal) == [("primary", "send", 1, "rejected")]
+        assert bench["secondary"].calls == []
+        assert await bench.balance(actor) == (30_00, 0)
+
+    async def test_rejected_after_acceptance_voids_the_hold(self, bench: EngineBench) -> None:
+        """Accepted, then reported failed by the provider: failed, the money back, and the
+        gateway whose answer ended it named."""
+        bench["primary"].send_status = SendStatus.PROCESSING
+        actor = await bench.actor(balance=30_00)
+        withdrawal = await bench.withdraw(actor, 30_00)
+        sending = await bench.advance(withdrawal)
+        assert (sending["status"], sending["gateway_payment_id"]) == (
+            "processing",
+            f"snd_{withdrawal}",
         )
-        assert response.status_code == 402
-        assert response.json()["code"] == "insufficient_funds"
+        assert sending["next_attempt_at"] == bench.time.now() + timedelta(seconds=5)
+        bench["primary"].settle_send(withdrawal, SendStatus.FAILED)
+        failed = await bench.advance(withdrawal)
+        assert (failed["status"], failed["gateway"]) == ("failed", "primary")
+        assert failed["failure_code"] == "AC03"
+        assert await bench.balance(actor) == (30_00, 0)
 
-    async def test_invalid_key_is_422(self, world: World) -> None:
-        """A malformed Pix key never reaches a gateway."""
-        actor = await create_actor(world.resources, balance=10_00)
-        response = await world.api.post(
-            "/v1/withdrawals",
-            json={"amount": 1_00, "pix_key": "not a key"},
-            headers=actor.headers(),
-        )
-        assert response.status_code == 422
-        assert response.json()["code"] == "invalid_pix_key"
+    async def test_an_ambiguous_send_that_arrived_is_asked_about_not_repeated(
+        self, bench: EngineBench
+    ) -> None:
+        """The send goes through but its answer is lost: the engine waits, asks the same
+        gateway by the same id, and applies what it finds — exactly one Pix."""
+        bench["primary"].script("send_pix", ambiguous(acted=True))
+        actor = await bench.actor(balance=50_00)
+        withdrawal = await bench.withdraw(actor, 25_00)
+        done = await bench.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "primary")
+        assert bench["primary"].calls == ["send_pix", "get_send"]
+        assert bench.time.slept == [1.0]  # the query delay, then the question
+        assert await bench.attempts(withdrawal) == [
+            ("primary", "send", 1, "ambiguous"),
+            ("primary", "query", 0, "succeeded"),
+        ]
+        assert await bench.balance(actor) == (25_00, 0)
 
-    async def test_rejected_by_the_provider_voids_the_hold(self, world: World) -> None:
-        """The provider rejects the send after accepting it: failed, money back."""
-        for client in world.admin.values():
-            await client.patch("/_sandbox/config", json={"auto_settle_sends": False})
-        actor = await create_actor(world.resources, balance=30_00)
-        created = await world.withdraw(actor, 30_00)
-        sending = await world.until(
-            actor, created["id"], lambda t: t["gateway_payment_id"] is not None
-        )
-        await world.admin[sending["gateway"]].post(
-            f"/_sandbox/sends/{sending['gateway_payment_id']}/reject", json={"reason": "AC03"}
-        )
-        failed = await world.status(actor, created["id"], "failed")
-        assert failed["failure_code"]
-        assert failed["gateway"] == sending["gateway"]  # the gateway whose answer ended it
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"]) == (30_00, 0)
+    async def test_an_ambiguous_send_that_never_arrived_is_sent_again(
+        self, bench: EngineBench
+    ) -> None:
+        """The gateway has no such send: it never arrived, so the same gateway is tried again
+        at once (it answered: no backoff)."""
+        bench["primary"].script("send_pix", ambiguous(acted=False))
+        actor = await bench.actor(balance=50_00)
+        withdrawal = await bench.withdraw(actor, 20_00)
+        done = await bench.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "primary")
+        assert bench["primary"].calls == ["send_pix", "get_send", "send_pix"]
+        assert bench.time.slept == [1.0]
+        assert [(o, n, r) for _, o, n, r in await bench.attempts(withdrawal)] == [
+            ("send", 1, "ambiguous"),
+            ("query", 0, "rejected"),  # not found
+            ("send", 2, "succeeded"),
+        ]
+        assert await bench.balance(actor) == (30_00, 0)
 
-    async def test_refused_on_the_spot_fails_without_falling_back(self, world: World) -> None:
-        """Efí refuses the send in its answer (homologation: above R$ 20,00): failed at once,
-        hold released, and Mercado Pago — healthy, next in line — is never asked to send."""
-        await world.disable("efi", priority=1)
-        await world.disable("mercadopago", priority=2)
-        await world.admin["efi"].patch("/_sandbox/config", json={"magic_amounts": True})
-        actor = await create_actor(world.resources, balance=30_00)
-        created = await world.withdraw(actor, 25_00)
-        failed = await world.status(actor, created["id"], "failed")
-        assert failed["failure_code"] == "payment_denied"
-        assert failed["gateway"] == "efi"
-        assert [(a["gateway"], a["outcome"]) for a in failed["attempts"]] == [("efi", "rejected")]
-        assert await world.sim_count("mercadopago", "payouts") == 0
-        assert await world.sim_count("efi", "sends") == 0
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"]) == (30_00, 0)
-
-    async def test_primary_down_goes_through_the_other(self, world: World) -> None:
-        """Mercado Pago refusing connections: every withdrawal goes through Efí."""
-        await world.fault("mercadopago", "payouts.create", outage="503")
-        actor = await create_actor(world.resources, balance=100_00)
-        ids = [(await world.withdraw(actor, 10_00))["id"] for _ in range(3)]
-        for transaction_id in ids:
-            done = await world.status(actor, transaction_id, "succeeded")
-            assert done["gateway"] == "efi"
-            # Every try written before it left got its answer: Mercado Pago's numbered in
-            # order, each unavailable (fewer once its circuit opens), then one Efí send.
-            sends = [
-                (a["gateway"], a["try_number"], a["outcome"])
-                for a in done["attempts"]
-                if a["operation"] == "send"
-            ]
-            refused = sends[:-1]
-            assert len(refused) <= 3
-            assert refused == [("mercadopago", n + 1, "unavailable") for n in range(len(refused))]
-            assert sends[-1] == ("efi", 1, "succeeded")
-        assert await world.sim_count("efi", "sends") == 3
-
-    async def test_process_then_timeout_sends_exactly_one_pix(self, world: World) -> None:
-        """The send goes through but the answer is lost: the engine asks, never resends."""
-        await world.disable("mercadopago", enabled=False)
-        await world.fault("efi", "send.put", timeout_rate=1, hang_seconds=5)
-        actor = await create_actor(world.resources, balance=50_00)
-        created = await world.withdraw(actor, 25_00)
-        done = await world.status(actor, created["id"], "succeeded")
-        assert done["gateway"] == "efi"
-        assert await world.sim_count("efi", "sends") == 1
-        outcomes = [a["outcome"] for a in done["attempts"] if a["operation"] == "send"]
-        assert outcomes[0] == "ambiguous"
-        assert (await world.balance(actor))["posted"] == 25_00
+    async def test_a_gateway_that_never_received_it_three_times_is_left(
+        self, bench: EngineBench
+    ) -> None:
+        """Three unknown answers, each found never to have arrived: the primary's tries are
+        spent, so the send goes elsewhere — only after the primary said it has none."""
+        bench["primary"].script("send_pix", *[ambiguous(acted=False)] * 3)
+        actor = await bench.actor(balance=50_00)
+        withdrawal = await bench.withdraw(actor, 20_00)
+        done = await bench.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "secondary")
+        assert bench["primary"].calls == ["send_pix", "get_send"] * 3
+        assert bench["secondary"].calls == ["send_pix"]
+        assert await bench.balance(actor) == (30_00, 0)
 
     async def test_the_send_attempt_is_on_record_before_the_call_leaves(
-        self, world: World, monkeypatch: pytest.MonkeyPatch
+        self, bench: EngineBench
     ) -> None:
         """A worker killed while its send is on the wire must leave that try on record
-        (``ambiguous``, counted): the row commits before the call, and its answer fills it in."""
-        await world.disable("mercadopago", enabled=False)
-        efi = world.resources.gateways["efi"]
-        real_send = efi.send_pix
-        seen_during_call: list[list[tuple[str, int, str]]] = []
+        (``ambiguous``, counted): the row commits before the call, its answer fills it in."""
+        actor = await bench.actor(balance=40_00)
+        withdrawal = await bench.withdraw(actor, 15_00)
+        seen_during_call: list[list[tuple[str, str, int, str]]] = []
 
-        async def observed_send(request: Any) -> Any:
-            async with world.resources.sessionmaker() as session:
-                rows = await session.execute(
-                    text(
-                        "SELECT operation, try_number, outcome FROM gateway_attempts"
-                        " WHERE transaction_id = :id ORDER BY id"
-                    ),
-                    {"id": request.reference},
-                )
-                seen_during_call.append([(str(r[0]), int(r[1]), str(r[2])) for r in rows])
-            return await real_send(request)
+        async def look() -> None:
+            seen_during_call.append(await bench.attempts(withdrawal))
 
-        monkeypatch.setattr(efi, "send_pix", observed_send)
-        actor = await create_actor(world.resources, balance=40_00)
-        created = await world.withdraw(actor, 15_00)
-        done = await world.status(actor, created["id"], "succeeded")
-        assert seen_during_call == [[("send", 1, "ambiguous")]]
-        sends = [a for a in done["attempts"] if a["operation"] == "send"]
-        assert [(a["try_number"], a["outcome"]) for a in sends] == [(1, "succeeded")]
-        assert await world.sim_count("efi", "sends") == 1
+        bench["primary"].during["send_pix"] = look
+        await bench.advance(withdrawal)
+        assert seen_during_call == [[("primary", "send", 1, "ambiguous")]]
+        assert await bench.attempts(withdrawal) == [("primary", "send", 1, "succeeded")]
 
-    async def test_unknowable_outcome_goes_to_review_then_settles(self, world: World) -> None:
-        """Sent, unanswered, and the gateway cannot be asked: needs_review with an alert, the
-        hold kept — and once the gateway answers again, the payment settles by itself."""
-        world.review_after(0.5)
-        await world.disable("mercadopago", enabled=False)
-        await world.fault("efi", "send.put", timeout_rate=1, hang_seconds=5)
-        await world.fault("efi", "send.get", error_rate=1, error_status=500)
-        actor = await create_actor(world.resources, balance=10_00)
-        created = await world.withdraw(actor, 10_00)
-        review = await world.status(actor, created["id"], "needs_review")
-        assert review["failure_code"] == "send_status_unknown"
-        assert (await world.balance(actor))["held"] == 10_00
-        assert "alert.needs_review" in await _alerts(world, created["id"])
-        await world.admin["efi"].delete("/_sandbox/faults")
-        done = await world.status(actor, created["id"], "succeeded")
-        assert done["gateway"] == "efi"
-        assert await world.sim_count("efi", "sends") == 1
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"]) == (0, 0)
+    async def test_a_crash_mid_send_is_resumed_by_asking_first(self, bench: EngineBench) -> None:
+        """The process dies while the send is on the wire: the next run finds the payment
+        processing at the primary, asks it first, and — the send never arrived — sends it
+        again there as try 2, never through another gateway before asking."""
+        actor = await bench.actor(balance=40_00)
+        withdrawal = await bench.withdraw(actor, 15_00)
 
-    async def test_all_gateways_down_fails_and_releases_the_hold(self, world: World) -> None:
+        async def crash() -> None:
+            raise RuntimeError("worker killed")
+
+        bench["primary"].during["send_pix"] = crash
+        with pytest.raises(RuntimeError):
+            await bench.advance(withdrawal)
+        stranded = await bench.row(withdrawal)
+        assert (stranded["status"], stranded["gateway"]) == ("processing", "primary")
+        assert await bench.attempts(withdrawal) == [("primary", "send", 1, "ambiguous")]
+        done = await bench.advance(withdrawal)
+        assert done["status"] == "succeeded"
+        assert bench["primary"].calls == ["send_pix", "get_send", "send_pix"]
+        assert bench["secondary"].calls == []
+        assert await bench.balance(actor) == (25_00, 0)
+
+    async def test_an_unknowable_outcome_goes_to_review_then_settles(
+        self, bench: EngineBench
+    ) -> None:
+        """Sent, unanswered, and the gateway cannot be asked: looked at again later; past
+        REVIEW_AFTER_SECONDS needs_review with an alert, the hold kept — and once the gateway
+        answers again, the payment settles by itself."""
+        primary = bench["primary"]
+        primary.script("send_pix", ambiguous(acted=True))
+        primary.script("get_send", unavailable(), unavailable())
+        actor = await bench.actor(balance=10_00)
+        withdrawal = await bench.withdraw(actor, 10_00)
+        waiting = await bench.advance(withdrawal)
+        assert waiting["status"] == "processing"
+        assert waiting["next_attempt_at"] == bench.time.now() + timedelta(seconds=5)
+        bench.time.advance(bench.settings.review_after_seconds + 1)
+        review = await bench.advance(withdrawal)
+        assert (review["status"], review["failure_code"]) == ("needs_review", "send_status_unknown")
+        assert await bench.alerts(withdrawal) == ["alert.needs_review"]
+        assert await bench.balance(actor) == (10_00, 10_00)
+        done = await bench.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "primary")
+        assert primary.count("send_pix") == 1
+        assert await bench.balance(actor) == (0, 0)
+
+    async def test_all_gateways_down_fails_and_releases_the_hold(self, bench: EngineBench) -> None:
         """Nothing can send: failed with an alert, and the held money is available again."""
-        for name in world.sims:
-            await world.fault(name, "*", outage="503")
-        actor = await create_actor(world.resources, balance=20_00)
-        created = await world.withdraw(actor, 20_00)
-        failed = await world.status(actor, created["id"], "failed")
-        assert failed["failure_code"] == "all_gateways_unavailable"
+        for name in ("primary", "secondary"):
+            bench[name].script("send_pix", unavailable(), unavailable(), unavailable())
+        actor = await bench.actor(balance=20_00)
+        withdrawal = await bench.withdraw(actor, 20_00)
+        failed = await bench.advance(withdrawal)
+        assert (failed["status"], failed["failure_code"]) == ("failed", "all_gateways_unavailable")
         assert failed["gateway"] is None  # reported as a deposit's is, though a send was tried
-        assert {a["gateway"] for a in failed["attempts"]} == set(world.sims)
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"], balance["available"]) == (20_00, 0, 20_00)
-        assert "alert.all_gateways_unavailable" in await _alerts(world, created["id"])
+        assert {g for g, *_ in await bench.attempts(withdrawal)} == {"primary", "secondary"}
+        assert await bench.alerts(withdrawal) == ["alert.all_gateways_unavailable"]
+        assert await bench.balance(actor) == (20_00, 0)
+
+    async def test_a_lost_lease_stops_the_run_mid_flow(
+        self, bench: EngineBench, logs: list[MutableMapping[str, Any]]
+    ) -> None:
+        """The run stalls past its lease and another worker takes the payment over: before
+        its next call the run finds the lease gone and stops, touching nothing more; the new
+        owner asks the gateway first and finishes the payment."""
+        bench["primary"].script("send_pix", unavailable())
+        actor = await bench.actor(balance=40_00)
+        withdrawal = await bench.withdraw(actor, 15_00)
+        taken: list[str] = []
+
+        async def stall_and_lose_the_lease() -> None:
+            bench.time.advance(bench.settings.lease_seconds + 1)
+            token = await bench.leases.enter(withdrawal, bench.settings.lease_seconds, note=False)
+            assert token is not None
+            taken.append(token)
+
+        bench["primary"].during["send_pix"] = stall_and_lose_the_lease
+        stopped = await bench.advance(withdrawal)
+        assert [e["transaction_id"] for e in named(logs, "payments.lease_lost")] == [withdrawal]
+        assert bench["primary"].calls == ["send_pix"]
+        assert (stopped["status"], stopped["gateway"]) == ("processing", "primary")
+        assert await bench.attempts(withdrawal) == [("primary", "send", 1, "unavailable")]
+        await bench.leases.leave(withdrawal, taken[0])
+        done = await bench.advance(withdrawal)
+        assert done["status"] == "succeeded"
+        assert bench["primary"].calls == ["send_pix", "get_send", "send_pix"]
+        assert await bench.balance(actor) == (25_00, 0)
+
+    async def test_a_second_runner_leaves_a_note_for_the_owner(self, bench: EngineBench) -> None:
+        """A job that finds the payment owned returns at once, leaving a note; the owner takes
+        one more look as it lets go."""
+        actor = await bench.actor(balance=10_00)
+        withdrawal = await bench.withdraw(actor, 5_00)
+        ttl = bench.settings.lease_seconds
+        owner = await bench.leases.enter(withdrawal, ttl, note=False)
+        assert owner is not None
+        untouched = await bench.advance(withdrawal, poke=True)
+        assert untouched["status"] == "pending"
+        assert bench["primary"].calls == []
+        assert await bench.leases.leave(withdrawal, owner) is True
 
 
 class TestRefund:
-    async def received(self, world: World, actor: Actor, amount: int) -> dict[str, Any]:
-        created = await world.deposit(actor, amount)
-        ready = await world.status(actor, created["id"], "awaiting_payment")
-        await world.pay(ready)
-        return await world.status(actor, created["id"], "succeeded")
+    async def test_partial_then_full(self, bench: EngineBench) -> None:
+        """Two refunds of one deposit: partially_refunded, then refunded; the wallet debited
+        by each, through the gateway that received the money."""
+        actor = await bench.actor()
+        deposit = await bench.received(actor, 100_00)
+        first = await bench.refund(actor, deposit, 30_00)
+        assert await bench.balance(actor) == (100_00, 30_00)
+        assert (await bench.advance(first))["status"] == "succeeded"
+        parent = await bench.row(deposit)
+        assert (parent["status"], parent["refunded_amount"]) == ("partially_refunded", 30_00)
+        rest = await bench.refund(actor, deposit)
+        assert (await bench.row(rest))["amount"] == 70_00
+        done = await bench.advance(rest)
+        assert (done["status"], done["gateway"]) == ("succeeded", "primary")
+        assert (await bench.row(deposit))["status"] == "refunded"
+        assert await bench.balance(actor) == (0, 0)
 
-    async def test_partial_then_full(self, world: World) -> None:
-        """Two refunds of one deposit: partially_refunded, then refunded; wallet debited."""
-        actor = await create_actor(world.resources)
-        deposit = await self.received(world, actor, 100_00)
-        first = await world.refund_accepted(actor, deposit["id"], 30_00)
-        await world.status(actor, first["id"], "succeeded")
-        parent = await world.status(actor, deposit["id"], "partially_refunded")
-        assert parent["refunded_amount"] == 30_00
-        rest = await world.refund_accepted(actor, deposit["id"])
-        assert rest["amount"] == 70_00
-        await world.status(actor, rest["id"], "succeeded")
-        await world.status(actor, deposit["id"], "refunded")
-        assert (await world.balance(actor))["posted"] == 0
-
-    async def test_refund_not_performed_releases_the_hold(self, world: World) -> None:
-        """The provider reports the refund as not performed: failed, money back to spendable,
-        the deposit untouched (Efí homologation refuses a R$ 0,01 refund)."""
-        await world.disable("mercadopago", enabled=False)
-        await world.admin["efi"].patch("/_sandbox/config", json={"magic_amounts": True})
-        actor = await create_actor(world.resources)
-        deposit = await world.status(actor, (await world.deposit(actor, 5_00))["id"], "succeeded")
-        refund = await world.refund_accepted(actor, deposit["id"], 1)
-        failed = await world.status(actor, refund["id"], "failed")
-        assert failed["failure_code"] == "refund_not_performed"
-        assert failed["gateway"] == deposit["gateway"] == "efi"
-        parent = await world.get(actor, deposit["id"])
+    async def test_not_performed_releases_the_hold(self, bench: EngineBench) -> None:
+        """The provider reports the refund as not performed: failed, the money spendable
+        again, the deposit untouched."""
+        actor = await bench.actor()
+        deposit = await bench.received(actor, 5_00)
+        bench["primary"].refund_status = RefundStatus.FAILED
+        refund = await bench.refund(actor, deposit, 1)
+        failed = await bench.advance(refund)
+        assert (failed["status"], failed["failure_code"]) == ("failed", "refund_not_performed")
+        assert failed["gateway"] == "primary"
+        parent = await bench.row(deposit)
         assert (parent["status"], parent["refunded_amount"]) == ("succeeded", 0)
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"]) == (5_00, 0)
+        assert await bench.balance(actor) == (5_00, 0)
 
     async def test_a_refund_that_never_settles_goes_to_review_then_settles(
-        self, world: World
+        self, bench: EngineBench
     ) -> None:
-        """Efí accepts the refund and keeps it in processing: past REVIEW_AFTER_SECONDS it is
-        handed to a human with an alert, the hold kept; when Efí returns the money, the
-        refund succeeds and the deposit shows it — the wallet debited once."""
-        await world.disable("mercadopago", enabled=False)
-        actor = await create_actor(world.resources)
-        deposit = await self.received(world, actor, 15_00)
-        await world.admin["efi"].patch("/_sandbox/config", json={"settle_delay_seconds": 3600})
-        world.review_after(0.5)
-        refund_id = (await world.refund_accepted(actor, deposit["id"], 6_00))["id"]
-        review = await world.status(actor, refund_id, "needs_review")
-        assert review["failure_code"] == "refund_not_settled"
-        assert "alert.needs_review" in await _alerts(world, refund_id)
-        assert (await world.balance(actor))["held"] == 6_00
-        await world.admin["efi"].post("/_sandbox/clock/advance", json={"seconds": 3600})
-        await world.status(actor, refund_id, "succeeded")
-        parent = await world.status(actor, deposit["id"], "partially_refunded")
-        assert parent["refunded_amount"] == 6_00
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"]) == (9_00, 0)
-        assert await world.sim_count("efi", "devolucoes") == 1
+        """Accepted and kept in processing: past REVIEW_AFTER_SECONDS it goes to a human with
+        an alert, the hold kept; when the money is returned it succeeds and the deposit shows
+        it — the wallet debited once."""
+        actor = await bench.actor()
+        deposit = await bench.received(actor, 15_00)
+        bench["primary"].refund_status = RefundStatus.PROCESSING
+        refund = await bench.refund(actor, deposit, 6_00)
+        assert (await bench.advance(refund))["status"] == "processing"
+        bench.time.advance(bench.settings.review_after_seconds + 1)
+        review = await bench.advance(refund)
+        assert (review["status"], review["failure_code"]) == ("needs_review", "refund_not_settled")
+        assert await bench.alerts(refund) == ["alert.needs_review"]
+        assert await bench.balance(actor) == (15_00, 6_00)
+        bench["primary"].settle_refund(refund, RefundStatus.SUCCEEDED)
+        assert (await bench.advance(refund))["status"] == "succeeded"
+        parent = await bench.row(deposit)
+        assert (parent["status"], parent["refunded_amount"]) == ("partially_refunded", 6_00)
+        assert bench["primary"].count("refund") == 1
+        assert await bench.balance(actor) == (9_00, 0)
 
-    async def test_refund_timeout_is_asked_about_not_repeated(self, world: World) -> None:
-        """Mercado Pago takes the refund and never answers: the engine finds that refund by its
-        idempotency key; exactly one refund exists and the wallet is debited once."""
-        await world.disable("efi", enabled=False)
-        actor = await create_actor(world.resources)
-        deposit = await self.received(world, actor, 20_00)
-        await world.fault("mercadopago", "refunds.create", timeout_rate=1, hang_seconds=5)
-        refund_id = (await world.refund_accepted(actor, deposit["id"], 8_00))["id"]
-        # The attempt row reads `ambiguous` from before the call leaves, so wait for the
-        # simulator to hold the refund (its answer is being withheld) before ending the fault.
-        await world.sim_until("mercadopago", "refunds", 1)
-        await world.admin["mercadopago"].delete("/_sandbox/faults")
-        done = await world.status(actor, refund_id, "succeeded")
-        refund_outcomes = [a["outcome"] for a in done["attempts"] if a["operation"] == "refund"]
-        assert refund_outcomes[0] == "ambiguous"
-        assert await world.sim_count("mercadopago", "refunds") == 1
-        parent = await world.status(actor, deposit["id"], "partially_refunded")
-        assert parent["refunded_amount"] == 8_00
-        assert (await world.balance(actor))["posted"] == 12_00
+    async def test_a_timeout_is_asked_about_not_repeated(self, bench: EngineBench) -> None:
+        """The provider takes the refund and the answer is lost: the engine finds it by its
+        id; exactly one refund exists and the wallet is debited once."""
+        actor = await bench.actor()
+        deposit = await bench.received(actor, 20_00)
+        bench["primary"].script("refund", ambiguous(acted=True))
+        refund = await bench.refund(actor, deposit, 8_00)
+        assert (await bench.advance(refund))["status"] == "succeeded"
+        assert await bench.attempts(refund) == [
+            ("primary", "refund", 1, "ambiguous"),
+            ("primary", "query", 0, "succeeded"),
+        ]
+        assert bench["primary"].count("refund") == 1
+        assert (await bench.row(deposit))["refunded_amount"] == 8_00
+        assert await bench.balance(actor) == (12_00, 0)
 
-    async def test_receiving_gateway_down_fails_the_refund_and_releases_the_hold(
-        self, world: World
+    async def test_the_receiving_gateway_down_fails_the_refund_without_fallback(
+        self, bench: EngineBench
     ) -> None:
-        """A refund has no other gateway: Efí unavailable through every try → failed with
-        `alert.refund_failed`, the held money spendable again, the deposit untouched, and each
-        try on record with its answer."""
-        await world.disable("mercadopago", enabled=False)
-        actor = await create_actor(world.resources)
-        deposit = await self.received(world, actor, 12_00)
-        await world.fault("efi", "devolucao.put", outage="503", retry_after=0)
-        refund_id = (await world.refund_accepted(actor, deposit["id"], 5_00))["id"]
-        failed = await world.status(actor, refund_id, "failed")
-        assert failed["failure_code"] == "gateway_unavailable"
-        assert "alert.refund_failed" in await _alerts(world, refund_id)
-        tries = [(a["try_number"], a["outcome"]) for a in failed["attempts"]]
-        assert tries == [(1, "unavailable"), (2, "unavailable"), (3, "unavailable")]
-        parent = await world.get(actor, deposit["id"])
+        """A refund has no other gateway: the primary unavailable through every try → failed
+        with `alert.refund_failed`, the held money spendable again, the deposit untouched, each
+        try on record with its answer — and the healthy secondary never asked."""
+        actor = await bench.actor()
+        deposit = await bench.received(actor, 12_00)
+        bench["primary"].script("refund", unavailable(), unavailable(), unavailable())
+        refund = await bench.refund(actor, deposit, 5_00)
+        failed = await bench.advance(refund)
+        assert (failed["status"], failed["failure_code"]) == ("failed", "gateway_unavailable")
+        assert failed["gateway"] == "primary"
+        assert await bench.alerts(refund) == ["alert.refund_failed"]
+        assert await bench.attempts(refund) == [
+            ("primary", "refund", 1, "unavailable"),
+            ("primary", "refund", 2, "unavailable"),
+            ("primary", "refund", 3, "unavailable"),
+        ]
+        assert bench["secondary"].calls == []
+        parent = await bench.row(deposit)
         assert (parent["status"], parent["refunded_amount"]) == ("succeeded", 0)
-        balance = await world.balance(actor)
-        assert (balance["posted"], balance["held"]) == (12_00, 0)
-        assert await world.sim_count("efi", "devolucoes") == 0
+        assert await bench.balance(actor) == (12_00, 0)
 
-    async def test_more_than_remains_is_refused(self, world: World) -> None:
-        """A refund above what remains is a clear 409 (a rule of the deposit's state, not a
-        malformed request), says what remains, and holds nothing."""
-        actor = await create_actor(world.resources)
-        deposit = await self.received(world, actor, 10_00)
-        response = await world.refund(actor, deposit["id"], 10_01)
-        assert response.status_code == 409
-        assert response.json()["code"] == "refund_exceeds_remaining"
-        assert response.json()["remaining"] == 10_00
-        assert (await world.balance(actor))["held"] == 0
+    async def test_more_than_remains_is_refused(self, bench: EngineBench) -> None:
+        """A refund above what remains is a 409 (a rule of the deposit's state, not a
+        malformed request) that says what remains, and holds nothing."""
+        actor = await bench.actor()
+        deposit = await bench.received(actor, 10_00)
+        with pytest.raises(RefundTooLarge) as refused:
+            await bench.refund(actor, deposit, 10_01)
+        assert (refused.value.status_code, refused.value.code) == (409, "refund_exceeds_remaining")
+        assert refused.value.extra["remaining"] == 10_00
+        assert await bench.balance(actor) == (10_00, 0)
 
 
-class TestWebhooks:
-    async def mp_notify(self, world: World, payment_id: str, notification_id: int) -> int:
-        """Post a correctly signed Mercado Pago notification; return how many events were new."""
-        request_id, ts = str(uuid.uuid4()), str(int(time.time()))
-        secret = MercadoPagoSimConfig().webhook_secret
-        signature = compute_signature(secret, build_manifest(payment_id, request_id, ts))
-        response = await world.api.post(
-            f"/webhooks/mercadopago?data.id={payment_id}&type=payment",
-            json={"id": notification_id, "type": "payment", "action": "payment.updated",
-                  "data": {"id": payment_id}, "live_mode": False},
-            headers={"x-signature": f"ts={ts},v1={signature}", "x-request-id": request_id},
-        )  # fmt: skip
-        assert response.status_code == 200, response.text
-        received: int = response.json()["received"]
-        return received
-
-    async def test_a_notification_whose_job_failed_is_handled_again(
-        self, world: World, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """The inbox job raises (the database blinked): the stored notification is handed to
-        a job again after INBOX_RETRY_SECONDS and handled — nothing is left unprocessed."""
-        await world.disable("efi", enabled=False)
-        real_get = inbox_repository.get_with_payment
-        failed: list[str] = []
-
-        async def fail_once(session: Any, event_row_id: str) -> Any:
-            if not failed:
-                failed.append(event_row_id)
-                raise OperationalError("SELECT …", {}, MySQLOperationalError(2013, "Lost"))
-            return await real_get(session, event_row_id)
-
-        monkeypatch.setattr(inbox_repository, "get_with_payment", fail_once)
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 9_00)
-        ready = await world.status(actor, created["id"], "awaiting_payment")
-        await world.pay(ready)
-        await world.status(actor, created["id"], "succeeded")
-        assert len(failed) == 1
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            async with world.resources.sessionmaker() as session:
-                waiting = await session.scalar(
-                    text("SELECT COUNT(*) FROM inbox_events WHERE processed_at IS NULL")
-                )
-            if waiting == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert waiting == 0
-        assert (await world.balance(actor))["posted"] == 9_00
-
-    async def test_duplicate_notifications_credit_once(self, world: World) -> None:
-        """The same notification three times (and the provider's own): stored once, one credit."""
-        await world.disable("efi", enabled=False)
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 12_00)
-        ready = await world.status(actor, created["id"], "awaiting_payment")
-        await world.pay(ready)
-        await world.status(actor, created["id"], "succeeded")
-        payment_id = ready["gateway_payment_id"]
-        results = await asyncio.gather(*(self.mp_notify(world, payment_id, 777) for _ in range(3)))
-        assert sorted(results) == [0, 0, 1]
-        await asyncio.sleep(0.3)
-        assert (await world.balance(actor))["posted"] == 12_00
-
-    async def test_an_early_notification_changes_nothing_then_the_payment_credits_once(
-        self, world: World
-    ) -> None:
-        """A notification before the payment (out of order): the engine asks, sees it unpaid,
-        does nothing; the real payment later credits exactly once."""
-        await world.disable("efi", enabled=False)
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 8_00)
-        ready = await world.status(actor, created["id"], "awaiting_payment")
-        assert await self.mp_notify(world, ready["gateway_payment_id"], 1) == 1
-        await asyncio.sleep(0.3)
-        assert (await world.get(actor, created["id"]))["status"] == "awaiting_payment"
-        await world.pay(ready)
-        await world.status(actor, created["id"], "succeeded")
-        assert (await world.balance(actor))["posted"] == 8_00
-
-    async def test_efi_batches_are_stored_once(self, world: World) -> None:
-        """Efí's notification replayed (shared secret in the URL): accepted, nothing new."""
-        await world.disable("mercadopago", enabled=False)
-        actor = await create_actor(world.resources)
-        created = await world.deposit(actor, 9_00)
-        ready = await world.status(actor, created["id"], "awaiting_payment")
-        await world.pay(ready)
-        await world.status(actor, created["id"], "succeeded")
-        deliveries = (await world.admin["efi"].get("/_sandbox/webhooks")).json()
-        delivered = [d for d in deliveries if d["delivered"]]
-        assert delivered
-        for delivery in delivered:
-            url = delivery["url"].replace(str(world.api.base_url).rstrip("/"), "")
-            replay = await world.api.post(
-                url, content=delivery["body"], headers={"content-type": "application/json"}
-            )
-            assert replay.status_code == 200, replay.text
-            assert replay.json() == {"received": 0}
-        assert (await world.balance(actor))["posted"] == 9_00
-
-    async def test_a_forged_notification_is_refused(self, world: World) -> None:
-        """No signature: 401 problem+json and nothing stored."""
-        response = await world.api.post(
-            "/webhooks/mercadopago?data.id=1&type=payment",
-            json={"id": 1, "type": "payment", "action": "payment.updated", "data": {"id": "1"}},
-        )
-        assert response.status_code == 401
-        assert response.headers["content-type"].startswith("application/problem+json")
-        assert response.json()["code"] == "webhook_rejected"
+class TestAttempts:
+    async def test_every_call_is_one_row_with_its_answer(self, bench: EngineBench) -> None:
+        """Calls that no state change carried are written as the run ends, with health."""
+        actor = await bench.actor()
+        deposit = await bench.deposit(actor, 3_00)
+        await bench.advance(deposit)
+        await bench.advance(deposit)
+        assert await bench.attempts(deposit) == [
+            ("primary", "charge", 1, "succeeded"),
+            ("primary", "query", 0, "succeeded"),
+        ]
+        async with bench.resources.sessionmaker() as session:
+            counts = await repository.attempts_by_operation(session, deposit)
+        assert counts == {"charge": {"primary": 1}, "query": {"primary": 1}}
+        health = await bench.health.snapshot("primary", "charge")
+        assert (health.samples, health.success_rate) == (1, 1.0)
 
 
-async def _alerts(world: World, transaction_id: str) -> list[str]:
-    from sqlalchemy import select
+def test_policy_defaults_match_the_settings() -> None:
+    """The engine's settings object reads each setting it needs once."""
+    from tests.conftest import make_settings
 
-    from pixwave.notifications.models import OutboxEvent
-
-    async with world.resources.sessionmaker() as session:
-        rows = await session.scalars(
-            select(OutboxEvent.event_type).where(
-                OutboxEvent.aggregate_id == transaction_id,
-                OutboxEvent.event_type.like("alert.%"),
-            )
-        )
-        return list(rows)
+    settings = make_settings(retry_tries_per_gateway=4, ambiguous_query_delay=0.25)
+    engine = EngineSettings.from_settings(settings)
+    assert engine.retry == RetryPolicy.from_settings(settings)
+    assert (engine.retry.tries_per_gateway, engine.retry.query_delay) == (4, 0.25)

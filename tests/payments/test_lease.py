@@ -1,22 +1,42 @@
-"""The payment lease and its "look again" note, on Redis and in memory alike."""
+"""The payment lease and its "look again" note, on Redis and in memory alike.
+
+Time passes for real on Redis (its TTLs are its own); the in-memory leases run on a clock the
+test moves.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
 
 from pixwave.kit.locks import RedisLocks
 from pixwave.payments.lease import Leases, MemoryLeases, RedisLeases
 from pixwave.resources import Resources
+from tests.support import FakeTime
+
+
+@dataclass
+class Kind:
+    leases: Leases
+    #: Let ``seconds`` pass for these leases.
+    wait: Callable[[float], Awaitable[None]]
 
 
 @pytest.fixture(params=["redis", "memory"])
-def leases(request: pytest.FixtureRequest, resources: Resources) -> Leases:
+async def kind(request: pytest.FixtureRequest, resources: Resources) -> Kind:
     if request.param == "memory":
-        return MemoryLeases()
+        time = FakeTime()
+        return Kind(MemoryLeases(time.now), time.sleep)
     assert resources.redis is not None
-    return RedisLeases(resources.redis, RedisLocks(resources.redis))
+    return Kind(RedisLeases(resources.redis, RedisLocks(resources.redis)), asyncio.sleep)
+
+
+@pytest.fixture
+def leases(kind: Kind) -> Leases:
+    return kind.leases
 
 
 async def test_one_owner_at_a_time(leases: Leases) -> None:
@@ -40,24 +60,25 @@ async def test_a_runner_turned_away_leaves_a_note_the_owner_reads_once(leases: L
     assert await leases.leave("txn_a", again) is False
 
 
-async def test_entering_clears_an_old_note(leases: Leases) -> None:
+async def test_entering_clears_an_old_note(leases: Leases, kind: Kind) -> None:
     """A note left for an owner that then crashed is read by whoever enters next."""
     owner = await leases.enter("txn_a", 0.2, note=False)
     assert owner is not None
     assert await leases.enter("txn_a", 5, note=True) is None
-    await asyncio.sleep(0.3)  # the owner's lease runs out: it never let go
+    await kind.wait(0.3)  # the owner's lease runs out: it never let go
     successor = await leases.enter("txn_a", 5, note=False)
     assert successor is not None
     assert await leases.leave("txn_a", successor) is False
 
 
 async def test_a_lost_lease_is_neither_extended_nor_released_by_its_old_owner(
-    leases: Leases,
+    leases: Leases, kind: Kind
 ) -> None:
+    """An owner too slow to renew has lost the payment for good: its token no longer works."""
     old = await leases.enter("txn_a", 0.2, note=False)
     assert old is not None
     assert await leases.extend("txn_a", old, 0.2)
-    await asyncio.sleep(0.3)
+    await kind.wait(0.3)
     new = await leases.enter("txn_a", 5, note=False)
     assert new is not None
     assert not await leases.extend("txn_a", old, 5)

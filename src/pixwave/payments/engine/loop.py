@@ -19,6 +19,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.errors import GatewayError, GatewayNotFound, Outcome
 from pixwave.gateways.health import Operation
+from pixwave.gateways.router import PaymentContext
 from pixwave.payments import retry
 from pixwave.payments.engine import endings
 from pixwave.payments.engine.run import BrokenInvariant, Run
@@ -78,9 +79,17 @@ class Route(Protocol):
 class Routed:
     """The router's best gateway, left only by falling back or when its circuit is open."""
 
-    def __init__(self, run: Run, operation: Operation, tries: dict[str, int]) -> None:
+    def __init__(
+        self,
+        run: Run,
+        operation: Operation,
+        tries: dict[str, int],
+        context: PaymentContext | None = None,
+    ) -> None:
         self.run = run
         self.operation = operation
+        #: What the router may weigh of the payment (its fee at each gateway …).
+        self.context = context
         spent = run.settings.retry.tries_per_gateway
         self.excluded = {gateway for gateway, n in tries.items() if n >= spent}
 
@@ -94,7 +103,7 @@ class Routed:
                 return current
             self.excluded.add(current)
             endings.failover(self.run, self.operation, current, "circuit_open")
-        return await router.choose(self.operation, exclude=self.excluded)
+        return await router.choose(self.operation, exclude=self.excluded, context=self.context)
 
     def leave(self, gateway: str) -> None:
         self.excluded.add(gateway)
@@ -200,6 +209,8 @@ class RetryLoop(Generic[R]):
         if connector is None:
             return Next(Step.RETRY_LATER, reason=NOT_CONFIGURED)
         try_number = self.tries.get(gateway, 0) + 1
+        # Still ours? A run that lost its lease must not announce a call it will not make.
+        await self.run.renew()
         if not await self.flow.before_call(gateway, try_number):
             return None  # someone else moved the payment on
         self.tries[gateway] = try_number
