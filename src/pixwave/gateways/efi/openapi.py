@@ -2,14 +2,32 @@
 
 The webhook routes read the raw body (the signature check works on the bytes as sent), so
 FastAPI cannot infer these shapes; they are written here, beside the parser they describe, and
-a change to what `webhooks.py` reads should change them too.
+a change to what `webhooks.py` reads should change them too. The standard's part is
+``gateways/pixapi/openapi.py``'s.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-_AMOUNT: Final = {"type": "string", "pattern": r"^\d{1,10}\.\d{2}$", "examples": ["10.50"]}
+from pixwave.gateways.pixapi.openapi import body, item_properties
+
+
+def _item_properties() -> dict[str, Any]:
+    """The standard's item, plus a send's ``status`` and Efí's ``gnExtras``."""
+    properties = item_properties()
+    properties["status"] = {"type": "string", "description": "A send's status (with `gnExtras`)."}
+    properties["gnExtras"] = {
+        "type": "object",
+        "description": "Efí's extension: `idEnvio` marks a Pix we sent; `erro.codigo` says why "
+        "it failed.",
+        "properties": {
+            "idEnvio": {"type": "string"},
+            "erro": {"type": "object", "properties": {"codigo": {"type": "string"}}},
+        },
+    }
+    return properties
+
 
 #: The `openapi_extra` of the routes that receive them, as `webhooks.py` reads them: a batch of
 #: received Pix (by `txid`), refunds of them (`devolucoes`) and our own sends
@@ -33,88 +51,20 @@ NOTIFICATION: Final[dict[str, Any]] = {
             "schema": {"type": "string"},
         },
     ],
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": 'A body without `pix` (Efí\'s registration probe, `{"evento": '
-                    '"teste_webhook"}`) is acknowledged and carries no event.',
-                    "properties": {
-                        "pix": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["endToEndId"],
-                                "properties": {
-                                    "endToEndId": {
-                                        "type": "string",
-                                        "pattern": "^[A-Za-z0-9]{1,35}$",
-                                    },
-                                    "txid": {
-                                        "type": "string",
-                                        "description": "Our charge; absent for a Pix to a "
-                                        "static QR Code, which names no charge and is ignored.",
-                                    },
-                                    "valor": _AMOUNT,
-                                    "chave": {"type": "string"},
-                                    "horario": {"type": "string", "format": "date-time"},
-                                    "infoPagador": {"type": "string"},
-                                    "status": {
-                                        "type": "string",
-                                        "description": "A send's status (with `gnExtras`).",
-                                    },
-                                    "devolucoes": {
-                                        "type": "array",
-                                        "items": {
-                                            "type": "object",
-                                            "required": ["id", "status", "valor"],
-                                            "properties": {
-                                                "id": {"type": "string"},
-                                                "rtrId": {"type": "string"},
-                                                "valor": _AMOUNT,
-                                                "status": {
-                                                    "type": "string",
-                                                    "enum": [
-                                                        "EM_PROCESSAMENTO",
-                                                        "DEVOLVIDO",
-                                                        "NAO_REALIZADO",
-                                                    ],
-                                                },
-                                                "horario": {"type": "object"},
-                                            },
-                                        },
-                                    },
-                                    "gnExtras": {
-                                        "type": "object",
-                                        "description": "Efí's extension: `idEnvio` marks a "
-                                        "Pix we sent; `erro.codigo` says why it failed.",
-                                        "properties": {
-                                            "idEnvio": {"type": "string"},
-                                            "erro": {
-                                                "type": "object",
-                                                "properties": {"codigo": {"type": "string"}},
-                                            },
-                                        },
-                                    },
-                                },
-                            },
-                        }
-                    },
-                },
-                "example": {
-                    "pix": [
-                        {
-                            "endToEndId": "E09089356202406201221abcdef123456",
-                            "txid": "7978c0c97ea847e78e8849634473c1f1",
-                            "chave": "2c3f5e9a-7b1d-4a8e-9f6c-1d2e3f4a5b6c",
-                            "valor": "10.50",
-                            "horario": "2024-06-20T12:21:00.000Z",
-                        }
-                    ]
-                },
-            }
+    "requestBody": body(
+        _item_properties(),
+        {
+            "pix": [
+                {
+                    "endToEndId": "E09089356202406201221abcdef123456",
+                    "txid": "7978c0c97ea847e78e8849634473c1f1",
+                    "chave": "2c3f5e9a-7b1d-4a8e-9f6c-1d2e3f4a5b6c",
+                    "valor": "10.50",
+                    "horario": "2024-06-20T12:21:00.000Z",
+                }
+            ]
         },
-    },
+        'A body without `pix` (Efí\'s registration probe, `{"evento": "teste_webhook"}`) is '
+        "acknowledged and carries no event.",
+    ),
 }
