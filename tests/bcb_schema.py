@@ -42,10 +42,6 @@ def _fix_patterns(node: Any) -> None:
 
 
 @cache
-def _raw_spec() -> str:
-    return SPEC_PATH.read_text(encoding="utf-8")
-
-
 def load_spec(*, webhook_shows_key: bool = False) -> dict[str, Any]:
     """The spec, with the defects of the published 2.9.0 file corrected.
 
@@ -61,8 +57,10 @@ def load_spec(*, webhook_shows_key: bool = False) -> dict[str, Any]:
     ``webhook_shows_key``: ``WebhookCompleto`` requires ``cnpj``, while the spec's own example
     for ``GET /webhook/{chave}`` (``webhookResponse1``) has ``chave`` and no ``cnpj`` — as Efí
     answers. With this flag the example is taken as the truth: ``chave`` is required instead.
+
+    Parsed once per flag and shared: callers read it, never change it.
     """
-    spec: dict[str, Any] = yaml.safe_load(_raw_spec())
+    spec: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
     _fix_patterns(spec)
     schemas = spec["components"]["schemas"]
     for listing in ("CobsConsultadas", "CobsVConsultadas"):
@@ -79,6 +77,7 @@ def load_spec(*, webhook_shows_key: bool = False) -> dict[str, Any]:
     return spec
 
 
+@cache
 def validator(*, webhook_shows_key: bool = False) -> Validate:
     """A checker of instances against the spec's components (``schemas/Pix``, …)."""
     registry: Registry[Any] = Registry().with_resource(
