@@ -218,6 +218,27 @@ class TestWithdrawal:
         ]
         assert await bench.balance(actor) == (90_00, 0)
 
+    async def test_an_open_circuit_is_left_without_waiting_out_its_tries(
+        self, bench: EngineBench, logs: list[MutableMapping[str, Any]]
+    ) -> None:
+        """The primary keeps refusing: the first withdrawal spends its three tries there; the
+        circuit opens during the second (five failures), which moves on at once; the third
+        is never offered the primary."""
+        bench["primary"].script("send_pix", *[unavailable()] * 10)
+        actor = await bench.actor(balance=100_00)
+        tries = []
+        for _ in range(3):
+            withdrawal = await bench.withdraw(actor, 10_00)
+            done = await bench.advance(withdrawal)
+            assert (done["status"], done["gateway"]) == ("succeeded", "secondary")
+            attempts = await bench.attempts(withdrawal)
+            tries.append([n for g, _, n, _ in attempts if g == "primary"])
+            assert attempts[-1] == ("secondary", "send", 1, "succeeded")
+        assert tries == [[1, 2, 3], [1, 2], []]
+        reasons = [(f["gateway"], f["reason"]) for f in named(logs, "payments.failover")]
+        assert reasons == [("primary", "retries_exhausted"), ("primary", "circuit_open")]
+        assert await bench.balance(actor) == (70_00, 0)
+
     async def test_rejected_fails_without_falling_back(self, bench: EngineBench) -> None:
         """The primary refuses the send in its answer: failed at once, hold released, and the
         secondary — healthy, next in line — is never asked."""
@@ -228,6 +249,7 @@ class TestWithdrawal:
         assert (failed["status"], failed["failure_code"]) == ("failed", "payment_denied")
         assert failed["gateway"] == "primary"
         assert await bench.attempts(withdrawal) == [("primary", "send", 1, "rejected")]
+        assert bench["primary"].sends == {}
         assert bench["secondary"].calls == []
         assert await bench.balance(actor) == (30_00, 0)
 
@@ -487,7 +509,8 @@ class TestRefund:
             ("primary", "query", 0, "succeeded"),
         ]
         assert bench["primary"].count("refund") == 1
-        assert (await bench.row(deposit))["refunded_amount"] == 8_00
+        parent = await bench.row(deposit)
+        assert (parent["status"], parent["refunded_amount"]) == ("partially_refunded", 8_00)
         assert await bench.balance(actor) == (12_00, 0)
 
     async def test_the_receiving_gateway_down_fails_the_refund_without_fallback(
@@ -509,6 +532,7 @@ class TestRefund:
             ("primary", "refund", 2, "unavailable"),
             ("primary", "refund", 3, "unavailable"),
         ]
+        assert bench["primary"].refunds == {}
         assert bench["secondary"].calls == []
         parent = await bench.row(deposit)
         assert (parent["status"], parent["refunded_amount"]) == ("succeeded", 0)

@@ -29,7 +29,6 @@ async def reconcile_all(settings: Settings) -> dict[str, Any]:
     """``{"examined", "after": {status: n}, "unreachable": {gateway: outcome},
     "skipped": {gateway: n}, "simulators_at": url | None}``."""
     from pixwave.gateways.registry import simulated_gateways
-    from pixwave.resources import Resources
     from pixwave.sandbox.embedded import ServedAddress, internal_base_url
 
     served = ServedAddress.running(settings) if simulated_gateways(settings) else None

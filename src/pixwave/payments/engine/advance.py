@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import structlog
 from sqlalchemy.exc import DBAPIError
@@ -24,11 +24,8 @@ from pixwave.gateways.router import Router
 from pixwave.payments.engine import cash_in, cash_out, refund
 from pixwave.payments.engine.run import Collaborators, Invalidate, LeaseLost, Run
 from pixwave.payments.engine.settings import EngineSettings
-from pixwave.payments.lease import Leases, build_leases
+from pixwave.payments.lease import Leases
 from pixwave.payments.status import UNFINISHED, TransactionStatus, TransactionType
-
-if TYPE_CHECKING:
-    from pixwave.resources import Resources
 
 log = structlog.get_logger("pixwave.payments")
 S = TransactionStatus
@@ -48,7 +45,8 @@ FLOWS: Final[dict[TransactionType, Callable[[Run, S], Awaitable[None]]]] = {
 
 
 class Engine:
-    """One per process; holds nothing but its collaborators."""
+    """One per process, built by the composition root (``pixwave.bootstrap``) from the few
+    collaborators it declares; holds nothing else."""
 
     def __init__(
         self,
@@ -77,19 +75,6 @@ class Engine:
             clock=clock,
             sleep=sleep,
             rng=rng or random.Random(),  # noqa: S311 - backoff jitter
-        )
-
-    @classmethod
-    def from_resources(cls, resources: Resources) -> Engine:
-        """The engine of a process, from the process's resources."""
-        return cls(
-            sessionmaker=resources.sessionmaker,
-            gateways=resources.gateways,
-            router=resources.router,
-            leases=build_leases(resources.locks, resources.redis),
-            settings=EngineSettings.from_settings(resources.settings),
-            webhook_url=resources.webhook_url,
-            invalidate=_cache_invalidator(resources),
         )
 
     async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
@@ -144,15 +129,3 @@ async def step(use: Collaborators, transaction_id: str, token: str) -> None:
             log.warning(
                 "payments.attempts_not_written", transaction_id=transaction_id, error=repr(exc)
             )
-
-
-def _cache_invalidator(resources: Resources) -> Invalidate:
-    """The Redis cache of ``GET /v1/transactions/{id}``, when there is one. ``Resources.wire``
-    builds it after the engine, so it is looked up as each change commits."""
-
-    async def invalidate(transaction_id: str) -> None:
-        cache = resources.transaction_cache
-        if cache is not None:
-            await cache.invalidate(transaction_id)
-
-    return invalidate
