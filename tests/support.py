@@ -23,6 +23,7 @@ from typing import TypeVar
 import httpx
 from sqlalchemy import select
 
+from pixwave.config import Settings
 from pixwave.db import utcnow
 from pixwave.gateways.base import (
     Capability,
@@ -353,7 +354,7 @@ class EngineBench:
         self.health = MemoryHealthStore(health, gateways=gateways, now=self.time.seconds)
         self.router = Router(dict(self.providers), self.health)
         self.leases = MemoryLeases(self.time.now)
-        self.settings = settings or EngineSettings()
+        self.settings = settings or EngineSettings.from_settings(Settings(_env_file=None))
         self.engine = Engine(
             sessionmaker=resources.sessionmaker,
             gateways=self.providers,

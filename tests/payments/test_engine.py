@@ -9,6 +9,7 @@ Redis are in ``test_journeys.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -48,7 +49,9 @@ class TestDeposit:
         assert ready["brcode"]
         assert ready["gateway_payment_id"]
         assert ready["expires_at"]
-        assert ready["next_attempt_at"] == bench.time.now() + timedelta(seconds=30)
+        assert ready["next_attempt_at"] == bench.time.now() + timedelta(
+            seconds=bench.settings.charge_poll_seconds
+        )
         bench["primary"].pay(ready["gateway_payment_id"])
         done = await bench.advance(deposit)
         assert done["status"] == "succeeded"
@@ -63,7 +66,7 @@ class TestDeposit:
     ) -> None:
         """No webhook, no payment: each look schedules the next twice as far (60 s → 120 s →
         the 150 s ceiling), instead of asking the gateway every 30 s until expiry."""
-        settings = EngineSettings(charge_poll_seconds=30, charge_poll_max_seconds=150)
+        settings = replace(bench.settings, charge_poll_seconds=30, charge_poll_max_seconds=150)
         bench = EngineBench(bench.resources, "primary", settings=settings)
         actor = await bench.actor()
         deposit = await bench.deposit(actor, 5_00)
@@ -264,7 +267,9 @@ class TestWithdrawal:
             "processing",
             f"snd_{withdrawal}",
         )
-        assert sending["next_attempt_at"] == bench.time.now() + timedelta(seconds=5)
+        assert sending["next_attempt_at"] == bench.time.now() + timedelta(
+            seconds=bench.settings.send_poll_seconds
+        )
         bench["primary"].settle_send(withdrawal, SendStatus.FAILED)
         failed = await bench.advance(withdrawal)
         assert (failed["status"], failed["gateway"]) == ("failed", "primary")
@@ -282,7 +287,9 @@ class TestWithdrawal:
         done = await bench.advance(withdrawal)
         assert (done["status"], done["gateway"]) == ("succeeded", "primary")
         assert bench["primary"].calls == ["send_pix", "get_send"]
-        assert bench.time.slept == [1.0]  # the query delay, then the question
+        assert bench.time.slept == [
+            bench.settings.retry.query_delay
+        ]  # the query delay, then the question
         assert await bench.attempts(withdrawal) == [
             ("primary", "send", 1, "ambiguous"),
             ("primary", "query", 0, "succeeded"),
@@ -300,7 +307,7 @@ class TestWithdrawal:
         done = await bench.advance(withdrawal)
         assert (done["status"], done["gateway"]) == ("succeeded", "primary")
         assert bench["primary"].calls == ["send_pix", "get_send", "send_pix"]
-        assert bench.time.slept == [1.0]
+        assert bench.time.slept == [bench.settings.retry.query_delay]
         assert [(o, n, r) for _, o, n, r in await bench.attempts(withdrawal)] == [
             ("send", 1, "ambiguous"),
             ("query", 0, "rejected"),  # not found
@@ -374,7 +381,9 @@ class TestWithdrawal:
         withdrawal = await bench.withdraw(actor, 10_00)
         waiting = await bench.advance(withdrawal)
         assert waiting["status"] == "processing"
-        assert waiting["next_attempt_at"] == bench.time.now() + timedelta(seconds=5)
+        assert waiting["next_attempt_at"] == bench.time.now() + timedelta(
+            seconds=bench.settings.send_poll_seconds
+        )
         bench.time.advance(bench.settings.review_after_seconds + 1)
         review = await bench.advance(withdrawal)
         assert (review["status"], review["failure_code"]) == ("needs_review", "send_status_unknown")
