@@ -64,7 +64,16 @@ from tests.factories import Actor, create_actor
 PIXWAVE = shutil.which("pixwave", path=str(Path(sys.executable).parent)) or "pixwave"
 
 #: Settings that would take a run off the embedded default and its demo gateways.
-_NOT_EMBEDDED = ("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_", "SANDBOX_")
+_NOT_EMBEDDED = (
+    "DB_",
+    "DATABASE_",
+    "REDIS_",
+    "MERCADOPAGO_",
+    "GERENCIANET_",
+    "EFI_",
+    "PIXAPI_",
+    "SANDBOX_",
+)
 
 
 def free_port() -> int:

@@ -14,9 +14,6 @@ import pytest
 
 from tests.support import PIXWAVE, admin_token_once_serving, embedded_env, free_port
 
-#: Settings that would take a run off the embedded default and its demo gateways.
-_NOT_EMBEDDED = ("DB_", "DATABASE_", "REDIS_", "MERCADOPAGO_", "GERENCIANET_", "EFI_", "SANDBOX_")
-
 
 def _assert_audit_clean(workdir: Path) -> None:
     """`pixwave audit` on the embedded database the run left behind."""

@@ -10,7 +10,8 @@ from typing import Any, Final
 
 from pixwave.gateways.efi.spec import EFI
 from pixwave.gateways.mercadopago.spec import MERCADOPAGO
+from pixwave.gateways.pixapi.spec import PIXAPI
 from pixwave.gateways.spec import GatewaySpec
 
 #: In the operator's default priority order (the first is tried first at equal health).
-SPECS: Final[tuple[GatewaySpec[Any], ...]] = (MERCADOPAGO, EFI)
+SPECS: Final[tuple[GatewaySpec[Any], ...]] = (MERCADOPAGO, EFI, PIXAPI)

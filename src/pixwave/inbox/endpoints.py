@@ -37,26 +37,24 @@ _RECEIVE = problems(WebhookRejected, service.GatewayNotConfigured, ServiceUnavai
 def merged_doc(specs: Iterable[GatewaySpec[Any]]) -> dict[str, Any]:
     """One ``openapi_extra`` for every family: each parameter (optional here, since each
     applies to one family) and each body shape in an ``anyOf`` (a body may fit several)."""
-    parameters: list[dict[str, Any]] = []
+    parameters: dict[tuple[str, str], dict[str, Any]] = {}
     schemas: list[dict[str, Any]] = []
     examples: dict[str, Any] = {}
     for spec in specs:
         doc = spec.notification_doc
         for parameter in doc.get("parameters", []):
-            parameters.append(
-                {
-                    **parameter,
-                    "required": False,
-                    "description": f"{spec.title}: {parameter.get('description', '')}".strip(),
-                }
-            )
+            said = f"{spec.title}: {parameter.get('description', '')}".strip()
+            key = (parameter["in"], parameter["name"])
+            if key in parameters:  # several families read it: one entry says what each does
+                said = f"{parameters[key]['description']}\n\n{said}"
+            parameters[key] = {**parameter, "required": False, "description": said}
         body = doc.get("requestBody", {}).get("content", {}).get("application/json", {})
         if "schema" in body:
             schemas.append({**body["schema"], "title": spec.title})
         if "example" in body:
             examples[spec.family] = {"summary": spec.title, "value": body["example"]}
     return {
-        "parameters": parameters,
+        "parameters": list(parameters.values()),
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"anyOf": schemas}, "examples": examples}},

@@ -2,8 +2,9 @@
 
 Each simulator declares its provider's schedule (``Simulator.webhook_schedule``: some retry
 every 15 minutes and space out, others double from 5 minutes up to days). ``time_scale``
-multiplies every wait so a test can run the whole schedule in a second (0.0001 turns 15 minutes into 90 ms). Each attempt calls ``headers`` anew,
-so a signature carries that attempt's timestamp, as the real providers do.
+multiplies every wait so a test can run the whole schedule in a second (0.0001 turns 15
+minutes into 90 ms). Each attempt calls ``headers`` anew, so a signature carries that
+attempt's timestamp, as the real providers do.
 """
 
 from __future__ import annotations
@@ -19,12 +20,6 @@ import httpx
 import structlog
 
 log = structlog.get_logger("pixwave.sandbox.webhooks")
-
-#: Minutes between attempts, from the provider's documentation.
-EFI_SCHEDULE: tuple[float, ...] = tuple(
-    m * 60 for m in (5, 10, 20, 40, 80, 160, 320, 640, 1280, 52560)
-)
-
 
 @dataclass(slots=True)
 class Attempt:

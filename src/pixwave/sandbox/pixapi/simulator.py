@@ -42,7 +42,6 @@ from pixwave.pix import (
     validate_cnpj,
     validate_cpf,
 )
-from pixwave.sandbox.callbacks import EFI_SCHEDULE
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.faults import Route, route
 from pixwave.sandbox.pixapi.api import build_provider_router
@@ -77,10 +76,16 @@ ConfigT = TypeVar("ConfigT", bound=PixAccountConfig)
 StateT = TypeVar("StateT", bound=PixState)
 
 
+#: Seconds between notification attempts: the standard sets no schedule, so its simulator keeps
+#: the one a PSP publishes (5, 10, 20 … 1280 minutes, then 36.5 days).
+WEBHOOK_SCHEDULE: tuple[float, ...] = tuple(
+    m * 60 for m in (5, 10, 20, 40, 80, 160, 320, 640, 1280, 52560)
+)
+
 class PixSimulator(Simulator[ConfigT], Generic[ConfigT, StateT]):
     """What every API Pix simulator shares; subclasses name their dialect and routes."""
 
-    webhook_schedule: ClassVar[tuple[float, ...]] = EFI_SCHEDULE
+    webhook_schedule: ClassVar[tuple[float, ...]] = WEBHOOK_SCHEDULE
     webhook_timeout: ClassVar[float] = 60.0
 
     state: StateT
