@@ -1,6 +1,6 @@
 """One status vocabulary for every gateway, and the only table of allowed moves.
 
-Gateways speak their own dialects (MP `approved`, Efí `CONCLUIDA`); connectors map them onto
+Gateways speak their own dialects (`approved`, `CONCLUIDA` …); connectors map them onto
 `TransactionStatus` so the rest of PixWave reasons about one lifecycle.
 """
 
