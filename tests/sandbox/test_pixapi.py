@@ -438,6 +438,7 @@ class TestSandboxAndFaults:
             json={"valor": {"original": "1.00"}, "chave": PIX_KEY},
         )
         assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"] == PROBLEM + "ServicoIndisponivel"
         assert bank.admin.get("/_sandbox").json()["resources"]["cobs"] == 0
         assert bank.admin.delete("/_sandbox/faults").is_success

@@ -142,6 +142,10 @@ class Simulator(abc.ABC, Generic[ConfigT]):
     def error_body(self, status: int, reason: str) -> dict[str, Any]:
         """The provider's error shape for an injected fault."""
 
+    def error_media_type(self) -> str:
+        """The content type of the provider's error answers (an injected fault's too)."""
+        return "application/json"
+
     @abc.abstractmethod
     def clear_state(self) -> None:
         """Forget every resource."""
@@ -187,6 +191,7 @@ class Simulator(abc.ABC, Generic[ConfigT]):
             injector=self.faults,
             routes=self.routes,
             error_body=self.error_body,
+            error_media_type=self.error_media_type(),
         )
 
         @app.exception_handler(PixWaveError)
@@ -203,7 +208,7 @@ class Simulator(abc.ABC, Generic[ConfigT]):
 
         return app
 
-    def _admin_router(self) -> APIRouter:  # noqa: C901 - one-line route handlers, each a nested def mccabe counts
+    def _admin_router(self) -> APIRouter:
         router = APIRouter()
         simulator = self
 

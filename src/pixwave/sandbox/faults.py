@@ -284,10 +284,12 @@ def route(method: str, path: str, operation: str) -> Route:
     return Route(method.upper(), re.compile(f"^{regex}/?$"), operation)
 
 
-def _json_response(status: int, body: dict[str, Any], headers: dict[str, str]) -> list[Message]:
+def _json_response(
+    status: int, body: dict[str, Any], headers: dict[str, str], media_type: str
+) -> list[Message]:
     payload = orjson.dumps(body)
     raw_headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media_type.encode()),
         (b"content-length", str(len(payload)).encode()),
         *((k.encode(), v.encode()) for k, v in headers.items()),
     ]
@@ -311,12 +313,14 @@ class FaultMiddleware:
         injector: FaultInjector,
         routes: Sequence[Route],
         error_body: ErrorBody,
+        error_media_type: str = "application/json",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.app = app
         self.injector = injector
         self.routes = tuple(routes)
         self.error_body = error_body
+        self.error_media_type = error_media_type
         self.sleep = sleep
 
     def _operation(self, scope: Scope) -> str | None:
@@ -348,7 +352,7 @@ class FaultMiddleware:
             if decision.retry_after is not None:
                 headers["retry-after"] = str(decision.retry_after)
             body = self.error_body(decision.status, decision.action)
-            for message in _json_response(decision.status, body, headers):
+            for message in _json_response(decision.status, body, headers, self.error_media_type):
                 await send(message)
             return
         if decision.action == "timeout":

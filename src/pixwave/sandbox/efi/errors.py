@@ -11,7 +11,7 @@ places say so). :class:`EfiErrors` overrides the standard's answers
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from pydantic import ValidationError
 
@@ -87,6 +87,8 @@ def from_validation_error(exc: ValidationError, root: str = ".body") -> ApiError
 
 class EfiErrors(Errors):
     """Efí's answers where they are not the standard's."""
+
+    fault_media_type: ClassVar[str] = "application/json"
 
     def __init__(self) -> None:
         super().__init__("efi")

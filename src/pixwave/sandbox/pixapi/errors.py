@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -138,6 +138,9 @@ _REQUEST_INVALID: Final = ("RequisicaoInvalida", "Requisição inválida.", None
 
 class Errors:
     """The standard's answer to each situation (a PSP's dialect overrides some)."""
+
+    #: How an injected fault's body is labelled (the standard: RFC 7807).
+    fault_media_type: ClassVar[str] = "application/problem+json"
 
     def __init__(self, realm: str) -> None:
         #: Named in ``WWW-Authenticate`` (the gateway's name).

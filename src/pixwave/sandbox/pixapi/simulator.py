@@ -82,6 +82,7 @@ WEBHOOK_SCHEDULE: tuple[float, ...] = tuple(
     m * 60 for m in (5, 10, 20, 40, 80, 160, 320, 640, 1280, 52560)
 )
 
+
 class PixSimulator(Simulator[ConfigT], Generic[ConfigT, StateT]):
     """What every API Pix simulator shares; subclasses name their dialect and routes."""
 
@@ -155,6 +156,9 @@ class PixSimulator(Simulator[ConfigT], Generic[ConfigT, StateT]):
     # --- Simulator hooks ------------------------------------------------------------------
     def error_body(self, status: int, reason: str) -> dict[str, Any]:
         return self.errors.fault_body(status, reason)
+
+    def error_media_type(self) -> str:
+        return self.errors.fault_media_type
 
     def clear_state(self) -> None:
         for timer in self._timers.values():
