@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from pixwave.gateways.efi import openapi
 from pixwave.gateways.efi.connector import HOMOLOGATION_URL, PRODUCTION_URL, EfiConnector
 from pixwave.gateways.efi.webhooks import EFI_WEBHOOK_IP, EfiWebhookAuth
+from pixwave.gateways.pixapi.connector import transaction_id_of
 from pixwave.gateways.spec import Common, GatewaySpec, Instance, ProviderSettings, SandboxFlag
 from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
 
@@ -165,10 +166,7 @@ class EfiSpec(GatewaySpec[EfiSettings]):
         return f"{api_base}/webhooks/{gateway}?hmac={SANDBOX_WEBHOOK_HMAC}&ignorar="
 
     def transaction_id(self, resource_id: str) -> str | None:
-        """A txid we derive from a transaction id drops its underscore (``txn01J…``)."""
-        if resource_id.startswith("txn") and not resource_id.startswith("txn_"):
-            return f"txn_{resource_id[3:]}"
-        return None
+        return transaction_id_of(resource_id)
 
 
 EFI = EfiSpec()

@@ -110,6 +110,14 @@ def txid_for(reference: str, operation: str, *, gateway: str, provider: str) -> 
     return validate_txid(value.ljust(_TXID_MIN, "0")[:_ID_MAX])
 
 
+def transaction_id_of(provider_id: str) -> str | None:
+    """The transaction id a txid, devolução id or send id was derived from: ours drop the
+    underscore of ``txn_…`` (``txn01J…``), so put it back; None for any other id."""
+    if provider_id.startswith("txn") and not provider_id.startswith("txn_"):
+        return f"txn_{provider_id[3:]}"
+    return None
+
+
 def devolucao_id_for(reference: str, operation: str, *, gateway: str, provider: str) -> str:
     """The devolução id of a refund reference: its alphanumerics, at most 35."""
     return alphanumerics(reference, operation, gateway=gateway, provider=provider)[:_ID_MAX]

@@ -27,7 +27,7 @@ from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from pixwave.gateways.pixapi import openapi
-from pixwave.gateways.pixapi.connector import DEFAULT_SCOPES, PixApiConnector
+from pixwave.gateways.pixapi.connector import DEFAULT_SCOPES, PixApiConnector, transaction_id_of
 from pixwave.gateways.pixapi.webhooks import WebhookAuth, split_ips
 from pixwave.gateways.spec import (
     Common,
@@ -222,10 +222,7 @@ class PixApiSpec(GatewaySpec[PixApiSettings]):
         return f"{api_base}/webhooks/{gateway}?hmac={SANDBOX_WEBHOOK_HMAC}&ignorar="
 
     def transaction_id(self, resource_id: str) -> str | None:
-        """A txid we derive from a transaction id drops its underscore (``txn01J…``)."""
-        if resource_id.startswith("txn") and not resource_id.startswith("txn_"):
-            return f"txn_{resource_id[3:]}"
-        return None
+        return transaction_id_of(resource_id)
 
 
 PIXAPI = PixApiSpec()
