@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from pixwave.gateways.errors import (
     GatewayRejected,
     GatewayUnavailable,
 )
+from pixwave.gateways.fees import FeeSchedule
 from pixwave.gateways.health import HealthConfig, MemoryHealthStore
 from pixwave.gateways.router import Router
 from pixwave.ledger import service as ledger
@@ -356,12 +357,17 @@ class EngineBench:
         *gateways: str,
         settings: EngineSettings | None = None,
         health: HealthConfig | None = None,
+        fees: Mapping[str, str] | None = None,
     ) -> None:
         self.resources = resources
         self.time = FakeTime()
         self.providers = {name: FakeProvider(name, self.time.now) for name in gateways}
         self.health = MemoryHealthStore(health, gateways=gateways, now=self.time.seconds)
-        self.router = Router(dict(self.providers), self.health)
+        self.router = Router(
+            dict(self.providers),
+            self.health,
+            fees={name: FeeSchedule.parse(text) for name, text in (fees or {}).items()},
+        )
         self.leases = MemoryLeases(self.time.now)
         self.settings = settings or EngineSettings.from_settings(Settings(_env_file=None))
         self.engine = Engine(
@@ -443,6 +449,12 @@ class EngineBench:
         async with self.resources.sessionmaker() as session:
             rows = await repository.list_attempts(session, transaction_id)
         return [(a["gateway"], a["operation"], a["try_number"], a["outcome"]) for a in rows]
+
+    async def fees(self, transaction_id: str) -> list[tuple[str, str, int | None]]:
+        """(gateway, operation, expected fee) of every call, in order."""
+        async with self.resources.sessionmaker() as session:
+            rows = await repository.list_attempts(session, transaction_id)
+        return [(a["gateway"], a["operation"], a["expected_fee"]) for a in rows]
 
     async def alerts(self, transaction_id: str) -> list[str]:
         async with self.resources.sessionmaker() as session:

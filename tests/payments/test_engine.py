@@ -585,3 +585,50 @@ def test_policy_defaults_match_the_settings() -> None:
     engine = EngineSettings.from_settings(settings)
     assert engine.retry == RetryPolicy.from_settings(settings)
     assert (engine.retry.tries_per_gateway, engine.retry.query_delay) == (4, 0.25)
+
+
+class TestCostAwareRouting:
+    """Equal health: the payment goes to the gateway expected to charge less for it, and each
+    call records that gateway's expected fee."""
+
+    @pytest.fixture
+    def priced(self, bench: EngineBench) -> EngineBench:
+        return EngineBench(
+            bench.resources,
+            "primary",
+            "secondary",
+            fees={"primary": "send=90,charge=0+99bp", "secondary": "send=10,charge=0+149bp"},
+        )
+
+    async def test_a_withdrawal_goes_to_the_cheaper_gateway(self, priced: EngineBench) -> None:
+        actor = await priced.actor(balance=100_00)
+        withdrawal = await priced.withdraw(actor, 40_00)
+        done = await priced.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "secondary")
+        assert await priced.fees(withdrawal) == [("secondary", "send", 10)]
+        assert await priced.balance(actor) == (60_00, 0)
+
+    async def test_a_deposit_goes_by_the_charge_fee_on_its_amount(
+        self, priced: EngineBench
+    ) -> None:
+        """0.99 % of R$ 200 at the primary (198) beats 1.49 % at the secondary (298)."""
+        actor = await priced.actor()
+        deposit = await priced.deposit(actor, 200_00)
+        ready = await priced.advance(deposit)
+        assert ready["gateway"] == "primary"
+        assert await priced.fees(deposit) == [("primary", "charge", 198)]
+
+    async def test_health_comes_before_price(self, priced: EngineBench) -> None:
+        """The cheap gateway is down: the send falls back to the dear one, and each try
+        records its own gateway's fee."""
+        priced["secondary"].script("send_pix", unavailable(), unavailable(), unavailable())
+        actor = await priced.actor(balance=100_00)
+        withdrawal = await priced.withdraw(actor, 40_00)
+        done = await priced.advance(withdrawal)
+        assert (done["status"], done["gateway"]) == ("succeeded", "primary")
+        assert await priced.fees(withdrawal) == [
+            ("secondary", "send", 10),
+            ("secondary", "send", 10),
+            ("secondary", "send", 10),
+            ("primary", "send", 90),
+        ]

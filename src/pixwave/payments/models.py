@@ -71,4 +71,7 @@ class GatewayAttempt(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(String(255))
+    #: Centavos the gateway was expected to charge for this call (its configured fees, when
+    #: routing chose it); null for reads.
+    expected_fee: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -77,6 +77,7 @@ class AttemptRow(TypedDict):
     latency_ms: int
     error_code: str | None
     error_message: str | None
+    expected_fee: int | None  # centavos, from the gateway's configured fees; None for reads
     created_at: datetime
 
 
@@ -90,6 +91,7 @@ class ListedAttempt(TypedDict):
     latency_ms: int
     error_code: str | None
     error_message: str | None
+    expected_fee: int | None
     created_at: datetime
 
 
@@ -294,7 +296,7 @@ async def list_attempts(session: AsyncSession, transaction_id: str) -> list[List
     rows = await session.execute(
         select(
             A.gateway, A.operation, A.try_number, A.outcome, A.latency_ms, A.error_code,
-            A.error_message, A.created_at,
+            A.error_message, A.expected_fee, A.created_at,
         )
         .where(A.transaction_id == transaction_id)
         .order_by(A.id)

@@ -35,6 +35,11 @@ class AttemptRead(BaseModel):
     latency_ms: int
     error_code: str | None = None
     error_message: str | None = None
+    expected_fee: int | None = Field(
+        default=None,
+        description="Centavos this gateway was expected to charge for the call (its configured "
+        "fees); null for reads and where no fee is configured.",
+    )
     created_at: datetime
 
 

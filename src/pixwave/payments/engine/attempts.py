@@ -20,9 +20,16 @@ from pixwave.payments.repository import AttemptRow
 class AttemptBook:
     """What one run knows about the tries of its transaction."""
 
-    def __init__(self, transaction_id: str, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        transaction_id: str,
+        clock: Callable[[], datetime],
+        fee: Callable[[str, str], int | None] = lambda _gateway, _operation: None,
+    ) -> None:
         self.transaction_id = transaction_id
         self.clock = clock
+        #: The expected fee of a call to (gateway, operation), recorded on its row.
+        self.fee = fee
         #: Written tries per operation and gateway; None until they are needed.
         self.written: dict[str, dict[str, int]] | None = None
         #: Rows not written yet (new calls, and an announced call before its commit).
@@ -44,6 +51,7 @@ class AttemptBook:
             "latency_ms": 0,
             "error_code": None,
             "error_message": None,
+            "expected_fee": self.fee(gateway, operation),
             "created_at": self.clock(),
         }
 

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.gateways.base import Charge, ChargeRequest, ChargeStatus, PixGateway
 from pixwave.gateways.errors import GatewayError, GatewayRejected
 from pixwave.gateways.health import Operation
-from pixwave.gateways.router import PaymentContext
 from pixwave.ledger import service as ledger
 from pixwave.ledger.service import Posting
 from pixwave.payments import service
@@ -44,7 +43,7 @@ async def advance(run: Run, status: S) -> None:
 async def create_charge(run: Run) -> None:
     """Create the charge through the best gateway, retrying and falling back as the table says."""
     tries = await run.tries(Operation.CHARGE)
-    route = Routed(run, Operation.CHARGE, tries, PaymentContext(amount=run.row["amount"]))
+    route = Routed(run, Operation.CHARGE, tries, run.context())
     await RetryLoop(run, Charging(run), route, tries, None).drive(in_doubt=False)
 
 

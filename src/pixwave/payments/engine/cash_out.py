@@ -18,12 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.gateways.base import PixGateway, Send, SendRequest, SendStatus
 from pixwave.gateways.errors import GatewayError, GatewayNotFound
 from pixwave.gateways.health import Operation
-from pixwave.gateways.router import PaymentContext
 from pixwave.payments.engine import endings
 from pixwave.payments.engine.loop import NOT_CONFIGURED, RetryLoop, Routed
 from pixwave.payments.engine.run import BrokenInvariant, Run
 from pixwave.payments.status import TransactionStatus
-from pixwave.pix import PixFormatError, parse_pix_key
 
 log = structlog.get_logger("pixwave.payments")
 S = TransactionStatus
@@ -44,22 +42,11 @@ async def advance(run: Run, status: S) -> None:
 async def send(run: Run, *, in_doubt: bool) -> None:
     """Send through the best gateway, retrying and falling back as the table says."""
     tries = await run.tries(Operation.SEND)
-    route = Routed(run, Operation.SEND, tries, routing_context(run))
+    route = Routed(run, Operation.SEND, tries, run.context())
     current = run.row["gateway"]
     if current is not None and route.spent(current) and not in_doubt:
         current = None
     await RetryLoop(run, Sending(run), route, tries, current).drive(in_doubt=in_doubt)
-
-
-def routing_context(run: Run) -> PaymentContext:
-    """The amount and the key's type: what the router may weigh (fees …)."""
-    key_type = None
-    if run.row["pix_key"] is not None:
-        try:
-            key_type = parse_pix_key(run.row["pix_key"]).type.value
-        except PixFormatError:  # accepted by an older rule; routing does without its type
-            key_type = None
-    return PaymentContext(amount=run.row["amount"], pix_key_type=key_type)
 
 
 class Sending:

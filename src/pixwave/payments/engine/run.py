@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.errors import GatewayError, Outcome
 from pixwave.gateways.health import Operation
-from pixwave.gateways.router import Router
+from pixwave.gateways.router import PaymentContext, Router
 from pixwave.ledger.errors import HoldAlreadyResolved
 from pixwave.observability.metrics import PAYMENT_RETRIES
 from pixwave.payments import repository, service
@@ -34,6 +34,7 @@ from pixwave.payments.engine.settings import EngineSettings
 from pixwave.payments.lease import Leases
 from pixwave.payments.repository import TransactionRow
 from pixwave.payments.status import IllegalTransition, StatusMoved, TransactionStatus
+from pixwave.pix import PixFormatError, parse_pix_key
 from pixwave.unit_of_work import after_commit, flush_and_commit
 
 log = structlog.get_logger("pixwave.payments")
@@ -90,6 +91,10 @@ async def _read(
     return row, counts
 
 
+#: Operations whose calls cost the payment a fee.
+_PRICED: frozenset[str] = frozenset({Operation.CHARGE, Operation.SEND, Operation.REFUND})
+
+
 class Run:
     """The state machine's steps for one transaction, with its lease held."""
 
@@ -101,7 +106,24 @@ class Run:
         #: When the lease was taken or last renewed (it was taken just before this run).
         self.leased_at = use.clock()
         self.row = row
-        self.attempts = AttemptBook(self.id, use.clock)
+        self.attempts = AttemptBook(self.id, use.clock, fee=self.expected_fee)
+
+    def context(self) -> PaymentContext:
+        """What the router may weigh of this payment: its amount and, for a withdrawal, the
+        type of the key it goes to (fees and other routing rules)."""
+        key_type = None
+        if self.row["pix_key"] is not None:
+            try:
+                key_type = parse_pix_key(self.row["pix_key"]).type.value
+            except PixFormatError:  # accepted by an older rule; routing does without its type
+                key_type = None
+        return PaymentContext(amount=self.row["amount"], pix_key_type=key_type)
+
+    def expected_fee(self, gateway: str, operation: str) -> int | None:
+        """What ``gateway`` is expected to charge for this call; None for reads."""
+        if operation not in _PRICED:
+            return None
+        return self.use.router.expected_fee(gateway, Operation(operation), self.context())
 
     @classmethod
     async def start(cls, use: Collaborators, transaction_id: str, token: str) -> Run | None:
