@@ -21,6 +21,7 @@ import structlog
 
 log = structlog.get_logger("pixwave.sandbox.webhooks")
 
+
 @dataclass(slots=True)
 class Attempt:
     at: datetime

@@ -372,28 +372,8 @@ class PixSimulator(Simulator[ConfigT], Generic[ConfigT, StateT]):
         devedor = self._devedor(body.devedor) if body.devedor is not None else None
         if body.loc is not None and body.loc.id != cob.loc_id:
             raise self.errors.loc_invalid()
-        changed = False
-        if body.calendario is not None:
-            cob.expires_in = body.calendario.expiracao
-            changed = True
-        if devedor is not None:
-            cob.devedor = devedor
-            changed = True
-        if amount is not None and body.valor is not None:
-            cob.amount = amount
-            cob.modalidade_alteracao = body.valor.modalidadeAlteracao
-            changed = True
-        if body.solicitacaoPagador is not None:
-            cob.solicitacao_pagador = body.solicitacaoPagador
-            changed = True
-        if body.infoAdicionais is not None:
-            cob.info_adicionais = [i.model_dump() for i in body.infoAdicionais]
-            changed = True
-        if body.status is not None:
-            cob.status = body.status
-            changed = True
-        if changed:  # BCB: revisao grows on every change except a loc-only one
-            cob.revisao += 1
+        if _revise(cob, body, amount, devedor):  # BCB: revisao grows on every change except
+            cob.revisao += 1  # a loc-only one
         return cob
 
     def cob_by_loc(self, loc_id: int) -> Cob:
@@ -549,3 +529,24 @@ class PixApiSimulator(PixSimulator[PixApiSimConfig, PixState]):
 
 
 __all__ = ["PIXAPI_ROUTES", "ApiError", "PixApiSimulator", "PixSimulator"]
+
+
+def _revise(cob: Cob, body: CobRevision, amount: int | None, devedor: Any) -> bool:
+    """Apply the fields ``body`` carries (already checked); True when any changed."""
+    changes: dict[str, Any] = {}
+    if body.calendario is not None:
+        changes["expires_in"] = body.calendario.expiracao
+    if devedor is not None:
+        changes["devedor"] = devedor
+    if amount is not None and body.valor is not None:
+        changes["amount"] = amount
+        changes["modalidade_alteracao"] = body.valor.modalidadeAlteracao
+    if body.solicitacaoPagador is not None:
+        changes["solicitacao_pagador"] = body.solicitacaoPagador
+    if body.infoAdicionais is not None:
+        changes["info_adicionais"] = [i.model_dump() for i in body.infoAdicionais]
+    if body.status is not None:
+        changes["status"] = body.status
+    for name, value in changes.items():
+        setattr(cob, name, value)
+    return bool(changes)
