@@ -8,9 +8,11 @@ withdrawal never goes to a bank, whatever else is down; the ledger audits clean.
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pixwave.pix.documents import generate_cpf
 from tests.support import PIXWAVE, admin_token_once_serving, embedded_env, free_port
 
 BANKS = ("bancoa", "bancob")
@@ -30,6 +33,8 @@ class Demo:
     admin: dict[str, str]
     user: dict[str, str]
     workdir: Path
+    #: Makes this test's idempotency keys its own on the shared server.
+    key: str
 
     def gateway(self, name: str, **changes: Any) -> None:
         self.http.patch(f"/v1/gateways/{name}", json=changes, headers=self.admin).raise_for_status()
@@ -43,7 +48,7 @@ class Demo:
         ready = self.http.post(
             "/v1/deposits",
             json={"amount": amount},
-            headers={**self.user, "Idempotency-Key": key, "Prefer": "wait=10"},
+            headers={**self.user, "Idempotency-Key": f"{self.key}-{key}", "Prefer": "wait=10"},
         )
         assert ready.status_code in (200, 202), ready.text
         body: dict[str, Any] = ready.json()
@@ -72,8 +77,17 @@ class Demo:
         return int(self.http.get("/v1/wallet", headers=self.user).json()["posted"])
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
+@dataclass
+class Server:
+    http: httpx.Client
+    admin: dict[str, str]
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `pixwave up` for the module (each test has its own user); audited at the end."""
+    tmp_path = tmp_path_factory.mktemp("banks")
     port = free_port()
     env = {
         **embedded_env(),
@@ -90,15 +104,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     try:
         admin = {"Authorization": f"Bearer {admin_token_once_serving(process, port, log)}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as http:
-            user = http.post(
-                "/v1/users",
-                json={"name": "Ana", "email": "ana@example.com", "document": "52998224725"},
-                headers={**admin, "Idempotency-Key": "ana"},
-            ).json()
-            token = http.post(
-                f"/v1/users/{user['id']}/tokens", json={}, headers={**admin, "Idempotency-Key": "t"}
-            ).json()["token"]
-            yield Demo(http, admin, {"Authorization": f"Bearer {token}"}, tmp_path)
+            yield Server(http, admin, tmp_path)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -110,6 +116,32 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         cwd=tmp_path, env=embedded_env(), capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+@pytest.fixture
+def demo(server: Server, request: pytest.FixtureRequest) -> Iterator[Demo]:
+    """A new user on the shared server; every gateway enabled and fault-free afterwards."""
+    http, admin = server.http, server.admin
+    key = request.node.name
+    user = http.post(
+        "/v1/users",
+        json={
+            "name": "Ana",
+            "email": f"{uuid.uuid4().hex[:12]}@example.com",
+            "document": generate_cpf(random.Random(key)),
+        },
+        headers={**admin, "Idempotency-Key": f"user-{key}"},
+    ).json()
+    token = http.post(
+        f"/v1/users/{user['id']}/tokens", json={}, headers={**admin, "Idempotency-Key": f"t-{key}"}
+    ).json()["token"]
+    demo = Demo(http, admin, {"Authorization": f"Bearer {token}"}, server.workdir, key)
+    try:
+        yield demo
+    finally:
+        for gateway in http.get("/v1/gateways", headers=admin).json():
+            demo.gateway(gateway["name"], enabled=True)
+            http.delete(f"/sandbox/{gateway['name']}/_sandbox/faults", headers=admin)
 
 
 def test_both_banks_are_gateways_of_their_own(demo: Demo) -> None:
@@ -135,7 +167,7 @@ def test_a_deposit_through_each_bank_is_credited_once_and_refunded(demo: Demo) -
         refund = demo.http.post(
             f"/v1/transactions/{charge['id']}/refunds",
             json={"amount": 15_00},
-            headers={**demo.user, "Idempotency-Key": f"ref-{bank}"},
+            headers={**demo.user, "Idempotency-Key": f"{demo.key}-ref-{bank}"},
         )
         assert refund.status_code in (200, 202), refund.text
         done = demo.wait(refund.json()["id"], "succeeded", "failed")
@@ -167,7 +199,7 @@ def test_a_withdrawal_never_goes_to_a_bank(demo: Demo) -> None:
     refused = demo.http.post(
         "/v1/withdrawals",
         json={"amount": 10_00, "pix_key": "pix@bcb.gov.br"},
-        headers={**demo.user, "Idempotency-Key": "w-1"},
+        headers={**demo.user, "Idempotency-Key": f"{demo.key}-w-1"},
     )
     assert refused.status_code in (200, 202), refused.text
     failed = demo.wait(refused.json()["id"], "failed")
@@ -177,7 +209,7 @@ def test_a_withdrawal_never_goes_to_a_bank(demo: Demo) -> None:
     sent = demo.http.post(
         "/v1/withdrawals",
         json={"amount": 10_00, "pix_key": "pix@bcb.gov.br"},
-        headers={**demo.user, "Idempotency-Key": "w-2"},
+        headers={**demo.user, "Idempotency-Key": f"{demo.key}-w-2"},
     )
     done = demo.wait(sent.json()["id"], "succeeded", "failed")
     assert (done["status"], done["gateway"]) == ("succeeded", "efi"), done
