@@ -7,17 +7,16 @@ failure) or a callable of the request. The last reply of a route repeats.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import httpx
 
 from pixwave.gateways.efi import EfiConnector, EfiWebhookAuth
 from pixwave.pix import build_dynamic_brcode
+from tests.gateways.scripted import FakeClock as BaseClock
+from tests.gateways.scripted import ScriptedApi
 
 CLIENT_ID = "Client_Id_4e4327e045ceb277ed5f62db8c46c399c309e0bf"
 CLIENT_SECRET = "Client_Secret_bb2ae41e9f3b5d3b9e5d6b1d1f6cbd0ed1f0e2c7"
@@ -45,89 +44,34 @@ PNG_BASE64 = (
 NOW = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 CREATED = "2024-05-01T12:00:00.358Z"
 
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
-
-class FakeClock:
-    """The connector's clock, moved by tests instead of sleeping."""
+class FakeClock(BaseClock):
+    """The connector's clock, at :data:`NOW` unless told otherwise."""
 
     def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        super().__init__(now)
 
 
 @dataclass
-class FakeEfi:
+class FakeEfi(ScriptedApi):
     """Efí's API as seen through a MockTransport."""
 
-    routes: dict[tuple[str, str], list[Reply]] = field(default_factory=dict)
-    requests: list[httpx.Request] = field(default_factory=list)
-    token_replies: list[Reply] = field(default_factory=list)
-    token_requests: list[httpx.Request] = field(default_factory=list)
-    expires_in: int = 3600
+    scope: ClassVar[str] = "cob.read cob.write pix.read pix.write pix.send gn.pix.send.read"
+    api_path: ClassVar[str] = ""
 
-    def on(self, method: str, path: str, *replies: Reply) -> None:
-        self.routes[(method, path)] = list(replies)
+    def is_token_request(self, request: httpx.Request) -> bool:
+        return request.url.path == "/oauth/token"
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0)  # let concurrent callers interleave, as on a real network
-        if request.url.path == "/oauth/token":
-            self.token_requests.append(request)
-            if self.token_replies:
-                return _play(self._next(self.token_replies), request)
-            return httpx.Response(
-                200,
-                json={
-                    "access_token": f"token-{len(self.token_requests)}",
-                    "token_type": "Bearer",
-                    "expires_in": self.expires_in,
-                    "scope": "cob.read cob.write pix.read pix.write pix.send gn.pix.send.read",
-                },
-            )
-        self.requests.append(request)
-        replies = self.routes.get((request.method, request.url.path))
-        if not replies:
-            return httpx.Response(
-                404,
-                json={
-                    "type": "https://pix.bcb.gov.br/api/v2/error/NaoEncontrado",
-                    "title": "Não Encontrado",
-                    "status": 404,
-                    "detail": f"no route {request.method} {request.url.path}",
-                },
-            )
-        return _play(self._next(replies), request)
-
-    @staticmethod
-    def _next(replies: list[Reply]) -> Reply:
-        return replies.pop(0) if len(replies) > 1 else replies[0]
-
-    def last(self) -> httpx.Request:
-        return self.requests[-1]
-
-    def calls(self) -> list[tuple[str, str]]:
-        return [(r.method, r.url.path) for r in self.requests]
-
-
-def _play(reply: Reply, request: httpx.Request) -> httpx.Response:
-    if isinstance(reply, Exception):
-        raise reply
-    if isinstance(reply, httpx.Response):
-        # A fresh copy each time: a scripted reply may be played more than once.
-        return httpx.Response(reply.status_code, headers=reply.headers, content=reply.content)
-    return reply(request)
-
-
-def body_of(request: httpx.Request) -> Any:
-    return json.loads(request.content)
+    def not_found(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            404,
+            json={
+                "type": "https://pix.bcb.gov.br/api/v2/error/NaoEncontrado",
+                "title": "Não Encontrado",
+                "status": 404,
+                "detail": f"no route {request.method} {request.url.path}",
+            },
+        )
 
 
 def make_connector(

@@ -23,10 +23,10 @@ from tests.gateways.efi import (
     REFERENCE_ID,
     FakeClock,
     FakeEfi,
-    body_of,
     cob,
     make_connector,
 )
+from tests.gateways.scripted import body_of
 
 COB_PATH = f"/v2/cob/{REFERENCE_ID}"
 

@@ -44,7 +44,6 @@ from tests.gateways.efi import (
     RTR_ID,
     FakeClock,
     FakeEfi,
-    body_of,
     cob,
     devolucao,
     efi_error,
@@ -52,6 +51,7 @@ from tests.gateways.efi import (
     pix_received,
     problem,
 )
+from tests.gateways.scripted import body_of
 
 COB_PATH = f"/v2/cob/{REFERENCE_ID}"
 QR_PATH = "/v2/loc/789/qrcode"

@@ -9,18 +9,17 @@ route repeats.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import httpx
 
 from pixwave.gateways.pixapi import PixApiConnector, WebhookAuth
 from pixwave.pix import build_dynamic_brcode
+from tests.gateways.scripted import FakeClock as BaseClock
+from tests.gateways.scripted import ScriptedApi
 
 GATEWAY = "bancoa"
 CLIENT_ID = "bancoa-client-7f3e"
@@ -48,82 +47,26 @@ PROBLEM_BASE = "https://pix.bcb.gov.br/api/v2/error/"
 NOW = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 CREATED = "2024-05-01T12:00:00.358Z"
 
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
-
-class FakeClock:
-    """The connector's clock, moved by tests instead of sleeping."""
+class FakeClock(BaseClock):
+    """The connector's clock, at :data:`NOW` unless told otherwise."""
 
     def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        super().__init__(now)
 
 
 @dataclass
-class FakeBank:
+class FakeBank(ScriptedApi):
     """A bank's API Pix as seen through a MockTransport."""
 
-    routes: dict[tuple[str, str], list[Reply]] = field(default_factory=dict)
-    requests: list[httpx.Request] = field(default_factory=list)
-    token_replies: list[Reply] = field(default_factory=list)
-    token_requests: list[httpx.Request] = field(default_factory=list)
-    expires_in: int = 3600
+    scope: ClassVar[str] = "cob.read cob.write pix.read pix.write webhook.read webhook.write"
+    api_path: ClassVar[str] = "/pix/v2"
 
-    def on(self, method: str, path: str, *replies: Reply) -> None:
-        """Script ``method path`` (the path under the API base, e.g. ``/cob/{txid}``)."""
-        self.routes[(method, API + path)] = list(replies)
+    def is_token_request(self, request: httpx.Request) -> bool:
+        return str(request.url) == TOKEN_URL
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0)  # let concurrent callers interleave, as on a real network
-        if str(request.url) == TOKEN_URL:
-            self.token_requests.append(request)
-            if self.token_replies:
-                return _play(self._next(self.token_replies), request)
-            return httpx.Response(
-                200,
-                json={
-                    "access_token": f"token-{len(self.token_requests)}",
-                    "token_type": "Bearer",
-                    "expires_in": self.expires_in,
-                    "scope": "cob.read cob.write pix.read pix.write webhook.read webhook.write",
-                },
-            )
-        self.requests.append(request)
-        replies = self.routes.get((request.method, request.url.path))
-        if not replies:
-            return problem(404, "NaoEncontrado", "Não Encontrado", f"{request.url.path}")
-        return _play(self._next(replies), request)
-
-    @staticmethod
-    def _next(replies: list[Reply]) -> Reply:
-        return replies.pop(0) if len(replies) > 1 else replies[0]
-
-    def last(self) -> httpx.Request:
-        return self.requests[-1]
-
-    def calls(self) -> list[tuple[str, str]]:
-        return [(r.method, r.url.path.removeprefix(API)) for r in self.requests]
-
-
-def _play(reply: Reply, request: httpx.Request) -> httpx.Response:
-    if isinstance(reply, Exception):
-        raise reply
-    if isinstance(reply, httpx.Response):
-        # A fresh copy each time: a scripted reply may be played more than once.
-        return httpx.Response(reply.status_code, headers=reply.headers, content=reply.content)
-    return reply(request)
-
-
-def body_of(request: httpx.Request) -> Any:
-    return json.loads(request.content)
+    def not_found(self, request: httpx.Request) -> httpx.Response:
+        return problem(404, "NaoEncontrado", "Não Encontrado", f"{request.url.path}")
 
 
 def form_of(request: httpx.Request) -> dict[str, list[str]]:

@@ -42,7 +42,6 @@ from tests.gateways.pixapi import (
     TOKEN_URL,
     FakeBank,
     FakeClock,
-    body_of,
     cob,
     devolucao,
     form_of,
@@ -50,6 +49,7 @@ from tests.gateways.pixapi import (
     pix_received,
     problem,
 )
+from tests.gateways.scripted import body_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COB = f"/cob/{REFERENCE_ID}"

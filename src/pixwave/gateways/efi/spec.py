@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from pixwave.gateways.efi import openapi
 from pixwave.gateways.efi.connector import HOMOLOGATION_URL, PRODUCTION_URL, EfiConnector
 from pixwave.gateways.efi.webhooks import EFI_WEBHOOK_IP, EfiWebhookAuth
-from pixwave.gateways.pixapi.connector import transaction_id_of
+from pixwave.gateways.pixapi.spec import SpeaksTheStandard
 from pixwave.gateways.spec import Common, GatewaySpec, Instance, ProviderSettings, SandboxFlag
 from pixwave.sandbox.efi import EfiSimConfig, EfiSimulator
 
@@ -81,7 +81,7 @@ class EfiSettings(ProviderSettings):
         }
 
 
-class EfiSpec(GatewaySpec[EfiSettings]):
+class EfiSpec(SpeaksTheStandard, GatewaySpec[EfiSettings]):
     family = "efi"
     title = "Efí"
     settings_model = EfiSettings
@@ -89,6 +89,7 @@ class EfiSpec(GatewaySpec[EfiSettings]):
     #: Registered as ``…/webhooks/efi``; Efí appends ``/pix``.
     webhook_paths = ("", "/pix")
     sandbox_port = 9002
+    sandbox_webhook_hmac = SANDBOX_WEBHOOK_HMAC
     sandbox_summary = "BCB API Pix: cob, pix, devolução; Efí send and webhooks"
     sandbox_flags: ClassVar[Mapping[str, SandboxFlag]] = {
         "homologation": SandboxFlag(
@@ -160,13 +161,6 @@ class EfiSpec(GatewaySpec[EfiSettings]):
                 **extra,
             )
         )
-
-    def simulator_webhook_url(self, api_base: str, gateway: str) -> str | None:
-        """Efí notifies the URL registered for the account's key (not one per charge)."""
-        return f"{api_base}/webhooks/{gateway}?hmac={SANDBOX_WEBHOOK_HMAC}&ignorar="
-
-    def transaction_id(self, resource_id: str) -> str | None:
-        return transaction_id_of(resource_id)
 
 
 EFI = EfiSpec()

@@ -125,7 +125,22 @@ def gateway_names(value: str) -> list[str]:
     return names
 
 
-class PixApiSpec(GatewaySpec[PixApiSettings]):
+class SpeaksTheStandard:
+    """What every family speaking the standard API Pix shares, whatever it adds: an
+    account-level webhook (the PSP appends ``/pix``) and txids derived from our ids."""
+
+    #: The ``?hmac=`` secret a simulated account's webhook URL carries.
+    sandbox_webhook_hmac: ClassVar[str] = SANDBOX_WEBHOOK_HMAC
+
+    def simulator_webhook_url(self, api_base: str, gateway: str) -> str | None:
+        """The PSP notifies the URL registered for the account's key (not one per charge)."""
+        return f"{api_base}/webhooks/{gateway}?hmac={self.sandbox_webhook_hmac}&ignorar="
+
+    def transaction_id(self, resource_id: str) -> str | None:
+        return transaction_id_of(resource_id)
+
+
+class PixApiSpec(SpeaksTheStandard, GatewaySpec[PixApiSettings]):
     family = "pixapi"
     title = "Pix API (Central Bank standard)"
     settings_model = PixApiSettings
@@ -216,13 +231,6 @@ class PixApiSpec(GatewaySpec[PixApiSettings]):
                 **extra,
             )
         )
-
-    def simulator_webhook_url(self, api_base: str, gateway: str) -> str | None:
-        """A bank notifies the URL registered for the account's key (not one per charge)."""
-        return f"{api_base}/webhooks/{gateway}?hmac={SANDBOX_WEBHOOK_HMAC}&ignorar="
-
-    def transaction_id(self, resource_id: str) -> str | None:
-        return transaction_id_of(resource_id)
 
 
 PIXAPI = PixApiSpec()
