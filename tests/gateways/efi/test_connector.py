@@ -622,6 +622,21 @@ class TestSendPix:
             await connector.send_pix(SEND)
         assert caught.value.code == "duplicate_not_visible"
 
+    async def test_duplicate_whose_read_back_fails_is_ambiguous(
+        self, connector: EfiConnector, fake: FakeEfi
+    ) -> None:
+        """The send exists (409) but reading it back answers 503: ambiguous, so the engine
+        asks again — unavailable would let it fall back and send the Pix a second time."""
+        fake.on(
+            "PUT",
+            SEND_PATH,
+            efi_error(409, "id_envio_duplicado", "O idEnvio informado já foi utilizado"),
+        )
+        fake.on("GET", SEND_GET_PATH, efi_error(503, "erro_aplicacao", "Indisponível"))
+        with pytest.raises(GatewayAmbiguous) as caught:
+            await connector.send_pix(SEND)
+        assert caught.value.code == "duplicate_unconfirmed"
+
     async def test_denied_payment(self, connector: EfiConnector, fake: FakeEfi) -> None:
         """422 pagamento_negado is GatewayRejected payment_denied."""
         fake.on(

@@ -160,6 +160,20 @@ class TestToken:
         assert len(bank.token_requests) == 2
 
 
+class TestTokenRefused:
+    @pytest.mark.parametrize("error", ["invalid_scope", "invalid_client", "unauthorized_client"])
+    async def test_a_refused_token_is_unavailable_not_a_refusal(
+        self, connector: PixApiConnector, bank: FakeBank, error: str
+    ) -> None:
+        """An OAuth error at the token endpoint is our configuration: the gateway counts as
+        down, so routing moves on — never a rejection that would fail every payment."""
+        bank.token_replies.append(httpx.Response(400, json={"error": error}))
+        with pytest.raises(GatewayUnavailable) as caught:
+            await connector.get_charge(REFERENCE_ID)
+        assert caught.value.code == "authentication_failed"
+        assert bank.calls() == []
+
+
 class TestCertificate:
     def test_https_without_a_certificate_names_the_setting(self, bank: FakeBank) -> None:
         """mTLS is required over https; the error names this instance's variable."""
@@ -318,6 +332,18 @@ class TestReadCharge:
         assert params["txid"] == REFERENCE_ID
         assert (params["inicio"], params["fim"]) == ("2024-05-01T11:00:00Z", "2024-05-01T14:00:00Z")
 
+    async def test_a_pix_naming_no_txid_is_not_taken_for_the_charges(
+        self, connector: PixApiConnector, bank: FakeBank
+    ) -> None:
+        """A bank that ignores the txid filter lists a static-key Pix of the same hour: it is
+        not this deposit's payment (a refund of the deposit would return it)."""
+        stranger = pix_received(e2e="E12345678202405011220stranger0001")
+        del stranger["txid"]
+        bank.on("GET", COB, httpx.Response(200, json=cob(status="CONCLUIDA")))
+        bank.on("GET", "/pix", httpx.Response(200, json={"parametros": {}, "pix": [stranger]}))
+        charge = await connector.get_charge(REFERENCE_ID)
+        assert charge.end_to_end_id != stranger["endToEndId"]
+
     async def test_an_unknown_cob_is_not_found(self, connector: PixApiConnector) -> None:
         """CobNaoEncontrado → GatewayNotFound."""
         with pytest.raises(GatewayNotFound):
@@ -407,6 +433,38 @@ class TestRefund:
         with pytest.raises(GatewayRejected, match="excede") as caught:
             await connector.refund(refund_request())
         assert not isinstance(caught.value, GatewayNotFound)
+
+    async def test_our_refund_id_with_another_amount_is_ambiguous_never_refused(
+        self, connector: PixApiConnector, bank: FakeBank
+    ) -> None:
+        """The id derives from our refund, so a devolução under it is ours: refusing would
+        release the hold while money left. Ambiguous: the engine asks again."""
+        bank.on("PUT", REFUND, problem(400, "PixDevolucaoInvalida", "Devolução inválida.", "id"))
+        bank.on("GET", REFUND, httpx.Response(200, json=devolucao(valor="5.00")))
+        with pytest.raises(GatewayAmbiguous) as caught:
+            await connector.refund(refund_request())
+        assert caught.value.code == "refund_amount_mismatch"
+
+    async def test_an_id_used_whose_read_back_fails_is_ambiguous(
+        self, connector: PixApiConnector, bank: FakeBank
+    ) -> None:
+        """The read-back after "id used" answers 503: the refund may exist — ambiguous, not
+        unavailable (which would let the engine give up and release the hold)."""
+        bank.on("PUT", REFUND, problem(400, "PixDevolucaoInvalida", "Devolução inválida.", "id"))
+        bank.on("GET", REFUND, problem(503, "ServicoIndisponivel", "Indisponível", "tente"))
+        with pytest.raises(GatewayAmbiguous) as caught:
+            await connector.refund(refund_request())
+        assert caught.value.code == "duplicate_unconfirmed"
+
+    @pytest.mark.parametrize("status", [500, 502, 504])
+    async def test_a_5xx_saying_unavailable_is_still_ambiguous(
+        self, connector: PixApiConnector, bank: FakeBank, status: int
+    ) -> None:
+        """On a money-moving call the status decides: a body's code cannot prove the bank
+        did not act."""
+        bank.on("PUT", REFUND, problem(status, "ServicoIndisponivel", "Indisponível", "tente"))
+        with pytest.raises(GatewayAmbiguous):
+            await connector.refund(refund_request())
 
     @pytest.mark.parametrize("status", [500, 502, 504])
     async def test_a_5xx_is_ambiguous(

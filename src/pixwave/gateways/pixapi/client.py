@@ -132,10 +132,30 @@ class TokenManager:
             self._cached = None
 
     async def _fetch(self) -> _CachedToken:
-        gateway = self._http.gateway
+        try:
+            response, latency = await self._request_token()
+        except GatewayUnavailable:
+            raise
+        except GatewayError as exc:
+            # An OAuth error (invalid_client, invalid_scope …) is our configuration, not the
+            # payment's fault: this gateway cannot be used until an operator acts, and counts
+            # as down so routing moves on — never a refusal that fails every payment.
+            raise GatewayUnavailable(
+                f"{exc.gateway} {OAUTH_OPERATION}: the token endpoint refused our credentials "
+                f"or scopes: {exc.message}",
+                gateway=exc.gateway,
+                operation=OAUTH_OPERATION,
+                code="authentication_failed",
+                http_status=exc.http_status,
+                provider_code=exc.provider_code,
+                latency_ms=exc.latency_ms,
+            ) from exc
+        return self._token(response, latency)
+
+    async def _request_token(self) -> tuple[httpx.Response, int]:
         headers = {"Authorization": self._basic}
         if self._body is TokenRequestBody.JSON:
-            response, latency = await self._http.request(
+            return await self._http.request(
                 OAUTH_OPERATION,
                 "POST",
                 self._token_url,
@@ -143,18 +163,20 @@ class TokenManager:
                 json={"grant_type": "client_credentials"},
                 headers=headers,
             )
-        else:
-            form = {"grant_type": "client_credentials"}
-            if self._scopes:
-                form["scope"] = self._scopes
-            response, latency = await self._http.request(
-                OAUTH_OPERATION,
-                "POST",
-                self._token_url,
-                mutates=False,
-                content=urlencode(form).encode("ascii"),
-                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
-            )
+        form = {"grant_type": "client_credentials"}
+        if self._scopes:
+            form["scope"] = self._scopes
+        return await self._http.request(
+            OAUTH_OPERATION,
+            "POST",
+            self._token_url,
+            mutates=False,
+            content=urlencode(form).encode("ascii"),
+            headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    def _token(self, response: httpx.Response, latency: int) -> _CachedToken:
+        gateway = self._http.gateway
         try:
             token = Token.model_validate(parse_json(response))
         except (ValueError, ValidationError) as exc:

@@ -365,7 +365,9 @@ class PixApiConnector:
             params={"inicio": _rfc3339(start), "fim": _rfc3339(end), "txid": txid},
         )
         found = self._read(schemas.PixConsultados, response, operation, latency)
-        return [p for p in found.pix if p.txid in (None, txid)], latency
+        # Only Pix naming this txid: a bank that ignores the filter must not lend a deposit
+        # someone else's payment (its endToEndId is what a refund would return).
+        return [p for p in found.pix if p.txid == txid], latency
 
     async def _with_received_pix(self, cob: schemas.Cob, latency: int) -> tuple[schemas.Cob, int]:
         """A CONCLUIDA cob shown without ``pix[]``: its Pix, searched over the cob's life.
@@ -406,10 +408,19 @@ class PixApiConnector:
                 refund_id=refund_id,
             )
             found = await self._existing(lookup, exc, "refund")
-            if not self.taken_is_certain and found.amount != request.amount:
-                # The id is ours, by derivation; another amount means the 400 was about it.
-                exc.latency_ms += found.latency_ms
-                raise exc from None
+            if found.amount != request.amount:
+                # The id derives from our refund, so a devolução under it is ours whatever it
+                # says: never report it refused (the hold would be released while money left).
+                raise GatewayAmbiguous(
+                    f"{self.provider} holds devolução {refund_id} for {found.amount} centavos, "
+                    f"not {request.amount}",
+                    gateway=self.name,
+                    operation=operation,
+                    code="refund_amount_mismatch",
+                    http_status=exc.http_status,
+                    provider_code=exc.provider_code,
+                    latency_ms=exc.latency_ms + found.latency_ms,
+                ) from exc
             return with_latency(found, exc.latency_ms + found.latency_ms)
         devolucao = self._read(schemas.Devolucao, response, operation, latency, money=True)
         return self._refund(devolucao, request.reference, latency, money=True)
@@ -636,7 +647,8 @@ class PixApiConnector:
 
         Where that answer proves the id exists (``taken_is_certain``), "not found" now cannot
         mean "never arrived": it is reported as ambiguous so the engine queries again instead
-        of going elsewhere. Otherwise the original refusal stands.
+        of going elsewhere; otherwise that refusal stands. A read-back that fails any other way
+        is ambiguous too: the resource may exist, so the engine must ask again, never move on.
         """
         try:
             return await lookup
@@ -649,6 +661,17 @@ class PixApiConnector:
                 gateway=self.name,
                 operation=taken.operation,
                 code="duplicate_not_visible",
+                http_status=exc.http_status,
+                provider_code=exc.provider_code,
+                latency_ms=taken.latency_ms + exc.latency_ms,
+            ) from exc
+        except GatewayError as exc:
+            raise GatewayAmbiguous(
+                f"{self.provider} reported the {what} id as already used and could not be "
+                f"asked about it: {exc.message}",
+                gateway=self.name,
+                operation=taken.operation,
+                code="duplicate_unconfirmed",
                 http_status=exc.http_status,
                 provider_code=exc.provider_code,
                 latency_ms=taken.latency_ms + exc.latency_ms,

@@ -180,6 +180,10 @@ def error_mapper(
         error_class: type[GatewayError]
         if status == 429:
             error_class, code = GatewayUnavailable, "rate_limited"
+        elif moves_money and status >= 500:
+            # The status decides on a money-moving call: a body's code cannot prove the
+            # provider did not act (a 500 saying "ServicoIndisponivel" stays ambiguous).
+            error_class, code = _classify(status, moves_money=True)
         elif rule.error is not None and rule.code is not None:
             error_class, code = rule.error, rule.code
         else:
