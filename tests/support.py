@@ -377,6 +377,7 @@ class EngineBench:
             leases=self.leases,
             settings=self.settings,
             clock=self.time.now,
+            monotonic=self.time.seconds,
             sleep=self.time.sleep,
             rng=random.Random(20261126),
         )

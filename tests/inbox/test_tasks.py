@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pixwave.db import table, utcnow
 from pixwave.gateways.efi.spec import EFI
@@ -17,14 +17,20 @@ from pixwave.inbox.tasks import (
     ABANDONED_ALERT,
     GIVE_UP_AFTER,
     abandon_overdue,
+    handle,
     retry_once,
 )
 from pixwave.kit.ids import new_id
 from pixwave.notifications.models import OutboxEvent
+from pixwave.payments import flows
+from pixwave.payments.models import Transaction
+from pixwave.payments.schemas import WithdrawalCreate
 from pixwave.resources import Resources
 from pixwave.worker.jobs import JobQueue
+from tests.factories import create_actor
 
 OUTBOX = table(OutboxEvent)
+PAYMENTS = table(Transaction)
 
 
 class TestReferenceMapping:
@@ -42,6 +48,60 @@ class TestReferenceMapping:
     ) -> None:
         """idEnvio / devolução ids we derived from `txn_…` map back; anything else does not."""
         assert EFI.transaction_id(reference) == expected
+
+
+class TestMatching:
+    """A notification whose resource id spells a transaction id pokes that payment only when
+    the payment is the notifying gateway's: one gateway's notification never pokes another's."""
+
+    async def event_for(self, resources: Resources, gateway: str, transaction_id: str) -> str:
+        row_id = new_id("inb")
+        async with resources.sessionmaker() as session:
+            assert await repository.store(
+                session,
+                {
+                    "id": row_id,
+                    "gateway": gateway,
+                    "event_id": f"E{row_id}",
+                    "kind": "send",
+                    "resource_id": transaction_id.replace("_", ""),
+                    "data": {},
+                    "received_at": utcnow(),
+                },
+            )
+            await session.commit()
+        return row_id
+
+    @pytest.mark.parametrize(("owner", "poked"), [("efi", True), ("mercadopago", False)])
+    async def test_only_the_payments_own_gateway_pokes_it(
+        self,
+        any_resources: Resources,
+        monkeypatch: pytest.MonkeyPatch,
+        owner: str,
+        poked: bool,
+    ) -> None:
+        actor = await create_actor(any_resources, balance=10_00)
+        async with any_resources.sessionmaker() as session:
+            created = await flows.create_withdrawal(
+                session,
+                any_resources,
+                actor.principal,
+                WithdrawalCreate(amount=1_00, pix_key="pix@bcb.gov.br"),
+            )
+            await session.execute(
+                update(PAYMENTS).where(PAYMENTS.c.id == created.id).values(gateway=owner)
+            )
+            await session.commit()
+        advanced: list[str] = []
+
+        class Recorder:
+            async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
+                advanced.append(transaction_id)
+
+        monkeypatch.setattr(any_resources, "payments", Recorder())
+        monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
+        await handle(any_resources, await self.event_for(any_resources, "efi", created.id))
+        assert advanced == ([created.id] if poked else [])
 
 
 class TestRetryAndAbandon:

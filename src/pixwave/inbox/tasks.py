@@ -40,7 +40,10 @@ async def handle(resources: JobContext, event_row_id: str) -> None:
         if transaction_id is None and spec is not None:
             # A provider id that is our reference in its own spelling (a txid, say).
             candidate = spec.transaction_id(event["resource_id"])
-            if candidate is not None and await payments.exists(session, candidate):
+            # Only a payment of that gateway: one gateway's notification never pokes another's.
+            if candidate is not None and await payments.exists(
+                session, candidate, gateway=event["gateway"]
+            ):
                 transaction_id = candidate
     if transaction_id is None:
         log.warning(

@@ -216,8 +216,12 @@ async def set_fields(
     return await update_status(session, transaction_id, current=current, values=values)
 
 
-async def exists(session: AsyncSession, transaction_id: str) -> bool:
-    return (await session.scalar(select(C.id).where(C.id == transaction_id))) is not None
+async def exists(session: AsyncSession, transaction_id: str, *, gateway: str | None = None) -> bool:
+    """The transaction exists (and, with ``gateway``, is that gateway's)."""
+    statement = select(C.id).where(C.id == transaction_id)
+    if gateway is not None:
+        statement = statement.where(C.gateway == gateway)
+    return (await session.scalar(statement)) is not None
 
 
 async def due(session: AsyncSession, now: datetime, limit: int) -> list[str]:

@@ -75,8 +75,21 @@ class TestParse:
         with pytest.raises(WebhookRejected, match=r"pix\[1\]\.endToEndId"):
             connector().verify_webhook(webhook(body))
 
+    def test_a_deeply_nested_body_is_invalid_not_a_crash(self) -> None:
+        """50,000 brackets fit the body limit; the parser's recursion limit is a refusal."""
+        request = InboundWebhook(
+            body=b"[" * 50_000, headers={}, query={"hmac": SECRET}, client_ip=BANK_IP
+        )
+        with pytest.raises(WebhookRejected) as refused:
+            connector().verify_webhook(request)
+        assert refused.value.reason == "invalid_body"
+
 
 class TestAuthentication:
+    def test_the_secret_stays_out_of_repr(self) -> None:
+        """A traceback or log line that shows the configuration does not show the secret."""
+        assert SECRET not in repr(WebhookAuth(hmac_secret=SECRET))
+
     def test_a_wrong_secret_is_refused(self) -> None:
         """A mismatched ?hmac= is refused, naming the bank."""
         with pytest.raises(WebhookRejected, match="bancoa webhook rejected") as caught:

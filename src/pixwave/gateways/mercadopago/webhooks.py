@@ -133,7 +133,7 @@ def parse_notification(request: InboundWebhook) -> list[WebhookEvent]:
     """The events of an already authenticated notification (none for topics PixWave ignores)."""
     try:
         raw = decode_json(request.body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # deep nesting included
         raise WebhookRejected("invalid_body", "the body is not JSON") from exc
     if not isinstance(raw, dict):
         raise WebhookRejected("invalid_body", "the body is not a JSON object")

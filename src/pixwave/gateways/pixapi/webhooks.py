@@ -22,7 +22,7 @@ import hmac
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
@@ -43,7 +43,8 @@ class WebhookAuth:
     #: The header an ingress that terminated mTLS sets; None (the default): trust no header.
     mtls_header: str | None = None
     mtls_header_value: str = "SUCCESS"
-    hmac_secret: str | None = None  # the ?hmac= query secret registered with the URL
+    #: The ?hmac= query secret registered with the URL (kept out of ``repr`` and tracebacks).
+    hmac_secret: str | None = field(default=None, repr=False)
     allowed_ips: frozenset[str] = frozenset()  # empty = no IP check
 
 
@@ -161,7 +162,7 @@ class Notifications:
         """Every event of a ``{"pix": [...]}`` body, or WebhookRejected("invalid_body")."""
         try:
             data: Any = json.loads(body, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting included
             raise self.invalid("the body is not JSON") from None
         if isinstance(data, dict) and "pix" not in data:
             # PSPs probe a URL when it is registered (Efí: `{"evento": "teste_webhook"}`): an

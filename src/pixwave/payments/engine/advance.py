@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Final
@@ -59,6 +60,7 @@ class Engine:
         webhook_url: Callable[[str], str | None] = lambda _gateway: None,
         invalidate: Invalidate | None = None,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -73,6 +75,7 @@ class Engine:
             webhook_url=webhook_url,
             invalidate=invalidate,
             clock=clock,
+            monotonic=monotonic,
             sleep=sleep,
             rng=rng or random.Random(),  # noqa: S311 - backoff jitter
         )
@@ -87,9 +90,10 @@ class Engine:
             token = await self.leases.enter(transaction_id, ttl, note=poke)
             if token is None:
                 return  # the owner will see the note as it lets go
+            leased_at = self.use.monotonic()  # the lease's age counts from here
             run_again = False
             try:
-                await step(self.use, transaction_id, token)
+                await step(self.use, transaction_id, token, leased_at)
             except DBAPIError as exc:
                 # A deadlock or lock timeout rolled the step's write back; the step is safe to
                 # run again (it re-reads the row), so do that now rather than at the next poll.
@@ -106,9 +110,10 @@ class Engine:
                 return
 
 
-async def step(use: Collaborators, transaction_id: str, token: str) -> None:
-    """One look at the transaction, with its lease held: its flow moves it as far as it can."""
-    run = await Run.start(use, transaction_id, token)
+async def step(use: Collaborators, transaction_id: str, token: str, leased_at: float) -> None:
+    """One look at the transaction, with its lease held (since ``leased_at``, on the
+    monotonic clock): its flow moves it as far as it can."""
+    run = await Run.start(use, transaction_id, token, leased_at)
     if run is None:
         return
     try:

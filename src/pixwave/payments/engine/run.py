@@ -68,6 +68,8 @@ class Collaborators:
     webhook_url: Callable[[str], str | None]
     invalidate: Invalidate | None
     clock: Callable[[], datetime]
+    #: Lease ages: a monotonic clock, so a wall-clock step never makes an old lease look new.
+    monotonic: Callable[[], float]
     #: Waits between tries (tests pass one that moves their clock instead).
     sleep: Callable[[float], Awaitable[None]]
     #: Backoff jitter.
@@ -98,13 +100,15 @@ _PRICED: frozenset[str] = frozenset({Operation.CHARGE, Operation.SEND, Operation
 class Run:
     """The state machine's steps for one transaction, with its lease held."""
 
-    def __init__(self, use: Collaborators, row: TransactionRow, token: str) -> None:
+    def __init__(
+        self, use: Collaborators, row: TransactionRow, token: str, leased_at: float
+    ) -> None:
         self.use = use
         self.settings = use.settings
         self.id = row["id"]
         self.token = token
-        #: When the lease was taken or last renewed (it was taken just before this run).
-        self.leased_at = use.clock()
+        #: When the lease was taken or last renewed (``use.monotonic``).
+        self.leased_at = leased_at
         self.row = row
         self.attempts = AttemptBook(self.id, use.clock, fee=self.expected_fee)
 
@@ -126,12 +130,14 @@ class Run:
         return self.use.router.expected_fee(gateway, Operation(operation), self.context())
 
     @classmethod
-    async def start(cls, use: Collaborators, transaction_id: str, token: str) -> Run | None:
+    async def start(
+        cls, use: Collaborators, transaction_id: str, token: str, leased_at: float
+    ) -> Run | None:
         """A run on the transaction as it is now; None when there is no such transaction."""
         read = await _read(use, transaction_id)
         if read is None:
             return None
-        run = cls(use, read[0], token)
+        run = cls(use, read[0], token, leased_at)
         run.attempts.written = read[1]
         return run
 
@@ -175,8 +181,8 @@ class Run:
         A lease taken or renewed within the last quarter of its TTL still has three quarters
         left — longer than a gateway call may take — so the round trip is skipped."""
         ttl = self.settings.lease_seconds
-        now = self.now()
-        if (now - self.leased_at).total_seconds() < ttl / 4:
+        now = self.use.monotonic()
+        if now - self.leased_at < ttl / 4:
             return
         if not await self.use.leases.extend(self.id, self.token, ttl):
             raise LeaseLost(self.id)
