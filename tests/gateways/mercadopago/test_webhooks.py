@@ -167,6 +167,13 @@ class TestRejected:
         request = inbound(body=notification(data_id="111111111"))
         assert rejected(connector, request) == "invalid_body"
 
+    def test_a_signed_but_deeply_nested_body_is_invalid(
+        self, connector: MercadoPagoConnector
+    ) -> None:
+        """The signature covers the query, not the body: 50,000 brackets under a valid
+        signature are invalid_body, never a 500 from the parser's recursion limit."""
+        assert rejected(connector, inbound(body=b"[" * 50_000)) == "invalid_body"
+
     def test_tampered_query(self, connector: MercadoPagoConnector) -> None:
         """Changing the query's data.id after signing breaks the signature."""
         good = inbound()
