@@ -27,6 +27,7 @@ from pixwave.gateways.errors import (
     UnsupportedOperation,
 )
 from pixwave.gateways.pixapi import DEFAULT_SCOPES, PixApiConnector
+from tests.certificates import self_signed_pem
 from tests.gateways.pixapi import (
     API,
     BRCODE,
@@ -184,6 +185,17 @@ class TestCertificate:
         """The token call presents the certificate as well."""
         with pytest.raises(ValueError, match="mTLS"):
             make_connector(bank, token_url="https://auth.bancoa.test/oauth2/token")
+
+    def test_https_and_plain_http_together_are_refused(
+        self, bank: FakeBank, tmp_path: Path
+    ) -> None:
+        """A token URL over https beside an API over http would carry bearer tokens in clear."""
+        with pytest.raises(ValueError, match="plain http"):
+            make_connector(
+                bank,
+                token_url="https://auth.bancoa.test/oauth2/token",
+                certificate_path=str(self_signed_pem(tmp_path)),
+            )
 
     def test_a_missing_file_fails_at_construction(self, bank: FakeBank, tmp_path: Path) -> None:
         """A configured path that does not exist is a start-up error."""

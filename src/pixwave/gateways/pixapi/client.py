@@ -75,6 +75,15 @@ def resolve_certificate(
             f"{rules.provider} requires the account's client certificate (mTLS) on every call "
             f"to {secure[0]}; set {rules.setting}"
         )
+    plain = [url for url in urls if url.lower().startswith("http://")]
+    if plain:
+        # Half over TLS means client credentials or bearer tokens in clear on the other half
+        # (a relative token path shares the API's scheme).
+        raise ValueError(
+            f"{rules.provider} is configured with {secure[0]} over https but {plain[0]} over plain "
+            "http: the token and the API must both use https (or both http, for a local "
+            "simulator)"
+        )
     return certificate_path
 
 
