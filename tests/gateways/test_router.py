@@ -134,7 +134,16 @@ class TestFees:
         assert FeeSchedule.parse(text).fees == expected
 
     @pytest.mark.parametrize(
-        "text", ["charge=", "charge=abc", "query=1", "payout=1", "charge=99b", "charge=5+"]
+        "text",
+        [
+            "charge=",
+            "charge=abc",
+            "query=1",
+            "payout=1",
+            "charge=99b",
+            "charge=5+",
+            "send=1,send=2",
+        ],
     )
     def test_what_it_cannot_read_is_refused(self, text: str) -> None:
         with pytest.raises(ValueError, match="fee"):

@@ -55,6 +55,8 @@ class FeeSchedule:
                     f"fee for {name.strip()!r}: operations are "
                     f"{', '.join(o.value for o in Operation if o is not Operation.QUERY)}"
                 ) from None
+            if operation in fees:
+                raise ValueError(f"fee for {operation.value!r} is given twice")
             match = _FEE.match(value)
             if operation is Operation.QUERY or match is None:
                 raise ValueError(
