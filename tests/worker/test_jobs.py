@@ -112,6 +112,64 @@ class TestSchedulerLeader:
         assert kicks.count("payments.sweep") == 1
 
 
+class TestSchedulerClock:
+    """The scheduler on a stepped clock: ten simulated seconds decide in milliseconds."""
+
+    async def test_each_periodic_job_is_kicked_once_per_interval(
+        self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        kicks: list[str] = []
+
+        async def kicker(name: str, argument: str) -> None:
+            kicks.append(name)
+
+        monkeypatch.setattr(any_resources, "jobs", JobQueue(kicker))
+        monkeypatch.setattr(any_resources, "locks", MemoryLocks())
+        now = 0.0
+        end = 9.9
+
+        def clock() -> float:
+            return now
+
+        async def wait(stop: asyncio.Event, seconds: float) -> None:
+            nonlocal now
+            now += seconds
+            if now > end:
+                stop.set()
+
+        await run_scheduler(any_resources, asyncio.Event(), clock=clock, wait=wait)
+        settings = any_resources.settings
+        for name, entry in PERIODIC.items():
+            interval = float(getattr(settings, entry.interval_setting))
+            assert kicks.count(name) == int(end // interval) + 1, name
+
+    async def test_a_lost_lease_stops_the_kicks(
+        self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Another scheduler took over: this one stops kicking at once."""
+        kicks: list[str] = []
+
+        async def kicker(name: str, argument: str) -> None:
+            kicks.append(name)
+
+        class LosingLocks(MemoryLocks):
+            async def extend(self, name: str, token: str, ttl_seconds: float) -> bool:
+                return False
+
+        monkeypatch.setattr(any_resources, "jobs", JobQueue(kicker))
+        monkeypatch.setattr(any_resources, "locks", LosingLocks())
+        ticks = 0
+
+        async def wait(stop: asyncio.Event, seconds: float) -> None:
+            nonlocal ticks
+            ticks += 1
+            if ticks >= 2:
+                stop.set()
+
+        await run_scheduler(any_resources, asyncio.Event(), clock=lambda: 0.0, wait=wait)
+        assert kicks == list(PERIODIC)  # the first tick only; the second found the lease gone
+
+
 class TestStreamBroker:
     async def test_a_kicked_job_reaches_a_worker_of_the_stream(self, redis_url: str) -> None:
         """Our sender writes what taskiq-redis's receiver reads: the worker side takes the job

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -17,7 +18,7 @@ import structlog
 from pixwave.worker.jobs import PERIODIC, load_jobs
 
 if TYPE_CHECKING:
-    from pixwave.resources import Resources
+    from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.scheduler")
 
@@ -26,7 +27,22 @@ LEASE_SECONDS = 5.0
 TICK_SECONDS = 0.25
 
 
-async def run_scheduler(resources: Resources, stop: asyncio.Event) -> None:
+async def pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if asked to stop."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def run_scheduler(
+    resources: JobContext,
+    stop: asyncio.Event,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wait: Callable[[asyncio.Event, float], Awaitable[None]] = pause,
+) -> None:
+    """Lead (or stand by) until ``stop``; while leading, kick each periodic job every
+    ``settings.<interval_setting>`` seconds. ``clock`` and ``wait`` are injectable, so tests
+    step through time instead of sleeping."""
     load_jobs()
     token: str | None = None
     due: dict[str, float] = {}
@@ -40,7 +56,7 @@ async def run_scheduler(resources: Resources, stop: asyncio.Event) -> None:
                 log.warning("scheduler.lease_lost")
                 token = None
             if token is not None:
-                now = time.monotonic()
+                now = clock()
                 for name, entry in PERIODIC.items():
                     if due.get(name, 0.0) <= now:
                         due[name] = now + float(getattr(resources.settings, entry.interval_setting))
@@ -48,8 +64,7 @@ async def run_scheduler(resources: Resources, stop: asyncio.Event) -> None:
                             await resources.jobs.kick(name)
                         except Exception as exc:  # Redis blip: the next tick tries again
                             log.warning("scheduler.kick_failed", job=name, error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=TICK_SECONDS if token else 1.0)
+            await wait(stop, TICK_SECONDS if token else 1.0)
     finally:
         if token is not None:
             await resources.locks.release(LEASE, token)
