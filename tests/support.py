@@ -368,7 +368,7 @@ class EngineBench:
             self.health,
             fees={name: FeeSchedule.parse(text) for name, text in (fees or {}).items()},
         )
-        self.leases = MemoryLeases(self.time.now)
+        self.leases = MemoryLeases(self.time.seconds)
         self.settings = settings or EngineSettings.from_settings(Settings(_env_file=None))
         self.engine = Engine(
             sessionmaker=resources.sessionmaker,

@@ -29,7 +29,7 @@ class Kind:
 async def kind(request: pytest.FixtureRequest, resources: Resources) -> Kind:
     if request.param == "memory":
         time = FakeTime()
-        return Kind(MemoryLeases(time.now), time.sleep)
+        return Kind(MemoryLeases(time.seconds), time.sleep)
     assert resources.redis is not None
     return Kind(RedisLeases(resources.redis, RedisLocks(resources.redis)), asyncio.sleep)
 

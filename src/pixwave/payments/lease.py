@@ -12,13 +12,12 @@ reading the note: a step costs two, and no note can fall between "let go" and "r
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
 
-from pixwave.db import utcnow
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
 
 # KEYS: lease, note. ARGV: token, ttl ms, note (1/0). Returns 1 when the lease was taken.
@@ -88,12 +87,13 @@ class RedisLeases:
 
 class MemoryLeases:
     """The embedded default's twin (one process is the whole deployment), on an injected
-    clock: tests move time instead of sleeping through a TTL."""
+    monotonic clock (seconds): a wall-clock step never ends or stretches a lease, and tests
+    move time instead of sleeping through a TTL."""
 
-    def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self.now = now
-        #: Transaction id → (token, expiry).
-        self._held: dict[str, tuple[str, datetime]] = {}
+        #: Transaction id → (token, expiry on ``now``'s clock).
+        self._held: dict[str, tuple[str, float]] = {}
         self._notes: set[str] = set()
 
     def _owner(self, transaction_id: str) -> str | None:
@@ -106,14 +106,14 @@ class MemoryLeases:
                 self._notes.add(transaction_id)
             return None
         token = secrets.token_hex(8)
-        self._held[transaction_id] = (token, self.now() + timedelta(seconds=ttl_seconds))
+        self._held[transaction_id] = (token, self.now() + ttl_seconds)
         self._notes.discard(transaction_id)
         return token
 
     async def extend(self, transaction_id: str, token: str, ttl_seconds: float) -> bool:
         if self._owner(transaction_id) != token:
             return False
-        self._held[transaction_id] = (token, self.now() + timedelta(seconds=ttl_seconds))
+        self._held[transaction_id] = (token, self.now() + ttl_seconds)
         return True
 
     async def leave(self, transaction_id: str, token: str) -> bool:
@@ -127,7 +127,7 @@ class MemoryLeases:
 
 
 def build_leases(
-    locks: LockManager, redis: Redis | None, now: Callable[[], datetime] = utcnow
+    locks: LockManager, redis: Redis | None, now: Callable[[], float] = time.monotonic
 ) -> Leases:
     """Redis leases beside Redis locks (every process shares them), else in-process ones."""
     if isinstance(locks, RedisLocks) and redis is not None:
