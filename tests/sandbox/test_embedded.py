@@ -240,6 +240,18 @@ class TestWhichGatewaysAreSimulated:
         assert simulated_gateways(settings) == []
         assert build_gateways(settings, sandbox_base_url="http://127.0.0.1:1/sandbox") == {}
 
+    @pytest.mark.parametrize(("url", "built"), [("http://10.0.0.5:9001", False), (None, True)])
+    def test_production_reaches_real_gateways_over_https_only(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str | None, built: bool
+    ) -> None:
+        """APP_ENV=production leaves out (with an error) a gateway configured over plain http:
+        its credentials and payments would cross the network in clear."""
+        monkeypatch.setenv("MERCADOPAGO_ACCESS_TOKEN", "APP_USR-1")
+        if url is not None:
+            monkeypatch.setenv("MERCADOPAGO_BASE_URL", url)
+        settings = embedded_settings(tmp_path, app_env="production")
+        assert ("mercadopago" in build_gateways(settings, sandbox_base_url=None)) is built
+
     def test_production_refuses_asked_for_simulators(self, tmp_path: Path) -> None:
         """APP_ENV=production with SANDBOX_GATEWAYS=true does not start."""
         settings = embedded_settings(tmp_path, app_env="Production", sandbox_gateways=True)

@@ -166,9 +166,22 @@ def build_gateways(
                     detail="a built-in simulator, not the real provider: its money is not real",
                 )
             elif entry.instance.is_configured():
+                if settings.is_production:
+                    _require_tls(entry)
                 gateways[name] = entry.spec.build(entry.instance, common)
             else:
                 log.warning("gateway.disabled", gateway=name, reason="no credentials configured")
         except ValueError as exc:
             log.error("gateway.misconfigured", gateway=name, error=str(exc))
     return gateways
+
+
+def _require_tls(entry: Configured) -> None:
+    """With ``APP_ENV=production`` a real gateway is reached over https only: plain http would
+    carry its credentials and every payment in clear (a simulator on another host, say)."""
+    plain = [url for url in entry.spec.endpoints(entry.instance) if not url.startswith("https://")]
+    if plain:
+        raise ValueError(
+            f"{entry.name} would be called over plain http ({', '.join(plain)}); "
+            "APP_ENV=production requires https"
+        )

@@ -179,6 +179,10 @@ class GatewaySpec(abc.ABC, Generic[SettingsT]):
         """The family's settings from the environment (and ``.env``)."""
         return cast(SettingsT, self.settings_model())
 
+    def endpoints(self, instance: Instance[SettingsT]) -> list[str]:
+        """The URLs a real connector of ``instance`` calls (checked for TLS in production)."""
+        return []
+
     @abc.abstractmethod
     def build(self, instance: Instance[SettingsT], common: Common) -> PixGateway:
         """The real connector; raises ValueError on unusable settings."""

@@ -102,6 +102,9 @@ class EfiSpec(SpeaksTheStandard, GatewaySpec[EfiSettings]):
         "refund": "devolucao.put",
     }
 
+    def endpoints(self, instance: Instance[EfiSettings]) -> list[str]:
+        return [instance.settings.url]
+
     def build(self, instance: Instance[EfiSettings], common: Common) -> EfiConnector:
         settings = instance.settings
         if settings.client_id is None or settings.client_secret is None or not settings.pix_key:

@@ -61,6 +61,9 @@ class MercadoPagoSpec(GatewaySpec[MercadoPagoSettings]):
         "refund": "refunds.create",
     }
 
+    def endpoints(self, instance: Instance[MercadoPagoSettings]) -> list[str]:
+        return [instance.settings.base_url]
+
     def build(
         self, instance: Instance[MercadoPagoSettings], common: Common
     ) -> MercadoPagoConnector:

@@ -170,6 +170,10 @@ class PixApiSpec(SpeaksTheStandard, GatewaySpec[PixApiSettings]):
     def load_settings(self) -> PixApiSettings:
         return PixApiSettings.of(self.family)
 
+    def endpoints(self, instance: Instance[PixApiSettings]) -> list[str]:
+        settings = instance.settings
+        return [url for url in (settings.base_url, settings.token_url) if url]
+
     def build(self, instance: Instance[PixApiSettings], common: Common) -> PixApiConnector:
         settings = instance.settings
         base_url, token_url, pix_key = settings.base_url, settings.token_url, settings.pix_key
