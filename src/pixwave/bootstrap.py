@@ -24,6 +24,7 @@ from pixwave.gateways.router import Router
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
 from pixwave.notifications.sns import SnsPublisher
+from pixwave.notifications.webhooks.urls import private_urls_allowed
 from pixwave.payments.cache import TransactionCache
 from pixwave.payments.engine import Engine
 from pixwave.payments.engine.settings import EngineSettings
@@ -108,6 +109,7 @@ def build_resources(
         transaction_cache=cache,
         webhook_base_urls=webhook_base_urls,
         sns=SnsPublisher.from_settings(settings),
+        private_webhook_urls=private_urls_allowed(settings),
     )
     register_jobs(broker, resources)
     return resources

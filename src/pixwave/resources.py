@@ -66,6 +66,9 @@ class Resources:
     webhook_base_urls: dict[str, str]
     #: Where the outbox relay publishes, when AWS_SNS_TOPIC_ARN is set.
     sns: SnsPublisher | None
+    #: Operator webhook URLs may resolve to private addresses (``private_urls_allowed``,
+    #: decided once at start: it reads every gateway family's settings).
+    private_webhook_urls: bool
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)

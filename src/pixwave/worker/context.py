@@ -52,3 +52,8 @@ class JobContext(Protocol):
 
     @property
     def sns(self) -> SnsPublisher | None: ...
+
+    @property
+    def private_webhook_urls(self) -> bool:
+        """Operator webhooks may go to private addresses (decided once, at start)."""
+        ...

@@ -140,8 +140,7 @@ class TestEndpoints:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """With private URLs not allowed, a loopback URL answers `webhook_url_not_allowed`."""
-        strict = resources.settings.model_copy(update={"webhook_allow_private_urls": False})
-        monkeypatch.setattr(resources, "settings", strict)
+        monkeypatch.setattr(resources, "private_webhook_urls", False)  # decided at start
         response = await register(api, admin, url="http://localhost:8080/hooks")
         assert response.status_code == 422
         problem = response.json()

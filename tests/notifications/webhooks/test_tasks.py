@@ -266,8 +266,7 @@ class TestSendTimeCheck:
     @pytest.fixture
     def strict(self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Resources:
         """Private URLs refused, as in production."""
-        settings = any_resources.settings.model_copy(update={"webhook_allow_private_urls": False})
-        monkeypatch.setattr(any_resources, "settings", settings)
+        monkeypatch.setattr(any_resources, "private_webhook_urls", False)  # decided at start
         return any_resources
 
     async def test_the_request_goes_to_the_address_that_was_checked(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pixwave.bootstrap import build_resources
 from pixwave.notifications.webhooks import urls
 from pixwave.notifications.webhooks.urls import WebhookUrlNotAllowed
 from tests.conftest import make_settings
@@ -130,3 +131,16 @@ class TestPolicy:
 
     def test_the_setting_wins(self) -> None:
         assert not urls.private_urls_allowed(make_settings(webhook_allow_private_urls=False))
+
+
+async def test_the_process_decides_once_at_start() -> None:
+    """Built resources carry the policy their settings give (the pure demo here), so a
+    delivery never re-reads every gateway family's settings."""
+    for settings in (make_settings(), make_settings(webhook_allow_private_urls=False)):
+        resources = build_resources(settings)
+        try:
+            assert resources.private_webhook_urls is urls.private_urls_allowed(settings)
+        finally:
+            await resources.close()
+    assert urls.private_urls_allowed(make_settings())  # the demo allows them …
+    assert not urls.private_urls_allowed(make_settings(webhook_allow_private_urls=False))

@@ -36,7 +36,7 @@ from pixwave.notifications.webhooks.schemas import (
     WebhookEndpointCreated,
     WebhookEndpointRead,
 )
-from pixwave.notifications.webhooks.urls import WebhookUrlNotAllowed, private_urls_allowed
+from pixwave.notifications.webhooks.urls import WebhookUrlNotAllowed
 from pixwave.resources import ReadSession, Resources
 from pixwave.unit_of_work import flush_and_commit
 
@@ -60,7 +60,7 @@ async def create_endpoint(
     """Register a URL to receive events (admin only). The signing secret is in this response
     only. The URL must lead to public addresses (`webhook_url_not_allowed` otherwise)."""
     resources: Resources = request.app.state.resources
-    allow_private = private_urls_allowed(resources.settings)
+    allow_private = resources.private_webhook_urls
 
     async def work(session: AsyncSession) -> WebhookEndpointCreated:
         return await service.create_endpoint(session, body, allow_private=allow_private)

@@ -126,7 +126,7 @@ async def _attempt(
         body=claimed.body,
         keys=claimed.keys,
         timeout_seconds=settings.webhook_timeout_seconds,
-        allow_private=urls.private_urls_allowed(settings),
+        allow_private=resources.private_webhook_urls,
         resolver=resolver,
         transport=transport,
     )
