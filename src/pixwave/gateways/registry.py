@@ -74,14 +74,6 @@ def find(name: str) -> Configured:
     raise KeyError(name)
 
 
-def spec_for(name: str) -> GatewaySpec[Any] | None:
-    """The spec of gateway ``name``, or None when this deployment has no such gateway."""
-    try:
-        return find(name).spec
-    except (KeyError, ValueError):
-        return None
-
-
 def simulated_gateways(settings: Settings) -> list[str]:
     """The gateways that run against a mounted simulator; raises :class:`GatewayModeError`.
 

@@ -411,15 +411,13 @@ class PixApiConnector:
             if found.amount != request.amount:
                 # The id derives from our refund, so a devolução under it is ours whatever it
                 # says: never report it refused (the hold would be released while money left).
-                raise GatewayAmbiguous(
+                raise self._unconfirmed(
+                    exc,
+                    "refund_amount_mismatch",
                     f"{self.provider} holds devolução {refund_id} for {found.amount} centavos, "
                     f"not {request.amount}",
-                    gateway=self.name,
                     operation=operation,
-                    code="refund_amount_mismatch",
-                    http_status=exc.http_status,
-                    provider_code=exc.provider_code,
-                    latency_ms=exc.latency_ms + found.latency_ms,
+                    latency_ms=found.latency_ms,
                 ) from exc
             return with_latency(found, exc.latency_ms + found.latency_ms)
         devolucao = self._read(schemas.Devolucao, response, operation, latency, money=True)
@@ -656,26 +654,37 @@ class PixApiConnector:
             if not self.taken_is_certain:
                 taken.latency_ms += exc.latency_ms
                 raise taken from None
-            raise GatewayAmbiguous(
+            raise self._unconfirmed(
+                exc,
+                "duplicate_not_visible",
                 f"{self.provider} reported the {what} id as already used but cannot find it yet",
-                gateway=self.name,
                 operation=taken.operation,
-                code="duplicate_not_visible",
-                http_status=exc.http_status,
-                provider_code=exc.provider_code,
-                latency_ms=taken.latency_ms + exc.latency_ms,
+                latency_ms=taken.latency_ms,
             ) from exc
         except GatewayError as exc:
-            raise GatewayAmbiguous(
+            raise self._unconfirmed(
+                exc,
+                "duplicate_unconfirmed",
                 f"{self.provider} reported the {what} id as already used and could not be "
                 f"asked about it: {exc.message}",
-                gateway=self.name,
                 operation=taken.operation,
-                code="duplicate_unconfirmed",
-                http_status=exc.http_status,
-                provider_code=exc.provider_code,
-                latency_ms=taken.latency_ms + exc.latency_ms,
+                latency_ms=taken.latency_ms,
             ) from exc
+
+    def _unconfirmed(
+        self, cause: GatewayError, code: str, message: str, *, operation: str, latency_ms: int
+    ) -> GatewayAmbiguous:
+        """An id of ours the provider holds (or may hold) but we cannot confirm as asked:
+        ambiguous, so the engine asks again — never a refusal, never "go elsewhere"."""
+        return GatewayAmbiguous(
+            message,
+            gateway=self.name,
+            operation=operation,
+            code=code,
+            http_status=cause.http_status,
+            provider_code=cause.provider_code,
+            latency_ms=latency_ms + cause.latency_ms,
+        )
 
 
 def now() -> datetime:

@@ -43,7 +43,7 @@ async def advance(run: Run, status: S) -> None:
 async def create_charge(run: Run) -> None:
     """Create the charge through the best gateway, retrying and falling back as the table says."""
     tries = await run.tries(Operation.CHARGE)
-    route = Routed(run, Operation.CHARGE, tries, run.context())
+    route = Routed(run, Operation.CHARGE, tries, run.context)
     await RetryLoop(run, Charging(run), route, tries, None).drive(in_doubt=False)
 
 

@@ -42,7 +42,7 @@ async def advance(run: Run, status: S) -> None:
 async def send(run: Run, *, in_doubt: bool) -> None:
     """Send through the best gateway, retrying and falling back as the table says."""
     tries = await run.tries(Operation.SEND)
-    route = Routed(run, Operation.SEND, tries, run.context())
+    route = Routed(run, Operation.SEND, tries, run.context)
     current = run.row["gateway"]
     if current is not None and route.spent(current) and not in_doubt:
         current = None

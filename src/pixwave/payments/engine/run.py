@@ -13,6 +13,7 @@ the gateway calls, each with its rules.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -112,9 +113,11 @@ class Run:
         self.row = row
         self.attempts = AttemptBook(self.id, use.clock, fee=self.expected_fee)
 
+    @functools.cached_property
     def context(self) -> PaymentContext:
         """What the router may weigh of this payment: its amount and, for a withdrawal, the
-        type of the key it goes to (fees and other routing rules)."""
+        type of the key it goes to (fees and other routing rules). Read once per run: neither
+        changes, and every attempt's fee needs it."""
         key_type = None
         if self.row["pix_key"] is not None:
             try:
@@ -127,7 +130,7 @@ class Run:
         """What ``gateway`` is expected to charge for this call; None for reads."""
         if operation not in _PRICED:
             return None
-        return self.use.router.expected_fee(gateway, Operation(operation), self.context())
+        return self.use.router.expected_fee(gateway, Operation(operation), self.context)
 
     @classmethod
     async def start(
