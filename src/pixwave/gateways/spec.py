@@ -93,10 +93,9 @@ SettingsT = TypeVar("SettingsT", bound=ProviderSettings)
 
 @dataclass(frozen=True, slots=True)
 class Instance(Generic[SettingsT]):
-    """One gateway of a family: its name and its own settings."""
+    """One gateway of a family: its name and its own settings (its family is its spec's)."""
 
     name: str
-    family: str
     settings: SettingsT
 
     def credential_variables(self) -> list[str]:
@@ -168,12 +167,12 @@ class GatewaySpec(abc.ABC, Generic[SettingsT]):
 
     def instances(self) -> list[Instance[SettingsT]]:
         """This deployment's instances; one named after the family unless overridden."""
-        return [Instance(self.family, self.family, self.load_settings())]
+        return [Instance(self.family, self.load_settings())]
 
     def sandbox_instance(self, name: str | None = None) -> Instance[SettingsT]:
         """An instance for a standalone simulator and its connector, named after the family
         unless told otherwise."""
-        return Instance(name or self.family, self.family, self.load_settings())
+        return Instance(name or self.family, self.load_settings())
 
     def load_settings(self) -> SettingsT:
         """The family's settings from the environment (and ``.env``)."""

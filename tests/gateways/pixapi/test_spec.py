@@ -13,6 +13,7 @@ from pixwave.gateways.pixapi.spec import (
     gateway_names,
     sandbox_pix_key,
 )
+from pixwave.gateways.registry import find
 from pixwave.gateways.spec import Common
 from pixwave.kit.ids import new_id
 from tests.servers import run_simulator
@@ -38,7 +39,7 @@ class TestInstances:
         """PIXAPI_GATEWAYS names the banks, lower-cased; each reads PIXAPI_<NAME>_*."""
         bancoa, bancob = PIXAPI.instances()
         assert (bancoa.name, bancob.name) == ("bancoa", "bancob")
-        assert bancoa.family == bancob.family == "pixapi"
+        assert find("bancoa").spec is find("bancob").spec is PIXAPI  # their family
         assert bancoa.is_configured()
         assert not bancob.is_configured()
         assert bancob.credential_variables() == ["PIXAPI_BANCOB_CLIENT_ID"]

@@ -161,11 +161,11 @@ class PixApiSpec(SpeaksTheStandard, GatewaySpec[PixApiSettings]):
 
     def instances(self) -> list[Instance[PixApiSettings]]:
         names = gateway_names(PixApiFamilySettings().gateways)
-        return [Instance(name, self.family, PixApiSettings.of(name)) for name in names]
+        return [Instance(name, PixApiSettings.of(name)) for name in names]
 
     def sandbox_instance(self, name: str | None = None) -> Instance[PixApiSettings]:
         chosen = valid_gateway_name((name or self.family).lower())
-        return Instance(chosen, self.family, PixApiSettings.of(chosen))
+        return Instance(chosen, PixApiSettings.of(chosen))
 
     def load_settings(self) -> PixApiSettings:
         return PixApiSettings.of(self.family)
