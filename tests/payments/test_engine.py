@@ -22,6 +22,7 @@ from pixwave.gateways.base import RefundStatus, SendStatus
 from pixwave.ledger import service as ledger_service
 from pixwave.payments import repository
 from pixwave.payments.engine import EngineSettings
+from pixwave.payments.engine.run import LeaseLost, Run
 from pixwave.payments.flows import RefundTooLarge
 from pixwave.payments.retry import RetryPolicy
 from tests.support import EngineBench, ambiguous, rejected, unavailable
@@ -632,3 +633,42 @@ class TestCostAwareRouting:
             ("secondary", "send", 10),
             ("primary", "send", 90),
         ]
+
+
+class TestLeaseAge:
+    """A run renews its lease by its age on the monotonic clock, never by wall time: a clock
+    stepped back (NTP) must not make an old lease look fresh."""
+
+    async def test_renewal_follows_the_monotonic_clock(self, bench: EngineBench) -> None:
+        actor = await bench.actor(balance=10_00)
+        withdrawal = await bench.withdraw(actor, 1_00)
+        monotonic = [100.0]
+        use = replace(bench.engine.use, monotonic=lambda: monotonic[0])
+        token = await bench.leases.enter(withdrawal, bench.settings.lease_seconds, note=False)
+        assert token is not None
+        run = await Run.start(use, withdrawal, token, leased_at=100.0)
+        assert run is not None
+        extended: list[str] = []
+        original = bench.leases.extend
+
+        async def extend(transaction_id: str, token: str, ttl_seconds: float) -> bool:
+            extended.append(transaction_id)
+            return await original(transaction_id, token, ttl_seconds)
+
+        bench.leases.extend = extend  # type: ignore[method-assign]  # counts the renewals
+        bench.time.advance(-3600)  # the wall clock steps back an hour: no effect on age
+        await run.renew()
+        assert extended == []  # fresh: no round trip
+        monotonic[0] += bench.settings.lease_seconds / 4
+        await run.renew()
+        assert extended == [withdrawal]  # a quarter of the TTL old: renewed
+        await bench.leases.leave(withdrawal, token)
+
+    async def test_a_lost_lease_stops_the_run(self, bench: EngineBench) -> None:
+        actor = await bench.actor(balance=10_00)
+        withdrawal = await bench.withdraw(actor, 1_00)
+        use = replace(bench.engine.use, monotonic=lambda: 1_000.0)
+        run = await Run.start(use, withdrawal, "not-the-owner", leased_at=0.0)
+        assert run is not None
+        with pytest.raises(LeaseLost):
+            await run.renew()
