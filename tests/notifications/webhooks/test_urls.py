@@ -142,5 +142,5 @@ async def test_the_process_decides_once_at_start() -> None:
             assert resources.private_webhook_urls is urls.private_urls_allowed(settings)
         finally:
             await resources.close()
-    assert urls.private_urls_allowed(make_settings())  # the demo allows them …
+    assert urls.private_urls_allowed(make_settings())  # the pure demo allows them
     assert not urls.private_urls_allowed(make_settings(webhook_allow_private_urls=False))
