@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test install lint types bench bench-payments lock clean
+.PHONY: run test install lint types audit bench bench-payments chaos soak lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "PixWave needs Python 3.11 or newer"'
@@ -31,12 +31,26 @@ lint: install
 types: install
 	$(BIN)/mypy
 
+## Known vulnerabilities in the locked dependencies (asks PyPI; STRICT=1 also fails on any
+## dependency it could not look up, e.g. where PyPI's per-release JSON is not reachable).
+audit: install
+	$(BIN)/pip-audit -r requirements.lock --require-hashes --disable-pip --progress-spinner off $(if $(STRICT),--strict)
+
 bench: install
 	$(BIN)/python bench/transfers.py
 
 ## The payments engine: deposits, charges, webhooks, cached reads, failover (see bench/README.md).
 bench-payments: install
 	$(BIN)/python bench/payments.py
+
+## The production shape under load and injected faults, judged by the history checker
+## (docs/reliability.md). CI runs a short version as part of `make test`.
+chaos: install
+	$(BIN)/python -m tests.chaos run $(CHAOS_ARGS)
+
+## 30 minutes at a steady rate: RSS, latency per minute, errors and the audit (docs/reliability.md).
+soak: install
+	$(BIN)/python -m tests.chaos soak $(SOAK_ARGS)
 
 ## Re-resolve the lockfile after changing dependencies in pyproject.toml.
 lock:
