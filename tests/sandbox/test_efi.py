@@ -1033,3 +1033,24 @@ class TestScheduler:
             assert ran == ["after"]
         finally:
             await sim.aclose()
+
+
+class TestRecords:
+    def test_records_list_every_money_movement(self, efi: EfiApi) -> None:
+        """`GET /_sandbox/records`: a paid cob, an unpaid one, a refund and a settled send,
+        each with its own id as reference and whether money moved."""
+        paid = efi.create_cob("50.00")
+        unpaid = efi.create_cob("7.00")
+        e2e = efi.pay(paid["pixCopiaECola"]).json()["end_to_end_id"]
+        assert efi.refund(e2e, "dev1", "5.00").status_code == 201
+        assert efi.send("envio1", "12.34").status_code == 201
+        efi.advance(PAST_SETTLE_DELAY)
+        records = {(r["kind"], r["reference"]): r for r in efi.http.get("/_sandbox/records").json()}
+        charge = records[("charge", paid["txid"])]
+        assert (charge["amount"], charge["moved"], charge["payments"]) == (50_00, True, 1)
+        assert records[("charge", unpaid["txid"])]["moved"] is False
+        refund = records[("refund", "dev1")]
+        assert (refund["parent"], refund["amount"], refund["moved"]) == (paid["txid"], 5_00, True)
+        send = records[("send", "envio1")]
+        assert (send["amount"], send["done"], send["moved"]) == (12_34, True, True)
+        assert len(records) == 4

@@ -1072,3 +1072,24 @@ class TestSandboxSummary:
         payment = created(client)
         client.post("/_sandbox/reset")
         mp_error(client.get(f"/v1/payments/{payment['id']}"), 404)
+
+
+class TestRecords:
+    def test_records_list_every_money_movement(self, client: httpx.Client) -> None:
+        """`GET /_sandbox/records`: payments (paid or not) with their external_reference,
+        their refunds under it, and payouts."""
+        payment = paid(client)
+        unpaid = created(client)
+        assert refund(client, payment, b'{"amount": 3.5}').status_code == 201
+        assert create_payout(client, reference="send-9", amount="25.50").status_code == 201
+        records = client.get("/_sandbox/records").json()
+        by_id = {(r["kind"], r["id"]): r for r in records}
+        charge = by_id[("charge", str(payment["id"]))]
+        assert (charge["reference"], charge["amount"]) == ("order-123", 10_10)
+        assert charge["moved"] is True
+        assert by_id[("charge", str(unpaid["id"]))]["moved"] is False
+        [refunded] = [r for r in records if r["kind"] == "refund"]
+        assert (refunded["parent"], refunded["amount"]) == ("order-123", 3_50)
+        [payout] = [r for r in records if r["kind"] == "send"]
+        assert (payout["reference"], payout["amount"], payout["done"]) == ("send-9", 25_50, False)
+        assert len(records) == 4

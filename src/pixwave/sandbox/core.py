@@ -12,6 +12,7 @@ GET    /_sandbox/faults               PUT a whole FaultConfig, DELETE to clear
 PUT    /_sandbox/faults/{operation}   one rule (DELETE removes it); operation "*" = all
 POST   /_sandbox/clock/advance        {"seconds": N}: move simulated time (expiry)
 GET    /_sandbox/webhooks             outbound deliveries and their attempts
+GET    /_sandbox/records              every money movement: charges, sends, refunds
 POST   /_sandbox/reset                forget every resource, fault and delivery
 ```
 
@@ -154,6 +155,18 @@ class Simulator(abc.ABC, Generic[ConfigT]):
     def counts(self) -> dict[str, int]:
         """How many resources of each kind exist, for the summary."""
 
+    def records(self) -> list[dict[str, Any]]:
+        """Every resource that moves money, one flat dict each, for auditors that must count
+        what the provider did (a charge paid, a Pix sent, a refund) without its dialect:
+
+        ``{"kind": "charge" | "send" | "refund", "id", "reference", "parent", "amount",
+        "status", "done", "moved"}`` — ``reference`` is the client's own id as the provider
+        keeps it (an external reference, a txid, an idEnvio, a devolução id), ``parent`` the
+        charge's reference for a refund, ``amount`` int centavos, ``done`` whether the
+        resource reached a final state and ``moved`` whether money moved (paid, sent,
+        refunded)."""
+        return []
+
     async def tick(self) -> None:
         """Apply time-based transitions (expiry); called before each admin or API read."""
 
@@ -268,6 +281,11 @@ class Simulator(abc.ABC, Generic[ConfigT]):
         @router.get("/webhooks")
         async def webhooks() -> list[dict[str, Any]]:
             return [d.as_dict() for d in simulator.webhooks.deliveries.values()]
+
+        @router.get("/records")
+        async def records() -> list[dict[str, Any]]:
+            await simulator.tick()
+            return simulator.records()
 
         @router.post("/reset")
         async def reset() -> dict[str, str]:

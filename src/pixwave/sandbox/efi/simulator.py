@@ -129,6 +129,23 @@ class EfiSimulator(PixSimulator[EfiSimConfig, EfiState]):
             txid = cob.txid
             self.schedule(lambda: self._magic_pay(txid))
 
+    def records(self) -> list[dict[str, Any]]:
+        """The standard's records plus every Pix sent."""
+        sends = [
+            {
+                "kind": "send",
+                "id": send.id_envio,
+                "reference": send.id_envio,
+                "parent": None,
+                "amount": send.amount,
+                "status": send.status,
+                "done": send.final,
+                "moved": send.status == "REALIZADO",
+            }
+            for send in self.state.sends.values()
+        ]
+        return [*super().records(), *sends]
+
     def refund_failure(self, refund: Refund) -> str | None:
         if self.config.magic_amounts and refund.amount == MAGIC_REFUND_REJECTED:
             return "Devolução não realizada: valor de teste R$ 0,01 é sempre recusado"

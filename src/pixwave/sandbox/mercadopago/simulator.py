@@ -17,7 +17,12 @@ from pixwave.sandbox.mercadopago.api import ROUTES, build_provider_router
 from pixwave.sandbox.mercadopago.config import MercadoPagoSimConfig
 from pixwave.sandbox.mercadopago.payer import build_sandbox_router
 from pixwave.sandbox.mercadopago.service import MercadoPagoService
-from pixwave.sandbox.mercadopago.state import Store
+from pixwave.sandbox.mercadopago.state import (
+    PAYOUT_APPROVED,
+    PAYOUT_PENDING,
+    PENDING,
+    Store,
+)
 from pixwave.sandbox.mercadopago.webhooks import Notifier
 
 log = structlog.get_logger("pixwave.sandbox.mercadopago")
@@ -89,6 +94,49 @@ class MercadoPagoSimulator(Simulator[MercadoPagoSimConfig]):
             "payouts_pending": sum(p.status == "pending" for p in payouts),
             "idempotency_keys": len(self.store.answers),
         }
+
+    def records(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for payment in self.store.payments.values():
+            found.append(
+                {
+                    "kind": "charge",
+                    "id": str(payment.id),
+                    "reference": payment.external_reference,
+                    "parent": None,
+                    "amount": payment.amount,
+                    "status": f"{payment.status}/{payment.status_detail}",
+                    "done": payment.status != PENDING[0],
+                    "moved": payment.date_approved is not None,
+                }
+            )
+            for refund in payment.refunds:  # MP refunds are approved when created
+                found.append(
+                    {
+                        "kind": "refund",
+                        "id": str(refund.id),
+                        "reference": None,  # MP keeps only the idempotency key's answer
+                        "parent": payment.external_reference,
+                        "amount": refund.amount,
+                        "status": "approved",
+                        "done": True,
+                        "moved": True,
+                    }
+                )
+        for payout in self.store.payouts.values():
+            found.append(
+                {
+                    "kind": "send",
+                    "id": payout.id,
+                    "reference": payout.external_reference,
+                    "parent": None,
+                    "amount": payout.amount,
+                    "status": payout.status,
+                    "done": payout.status != PAYOUT_PENDING,
+                    "moved": payout.status == PAYOUT_APPROVED,
+                }
+            )
+        return found
 
     async def tick(self) -> None:
         self.service.tick()

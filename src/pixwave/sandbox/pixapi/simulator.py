@@ -172,6 +172,42 @@ class PixSimulator(Simulator[ConfigT], Generic[ConfigT, StateT]):
     def counts(self) -> dict[str, int]:
         return {**self.state.counts(), "tokens": self.tokens.live(self.clock.now())}
 
+    def records(self) -> list[dict[str, Any]]:
+        """Cobs (paid once a Pix with their txid arrived) and the devoluções of each Pix."""
+        paid: dict[str, int] = {}
+        found: list[dict[str, Any]] = []
+        for pix in self.state.pix.values():
+            if pix.txid is not None:
+                paid[pix.txid] = paid.get(pix.txid, 0) + 1
+            found.extend(
+                {
+                    "kind": "refund",
+                    "id": refund.id,
+                    "reference": refund.id,
+                    "parent": pix.txid,
+                    "amount": refund.amount,
+                    "status": refund.status,
+                    "done": refund.status != "EM_PROCESSAMENTO",
+                    "moved": refund.status == "DEVOLVIDO",
+                }
+                for refund in pix.refunds.values()
+            )
+        for cob in self.state.cobs.values():
+            found.append(
+                {
+                    "kind": "charge",
+                    "id": cob.txid,
+                    "reference": cob.txid,
+                    "parent": None,
+                    "amount": cob.amount,
+                    "status": cob.status,
+                    "done": cob.status != "ATIVA",
+                    "moved": cob.txid in paid,
+                    "payments": paid.get(cob.txid, 0),
+                }
+            )
+        return found
+
     async def tick(self) -> None:
         """Run whatever is due on the simulated clock (settlements)."""
         self.run_due()
