@@ -139,6 +139,15 @@ class Conflict(PixWaveError):
     title = "Conflict"
 
 
+class RateLimited(PixWaveError):
+    """Answered by the rate limiter (`kit/ratelimit.py`) before the request runs, with
+    `Retry-After` and the `RateLimit-*` headers; see docs/security.md, "Rate limiting"."""
+
+    status_code = 429
+    code = "rate_limited"
+    title = "Too many requests; retry after the seconds in Retry-After"
+
+
 class ServiceUnavailable(PixWaveError):
     status_code = 503
     code = "service_unavailable"

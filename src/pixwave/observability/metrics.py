@@ -183,6 +183,21 @@ WEBHOOK_DELIVERY_ATTEMPTS = Counter(
 )
 
 
+# --- rate limiting ---------------------------------------------------------------------------
+
+RATELIMIT_REJECTED = Counter(
+    "pixwave_ratelimit_rejected_total",
+    "Requests refused with 429 by the rate limiter, by the limit they were over "
+    "(token, ip, auth_failures).",
+    ["limit"],
+)
+RATELIMIT_UNAVAILABLE = Counter(
+    "pixwave_ratelimit_unavailable_total",
+    "Rate limiter calls to Redis that failed or timed out (each let its request through "
+    "unlimited).",
+)
+
+
 # --- exposition ------------------------------------------------------------------------------
 
 
