@@ -36,6 +36,16 @@ TEST_DATABASE = os.environ.get("TEST_MARIADB_DATABASE", "pixwave_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# The night-time limit (R$ 1,000 from 20:00 to 06:00 Brasília time, on by default) would make
+# the suite's outcome depend on the hour it runs at. It is off here — and in every process the
+# tests start, which inherit the environment — except in the limits tests, which set it and a
+# clock of their own (tests/limits).
+os.environ.setdefault("LIMIT_NIGHTTIME", "none")
+# Tests call the API far faster than any client may: the rate limiter (on by default with Redis)
+# is off here and in the processes the tests start; its own tests (tests/kit/test_ratelimit*)
+# turn it on.
+os.environ.setdefault("RATE_LIMIT_ENABLED", "false")
+
 
 def mariadb_url(database: str) -> str:
     password = f":{MARIADB_PASSWORD}" if MARIADB_PASSWORD else ""

@@ -96,6 +96,11 @@ REQUESTS: dict[tuple[str, str], Request] = {
         f"/v1/users/{w.ana.user.id}/reactivate",
         {},
     ),
+    ("GET", "/v1/users/{user_id}/limits"): lambda w: (f"/v1/users/{w.ana.user.id}/limits", None),
+    ("PUT", "/v1/users/{user_id}/limits"): lambda w: (
+        f"/v1/users/{w.ana.user.id}/limits",
+        {"nighttime": 200_000},
+    ),
     ("GET", "/v1/wallet"): lambda _w: ("/v1/wallet", None),
     ("GET", "/v1/wallet/statement"): lambda _w: ("/v1/wallet/statement", None),
     ("GET", "/v1/wallets/{wallet_id}"): lambda w: (f"/v1/wallets/{w.ana.wallet_id}", None),
@@ -183,6 +188,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/users/{user_id}/tokens"): row("401 403 403 201 401"),
     ("GET", "/v1/users/{user_id}/tokens"): row("401 200 404 200 401"),
     ("DELETE", "/v1/users/{user_id}/tokens/{token_id}"): row("401 200 404 200 401"),
+    # Ana's limits: hers to read; only an admin sets them (Bia learns nothing).
+    ("GET", "/v1/users/{user_id}/limits"): row("401 200 404 200 401"),
+    ("PUT", "/v1/users/{user_id}/limits"): row("401 403 403 200 401"),
     ("POST", "/v1/users/{user_id}/deactivate"): ADMIN_ONLY,
     ("POST", "/v1/users/{user_id}/reactivate"): ADMIN_ONLY,
     ("GET", "/v1/wallet"): row("401 200 200 404 401"),

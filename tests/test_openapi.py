@@ -211,7 +211,12 @@ class TestDocumentedOperations:
             "idempotency_key_reused",
             "invalid_text",
         }
-        assert "403" not in operation["responses"]
+        # No admin token needed: the only 403s are the payer's money limits.
+        assert codes(operation, "403") == {
+            "transaction_limit_exceeded",
+            "nighttime_limit_exceeded",
+            "daily_limit_exceeded",
+        }
 
     def test_admin_operations_document_403(self, document: Document) -> None:
         """Operations behind an admin token say a user token is refused."""

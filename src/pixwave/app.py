@@ -37,7 +37,9 @@ from pixwave.exceptions import (
 from pixwave.gateways.endpoints import router as gateways_router
 from pixwave.inbox.endpoints import router as webhooks_router
 from pixwave.kit.problems import PROBLEM_JSON, PixWaveRoute, add_problem_schemas, problems
+from pixwave.kit.ratelimit import Policy, RateLimit
 from pixwave.kit.runtime import tune_gc
+from pixwave.limits.endpoints import router as limits_router
 from pixwave.notifications.webhooks.endpoints import router as operator_webhooks_router
 from pixwave.observability.context import RequestContext
 from pixwave.observability.endpoints import router as metrics_router
@@ -103,11 +105,16 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     if resources is not None:
         app.state.resources = resources
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limiting:  # inside the metrics (429s counted), before any body is read
+        app.add_middleware(
+            RateLimit, policy=Policy.from_settings(settings), timeout=settings.rate_limit_timeout
+        )
     app.add_middleware(HTTPMetrics)  # outer to the body limit, so 413s are counted too
     app.add_middleware(RequestContext)  # outermost: every line of a request has its id
     for router in (
         users_router,
         wallet_router,
+        limits_router,
         payments_router,
         gateways_router,
         webhooks_router,

@@ -23,6 +23,7 @@ from pixwave.gateways.registry import build_gateways, configured, simulated_gate
 from pixwave.gateways.router import Router
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
+from pixwave.limits.service import MoneyLimits
 from pixwave.notifications.sns import SnsPublisher
 from pixwave.notifications.webhooks.urls import private_urls_allowed
 from pixwave.payments.cache import TransactionCache
@@ -110,6 +111,7 @@ def build_resources(
         webhook_base_urls=webhook_base_urls,
         sns=SnsPublisher.from_settings(settings),
         private_webhook_urls=private_urls_allowed(settings),
+        limits=MoneyLimits(settings),
     )
     register_jobs(broker, resources)
     return resources

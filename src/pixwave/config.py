@@ -7,10 +7,12 @@ both are set. Everything has an embedded default so `pixwave up` needs no config
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +85,36 @@ class Settings(BaseSettings):
         default=30.0, description="Auth lookups cached this long (a revoked token works that long)."
     )
     currency: Literal["BRL"] = "BRL"
+
+    # --- money limits on withdrawals and transfers --------------------------------------------
+    limit_per_transaction: int | None = Field(
+        default=None,
+        gt=0,
+        description="Largest single withdrawal or transfer, in centavos (unset/`none`: no "
+        "limit). An admin can set another per user.",
+    )
+    limit_daily: int | None = Field(
+        default=None,
+        gt=0,
+        description="Most a user may send per calendar day in LIMIT_TIMEZONE, in centavos "
+        "(unset/`none`: no limit). Per user by an admin.",
+    )
+    limit_nighttime: int | None = Field(
+        default=100_000,
+        gt=0,
+        description="Most a user may send during one night period, in centavos: the Central "
+        "Bank's R$ 1,000 for individuals by default (`none`: no limit). Per user by an admin.",
+    )
+    limit_night_starts: time = Field(
+        default=time(20, 0), description="The night period starts at this local time (HH:MM)."
+    )
+    limit_night_ends: time = Field(
+        default=time(6, 0), description="…and ends at this local time (HH:MM)."
+    )
+    limit_timezone: str = Field(
+        default="America/Sao_Paulo",
+        description="The time zone days and nights are counted in (IANA name).",
+    )
 
     # --- gateways --------------------------------------------------------------------------
     sandbox_gateways: bool | None = Field(
@@ -252,6 +284,38 @@ class Settings(BaseSettings):
         "since it started failing is then disabled with `alert.webhook_endpoint_disabled`.",
     )
 
+    # --- rate limiting (docs/security.md, "Rate limiting") ----------------------------------
+    rate_limit_enabled: bool | None = Field(
+        default=None,
+        description="Limit requests per token and per address, and failed authentications per "
+        "address (429). Unset: on when Redis is configured (the production shape), off in the "
+        "embedded default.",
+    )
+    rate_limit_per_token: str = Field(
+        default="600/minute", description="Requests per API token, as COUNT/WINDOW."
+    )
+    rate_limit_per_ip: str = Field(
+        default="1200/minute", description="Requests per client address (IPv6: per /64)."
+    )
+    rate_limit_auth_failures: str = Field(
+        default="10/5minutes",
+        description="401 answers per client address; past it the address gets 429 until the "
+        "window ends.",
+    )
+    rate_limit_timeout: float = Field(
+        default=0.1,
+        gt=0,
+        le=2,
+        description="Seconds the limiter waits for Redis; past it the request goes through "
+        "unlimited (fail open).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="Peers (comma-separated addresses or networks, `*` for any) whose "
+        "X-Forwarded-For and X-Forwarded-Proto uvicorn believes: your proxy's or ingress's. "
+        "Anyone else's are ignored, so a caller cannot choose the address it is limited by.",
+    )
+
     # --- logs and metrics ---------------------------------------------------------------------
     log_format: Literal["json", "console"] | None = Field(
         default=None,
@@ -367,6 +431,39 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_RETRY_SCHEDULE needs at least one positive delay")
         return ",".join(str(delay) for delay in delays)
 
+    @field_validator("limit_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"LIMIT_TIMEZONE {value!r} is not an IANA time zone") from None
+        return value
+
+    @field_validator("limit_night_ends")
+    @classmethod
+    def _night(cls, value: time, info: ValidationInfo) -> time:
+        if value == info.data.get("limit_night_starts"):
+            raise ValueError("LIMIT_NIGHT_STARTS and LIMIT_NIGHT_ENDS must differ")
+        return value
+
+    @property
+    def rate_limiting(self) -> bool:
+        """RATE_LIMIT_ENABLED, or by default: on when Redis is configured."""
+        if self.rate_limit_enabled is not None:
+            return self.rate_limit_enabled
+        return self.redis_dsn is not None
+
+    @field_validator("rate_limit_per_token", "rate_limit_per_ip", "rate_limit_auth_failures")
+    @classmethod
+    def _rate(cls, value: str, info: ValidationInfo) -> str:
+        from pixwave.kit.ratelimit import Rate
+
+        try:
+            return str(Rate.parse(value))
+        except ValueError as exc:
+            raise ValueError(f"{(info.field_name or '').upper()}: {exc}") from None
+
     @field_validator("sns_api_key")
     @classmethod
     def _sns_key(cls, value: str | None) -> str | None:
@@ -377,7 +474,9 @@ class Settings(BaseSettings):
 
 #: Settings that may be absent: `null`/empty in the environment means absent for them.
 _OPTIONAL: frozenset[str] = frozenset(
-    name for name, field in Settings.model_fields.items() if field.default is None
+    name
+    for name, field in Settings.model_fields.items()
+    if field.default is None or type(None) in get_args(field.annotation)
 )
 
 

@@ -30,6 +30,7 @@ from pixwave.payments.cache import TransactionCache
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
+    from pixwave.limits.service import MoneyLimits
     from pixwave.payments.engine import Engine
     from pixwave.worker.jobs import JobQueue
 
@@ -69,6 +70,9 @@ class Resources:
     #: Operator webhook URLs may resolve to private addresses (``private_urls_allowed``,
     #: decided once at start: it reads every gateway family's settings).
     private_webhook_urls: bool
+    #: Judges withdrawals and transfers against the users' money limits (its clock is
+    #: swapped in tests).
+    limits: MoneyLimits
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)

@@ -187,7 +187,7 @@ class TestConflicts:
 
         async def call() -> int:
             async def work(session: object) -> object:
-                return await wallets.transfer(session, principal, data)  # type: ignore[arg-type]
+                return await wallets.transfer(session, resources.limits, principal, data)  # type: ignore[arg-type]
 
             response = await idem.run(
                 scope=principal.user_id, key="lapsed", method="POST", path="/v1/transfers",

@@ -22,11 +22,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 
 from pixwave.accounts import repository
+from pixwave.accounts.errors import UserNotFound
 from pixwave.accounts.models import Role
 from pixwave.accounts.service import hash_token
 from pixwave.db import utcnow
 from pixwave.exceptions import Forbidden, Unauthenticated
 from pixwave.ledger.errors import AccountNotFound
+from pixwave.limits.policy import NO_OVERRIDES, Overrides
 
 if TYPE_CHECKING:
     from pixwave.resources import Resources
@@ -44,6 +46,8 @@ class Principal:
     user_id: str
     role: Role
     wallet_id: str | None
+    #: The user's own money limits (an admin's overrides of the LIMIT_* defaults).
+    limits: Overrides = NO_OVERRIDES
 
     @property
     def is_admin(self) -> bool:
@@ -122,6 +126,12 @@ async def authenticate(resources: Resources, token: str | None) -> Principal:
                 user_id=row.user_id,
                 role=Role(row.role),
                 wallet_id=row.wallet_id,
+                limits=Overrides(
+                    per_transaction=row.limit_per_transaction,
+                    daily=row.limit_daily,
+                    nighttime=row.limit_nighttime,
+                    night_starts=row.night_starts,
+                ),
             )
             if row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION:
                 await _note_use(resources, row.token_id)
@@ -138,6 +148,14 @@ async def _note_use(resources: Resources, token_id: str) -> None:
             await repository.touch_token(session, token_id, utcnow())
     except SQLAlchemyError as exc:
         log.warning("auth.last_used_not_recorded", token_id=token_id, error=repr(exc))
+
+
+def self_or_admin(principal: Principal, user_id: str) -> str:
+    """Admins reach any user, users only themselves: another's id answers 404, like a
+    missing one."""
+    if not principal.is_admin and user_id != principal.user_id:
+        raise UserNotFound(f"user {user_id} does not exist")
+    return user_id
 
 
 def require_admin(principal: Principal) -> Principal:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts import service
-from pixwave.accounts.auth import AdminPrincipal, CurrentPrincipal, Principal
+from pixwave.accounts.auth import AdminPrincipal, CurrentPrincipal, Principal, self_or_admin
 from pixwave.accounts.errors import (
     CannotDeactivateSelf,
     TokenNotFound,
@@ -71,18 +71,10 @@ async def me(session: ReadSession, principal: CurrentPrincipal) -> UserRead:
     return await service.get_user(session, principal.user_id)
 
 
-def _self_or_admin(principal: Principal, user_id: str) -> str:
-    """Admins reach any user, users only themselves: another's id answers 404, like a
-    missing one."""
-    if not principal.is_admin and user_id != principal.user_id:
-        raise UserNotFound(f"user {user_id} does not exist")
-    return user_id
-
-
 @router.get("/users/{user_id}", response_model=UserRead, responses=problems(UserNotFound))
 async def get_user(user_id: str, session: ReadSession, principal: CurrentPrincipal) -> UserRead:
     """A user: admins see anyone, users only themselves (others answer 404)."""
-    return await service.get_user(session, _self_or_admin(principal, user_id))
+    return await service.get_user(session, self_or_admin(principal, user_id))
 
 
 @router.post(
@@ -121,7 +113,7 @@ async def list_tokens(
     never the secret (admins: anyone's; users: their own)."""
     tokens = await service.list_tokens(
         session,
-        _self_or_admin(principal, user_id),
+        self_or_admin(principal, user_id),
         limit=limit + 1,
         starting_after=starting_after,
     )
@@ -144,7 +136,7 @@ async def revoke_token(
             session,
             resources.token_evictions,
             token_id=token_id,
-            user_id=_self_or_admin(principal, user_id),
+            user_id=self_or_admin(principal, user_id),
         )
         await flush_and_commit(session)  # then the evictions, before the answer
     return revoked

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Time
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pixwave.db import Base, UTCDateTime, utcnow
@@ -33,6 +33,12 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: Set while the user is deactivated: none of their tokens authenticates; money stays.
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: An admin's limits for this user (centavos; unset: the operator's defaults, LIMIT_*).
+    limit_per_transaction: Mapped[int | None] = mapped_column(BigInteger)
+    limit_daily: Mapped[int | None] = mapped_column(BigInteger)
+    limit_nighttime: Mapped[int | None] = mapped_column(BigInteger)
+    #: When this user's night period starts (the Central Bank lets a user pick 22:00).
+    night_starts: Mapped[time | None] = mapped_column(Time)
 
 
 class ApiToken(Base):

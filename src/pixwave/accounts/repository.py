@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, insert, or_, select, update
@@ -73,10 +73,27 @@ class PrincipalRow(NamedTuple):
     revoked_at: datetime | None
     deactivated_at: datetime | None
     last_used_at: datetime | None
+    limit_per_transaction: int | None
+    limit_daily: int | None
+    limit_nighttime: int | None
+    night_starts: time | None
 
 
 _PRINCIPAL = (
-    select(K.id, U.id, U.role, W.id, K.revoked_at, U.deactivated_at, K.last_used_at)
+    select(
+        K.id,
+        U.id,
+        U.role,
+        W.id,
+        K.revoked_at,
+        U.deactivated_at,
+        K.last_used_at,
+        # The user's own limits ride along: a payment judges them without another query.
+        U.limit_per_transaction,
+        U.limit_daily,
+        U.limit_nighttime,
+        U.night_starts,
+    )
     .select_from(
         table(ApiToken)
         .join(table(User), U.id == K.user_id)

@@ -179,7 +179,7 @@ async def set_active(
     await repository.set_deactivated(session, user_id, None if active else utcnow())
     # Either way the cached answers are wrong now: principals after a deactivation, "unknown"
     # (cached to blunt guessing) after a reactivation.
-    _evict_after_commit(session, evictions, await repository.token_hashes_of(session, user_id))
+    await evict_user_after_commit(session, evictions, user_id)
     log.info(
         "accounts.user_reactivated" if active else "accounts.user_deactivated",
         user_id=user_id,
@@ -187,6 +187,14 @@ async def set_active(
         reason=reason,
     )
     return await get_user(session, user_id)
+
+
+async def evict_user_after_commit(
+    session: AsyncSession, evictions: TokenEvictions, user_id: str
+) -> None:
+    """Once this unit of work commits, forget every cached lookup of the user's tokens in
+    every process: what they carry (active or not, the user's limits) changed."""
+    _evict_after_commit(session, evictions, await repository.token_hashes_of(session, user_id))
 
 
 def _evict_after_commit(

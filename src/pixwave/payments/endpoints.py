@@ -18,6 +18,7 @@ from pixwave.kit.idempotency import Idempotent
 from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
 from pixwave.kit.problems import PixWaveRoute, problems
 from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
+from pixwave.limits.errors import LIMIT_ERRORS
 from pixwave.payments import flows, repository, service
 from pixwave.payments.schemas import (
     AttemptRead,
@@ -202,7 +203,10 @@ async def create_deposit(
     status_code=202,
     response_model=TransactionRead,
     response_description=ACCEPTED,
-    responses={**READY, **problems(AccountNotFound, InsufficientFunds, InvalidPixKey, InvalidText)},
+    responses={
+        **READY,
+        **problems(AccountNotFound, InsufficientFunds, InvalidPixKey, InvalidText, *LIMIT_ERRORS),
+    },
 )
 async def create_withdrawal(
     body: WithdrawalCreate,
@@ -212,7 +216,8 @@ async def create_withdrawal(
     prefer: PreferHeader = None,
 ) -> Response:
     """Cash-out to a Pix key: the amount is held at once (402 `insufficient_funds` if it is
-    not available); a job sends it through a gateway that can send, never twice."""
+    not available; 403 `*_limit_exceeded` over the payer's limits, nothing held); a job sends
+    it through a gateway that can send, never twice."""
     resources: Resources = request.app.state.resources
 
     async def work(session: AsyncSession) -> TransactionRead:

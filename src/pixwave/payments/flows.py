@@ -79,6 +79,7 @@ async def create_withdrawal(
     session: AsyncSession, resources: Resources, principal: Principal, data: WithdrawalCreate
 ) -> TransactionRead:
     wallet_id = principal.require_wallet()
+    judged_at = await resources.limits.judge(session, principal, data.amount)
     transaction_id = new_id("txn")
     hold_id = await ledger.create_hold(
         session, account_id=wallet_id, amount=data.amount, reference=transaction_id
@@ -94,6 +95,7 @@ async def create_withdrawal(
         pix_key=data.pix_key,
         description=data.description,
         hold_id=hold_id,
+        created_at=judged_at,
     )
 
 

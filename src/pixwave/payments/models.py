@@ -14,6 +14,8 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (
         Index(None, "wallet_id", "id"),
+        # What a wallet sent since a moment (the daily and night-time limits).
+        Index(None, "wallet_id", "created_at"),
         Index(None, "counterparty_wallet_id", "id"),
         Index(None, "status", "updated_at"),
         Index(None, "gateway", "gateway_payment_id"),

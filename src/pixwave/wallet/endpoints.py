@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,8 +12,9 @@ from pixwave.kit.idempotency import Idempotent
 from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
 from pixwave.kit.problems import PixWaveRoute, problems
 from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
+from pixwave.limits.errors import LIMIT_ERRORS
 from pixwave.payments.schemas import TransactionRead
-from pixwave.resources import ReadSession
+from pixwave.resources import ReadSession, Resources
 from pixwave.wallet import service
 from pixwave.wallet.schemas import AdjustmentCreate, StatementEntry, TransferCreate, WalletRead
 
@@ -79,15 +80,23 @@ async def get_any_statement(
     status_code=201,
     response_model=TransactionRead,
     tags=["payments"],
-    responses=problems(service.SameWallet, AccountNotFound, InsufficientFunds, InvalidText),
+    responses=problems(
+        service.SameWallet,
+        AccountNotFound,
+        InsufficientFunds,
+        InvalidText,
+        *LIMIT_ERRORS,
+    ),
 )
 async def create_transfer(
-    body: TransferCreate, principal: CurrentPrincipal, call: Idempotent
+    body: TransferCreate, request: Request, principal: CurrentPrincipal, call: Idempotent
 ) -> Response:
-    """Send money to another PixWave wallet, at once. Needs `Idempotency-Key`."""
+    """Send money to another PixWave wallet, at once, within the payer's limits (403
+    `*_limit_exceeded`, nothing moved). Needs `Idempotency-Key`."""
+    resources: Resources = request.app.state.resources
 
     async def work(session: AsyncSession) -> TransactionRead:
-        return await service.transfer(session, principal, body)
+        return await service.transfer(session, resources.limits, principal, body)
 
     return await call.run(body, work)
 

@@ -10,6 +10,7 @@ from pixwave.kit.ids import new_id
 from pixwave.kit.pagination import check_cursor
 from pixwave.ledger import service as ledger
 from pixwave.ledger.errors import AccountNotFound
+from pixwave.limits.service import MoneyLimits
 from pixwave.payments import service as transactions
 from pixwave.payments.schemas import TransactionRead
 from pixwave.payments.status import TransactionStatus, TransactionType
@@ -71,12 +72,14 @@ async def statement(
 
 
 async def transfer(
-    session: AsyncSession, principal: Principal, data: TransferCreate
+    session: AsyncSession, limits: MoneyLimits, principal: Principal, data: TransferCreate
 ) -> TransactionRead:
-    """Move money between two PixWave wallets, synchronously and atomically."""
+    """Move money between two PixWave wallets, synchronously and atomically, within the
+    payer's limits."""
     source = principal.require_wallet()
     if data.to_wallet_id == source:
         raise SameWallet("the destination is the paying wallet")
+    judged_at = await limits.judge(session, principal, data.amount)
     transaction_id = new_id("txn")
     ledger_transaction_id = await ledger.post(
         session,
@@ -100,6 +103,7 @@ async def transfer(
         counterparty_wallet_id=data.to_wallet_id,
         description=data.description,
         ledger_transaction_id=ledger_transaction_id,
+        created_at=judged_at,
     )
 
 

@@ -1,0 +1,1 @@
+"""Money limits: how much a user may send per payment, per day and per night."""
