@@ -183,6 +183,10 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # The client address (and so the per-address rate limits) comes from X-Forwarded-For
+        # only when the peer is one of these proxies (docs/security.md, "Rate limiting").
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # Its lines go through PixWave's logging (ECS JSON), in the supervisor process too.
         log_config=None,
         # uvicorn kills a worker that does not answer its supervisor's ping within this many

@@ -7,6 +7,7 @@ nothing else is touched. Without Redis these tests fail under CI and skip elsewh
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -31,8 +32,9 @@ from tests.factories import create_actor
 from tests.servers import ServerThread
 from tests.support import free_port
 
-#: The limiter's own database on the test Redis (the suite's is 15, the benchmarks' 11 and 14).
-LIMITER_DB = 12
+#: The limiter's own database on the test Redis (the suite's is 15, e2e's 13, the benchmarks' 11
+#: and 14); TEST_RATELIMIT_REDIS_DB moves it.
+LIMITER_DB = int(os.environ.get("TEST_RATELIMIT_REDIS_DB", "10"))
 #: The address httpx's ASGI transport reports.
 TEST_CLIENT = "127.0.0.1"
 
