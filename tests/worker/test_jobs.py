@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from sqlalchemy import text
 from taskiq import AckableMessage
 
@@ -169,6 +170,57 @@ class TestSchedulerClock:
         await run_scheduler(any_resources, asyncio.Event(), clock=lambda: 0.0, wait=wait)
         assert kicks == list(PERIODIC)  # the first tick only; the second found the lease gone
 
+    async def test_redis_failing_under_the_lease_does_not_stop_the_scheduler(
+        self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Redis restarts: extending the lease raises. The scheduler stops kicking while it
+        cannot prove its lease, keeps running, and leads again once Redis answers."""
+        kicks: list[str] = []
+
+        async def kicker(name: str, argument: str) -> None:
+            kicks.append(name)
+
+        class FlakyLocks(MemoryLocks):
+            down = False
+
+            async def acquire(self, name: str, ttl_seconds: float) -> str | None:
+                if self.down:
+                    raise ConnectionError("Connection closed by server.")
+                return await super().acquire(name, ttl_seconds)
+
+            async def extend(self, name: str, token: str, ttl_seconds: float) -> bool:
+                if self.down:
+                    raise ConnectionError("Connection closed by server.")
+                return await super().extend(name, token, ttl_seconds)
+
+            def restart(self) -> None:
+                """Redis goes away and comes back empty."""
+                self.down = True
+                self._held.clear()
+
+        locks = FlakyLocks()
+        monkeypatch.setattr(any_resources, "jobs", JobQueue(kicker))
+        monkeypatch.setattr(any_resources, "locks", locks)
+        ticks = 0
+        kicked_while_down = 0
+
+        async def wait(stop: asyncio.Event, seconds: float) -> None:
+            nonlocal ticks, kicked_while_down
+            ticks += 1
+            if ticks == 1:
+                locks.restart()  # after the first tick
+            elif ticks == 3:
+                kicked_while_down = len(kicks)
+                locks.down = False
+            elif ticks >= 4:
+                stop.set()
+
+        # Each tick is a minute later: every periodic job is due again at every tick.
+        clock = lambda: ticks * 60.0  # noqa: E731
+        await run_scheduler(any_resources, asyncio.Event(), clock=clock, wait=wait)
+        assert kicked_while_down == len(PERIODIC)  # only the first tick's kicks
+        assert len(kicks) > len(PERIODIC)  # leading again once Redis answered
+
 
 class TestStreamBroker:
     async def test_a_kicked_job_reaches_a_worker_of_the_stream(self, redis_url: str) -> None:
@@ -203,6 +255,34 @@ class TestStreamBroker:
                 await acked
                 break
             assert (await redis.xpending(stream, group))["pending"] == 0
+        finally:
+            await broker.shutdown()
+            await redis.delete(stream)
+            await redis.aclose()
+
+    async def test_a_consumer_group_lost_with_redis_is_made_again(self, redis_url: str) -> None:
+        """Redis restarted empty: the stream and its group are gone and a job arrives. The
+        first read fails (NOGROUP) and declares the group again from the stream's start; the
+        next read gets the job that arrived in between."""
+        stream, group = "pixwave:test-jobs-lost", "pixwave-test-workers"
+        redis = Redis.from_url(redis_url)
+        await redis.delete(stream)
+        broker = StreamBroker(url=redis_url, queue_name=stream, consumer_group_name=group)
+
+        async def job(argument: str = "") -> None:
+            return None
+
+        task = broker.register_task(job, task_name="test.job")
+        await broker.startup()
+        try:
+            await redis.delete(stream)  # what a restart without persistence leaves
+            await task.kiq("txn_after_restart")
+            with pytest.raises(ResponseError, match="NOGROUP"):
+                async for _ in broker.listen():
+                    pass
+            async for received in broker.listen():
+                assert broker.formatter.loads(received.data).args == ["txn_after_restart"]
+                break
         finally:
             await broker.shutdown()
             await redis.delete(stream)

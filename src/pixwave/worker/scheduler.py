@@ -33,6 +33,25 @@ async def pause(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+async def hold_lease(resources: JobContext, token: str | None) -> str | None:
+    """Take or renew the leader's lease: the token while this scheduler leads, else None."""
+    try:
+        if token is None:
+            token = await resources.locks.acquire(LEASE, LEASE_SECONDS)
+            if token is not None:
+                log.info("scheduler.leading")
+        elif not await resources.locks.extend(LEASE, token, LEASE_SECONDS):
+            log.warning("scheduler.lease_lost")
+            token = None
+    except Exception as exc:
+        # Redis restarting or unreachable: the lease cannot be proven held, so stop kicking
+        # (a standby may lead once Redis is back) and try again next tick, instead of exiting
+        # and leaving every periodic job unkicked.
+        log.warning("scheduler.lease_failed", error=repr(exc))
+        token = None
+    return token
+
+
 async def run_scheduler(
     resources: JobContext,
     stop: asyncio.Event,
@@ -48,13 +67,7 @@ async def run_scheduler(
     due: dict[str, float] = {}
     try:
         while not stop.is_set():
-            if token is None:
-                token = await resources.locks.acquire(LEASE, LEASE_SECONDS)
-                if token is not None:
-                    log.info("scheduler.leading")
-            elif not await resources.locks.extend(LEASE, token, LEASE_SECONDS):
-                log.warning("scheduler.lease_lost")
-                token = None
+            token = await hold_lease(resources, token)
             if token is not None:
                 now = clock()
                 for name, entry in PERIODIC.items():
@@ -67,4 +80,7 @@ async def run_scheduler(
             await wait(stop, TICK_SECONDS if token else 1.0)
     finally:
         if token is not None:
-            await resources.locks.release(LEASE, token)
+            try:
+                await resources.locks.release(LEASE, token)
+            except Exception as exc:  # it expires by itself
+                log.warning("scheduler.release_failed", error=repr(exc))
