@@ -13,11 +13,13 @@ health still live in Redis, which is why QUEUE_CONNECTION=sqs needs Redis too.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, assert_never
 
+import structlog
 from redis.asyncio import Redis
-from taskiq import AsyncBroker, BrokerMessage, InMemoryBroker
+from redis.exceptions import ResponseError
+from taskiq import AckableMessage, AsyncBroker, BrokerMessage, InMemoryBroker
 from taskiq.exceptions import SendTaskError
 from taskiq_redis import RedisStreamBroker
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 
 STREAM = "pixwave:jobs"
 GROUP = "pixwave-workers"
+
+log = structlog.get_logger("pixwave.worker")
 
 
 class StreamBroker(RedisStreamBroker):
@@ -49,6 +53,30 @@ class StreamBroker(RedisStreamBroker):
     async def shutdown(self) -> None:
         await self._client.aclose()  # the pool itself is the broker's to close
         await super().shutdown()
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """taskiq-redis's read, with the consumer group declared again when Redis lost it.
+
+        The group is created once, at startup. A Redis restarted without its data (or a
+        failover to a replica that never saw the group) answers every read with NOGROUP,
+        and without this the workers would wait forever while jobs pile up in the stream.
+        The group is made again from the stream's first entry — everything in it arrived
+        after the loss — and the error goes up, so the worker listens again shortly."""
+        try:
+            async for message in super().listen():
+                yield message
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("worker.consumer_group_lost", stream=self.queue_name)
+            try:
+                await self._client.xgroup_create(
+                    self.queue_name, self.consumer_group_name, id="0", mkstream=True
+                )
+            except ResponseError as again:  # another worker made it first (BUSYGROUP)
+                if "BUSYGROUP" not in str(again):
+                    raise
+            raise
 
     async def kick(self, message: BrokerMessage) -> None:
         queue_name = message.labels.get("queue_name") or self.queue_name
