@@ -49,8 +49,11 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from pixwave.accounts.auth import admin_principal, current_principal
 from pixwave.exceptions import (
@@ -70,6 +73,7 @@ from pixwave.kit.idempotency import (
     REPLAYED_HEADER_DOC,
     idempotent_request,
 )
+from pixwave.kit.openapi_links import apply_links
 
 PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_SCHEMA: Final = "Problem"
@@ -246,6 +250,18 @@ class PixWaveRoute(APIRoute):
             extra["parameters"] = [*extra.get("parameters", []), *parameters]
             self.openapi_extra = extra
 
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A method this path does not take is 405 with `Allow` naming **every** method the
+        path takes: Starlette would name only this route's, though each method of a path is a
+        route of its own (`GET` and `POST /v1/users`)."""
+        if self.methods and scope["method"] not in self.methods:
+            allowed = set(self.methods)
+            for route in _routes(getattr(scope.get("router"), "routes", [])):
+                if route.path_format == self.path_format and route.methods:
+                    allowed |= route.methods
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        await super().handle(scope, receive, send)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
         if self.body_field is None:
@@ -255,6 +271,19 @@ class PixWaveRoute(APIRoute):
             return await handle(StrictJsonRequest(request.scope, request.receive))
 
         return strict_json
+
+
+def _routes(routes: Sequence[Any]) -> Iterator[Route]:
+    """Every route, those of included routers too (FastAPI nests an included router as one
+    entry holding the `original_router`; a mount holds `routes`)."""
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        inner = getattr(route, "routes", None)
+        if inner is None:
+            inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner:
+            yield from _routes(inner)
 
 
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
@@ -292,7 +321,8 @@ def _validates_parameters(dependant: Dependant) -> bool:
 
 def add_problem_schemas(app: FastAPI) -> None:
     """Put `Problem` (and `FieldError`) in the document's components, where every problem
-    response points. They are not any route's model, so FastAPI would not add them itself."""
+    response points. They are not any route's model, so FastAPI would not add them itself.
+    The document's links (`kit/openapi_links.py`) are added here too, in the same pass."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -302,6 +332,6 @@ def add_problem_schemas(app: FastAPI) -> None:
             problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(problem.pop("$defs", {}))
             schemas[PROBLEM_SCHEMA] = problem
-        return document
+        return apply_links(document)
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
