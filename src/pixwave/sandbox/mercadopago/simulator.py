@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -149,7 +150,8 @@ class MercadoPagoSimulator(Simulator[MercadoPagoSimConfig]):
         if scheme.lower() != "bearer" or not token:
             raise errors.missing_token()
         expected = self.config.access_token
-        if expected is not None and token != expected:
+        # In constant time: how long a refusal takes says nothing of how much of it matched.
+        if expected is not None and not hmac.compare_digest(token.encode(), expected.encode()):
             raise errors.invalid_token()
 
     def ensure_background(self) -> None:
