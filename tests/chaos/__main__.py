@@ -13,7 +13,16 @@ from pathlib import Path
 
 from tests.chaos.cluster import running
 from tests.chaos.report import print_table
-from tests.chaos.scenario import SCENARIOS, Options, Result, admin_token, run_scenario, write
+from tests.chaos.scenario import (
+    FULL,
+    SCENARIOS,
+    SHORT,
+    Options,
+    Result,
+    admin_token,
+    run_scenario,
+    write,
+)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reliability"
 
@@ -40,9 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="every scenario one at a time, then combined")
-    run.add_argument("--scenario", action="append", choices=list(SCENARIOS))
+    run.add_argument(
+        "--scenario",
+        action="append",
+        choices=list(SCENARIOS),
+        help="run only these (repeatable); default: every fault alone, then combined",
+    )
+    run.add_argument("--short", action="store_true", help="the CI set: each kind, combined")
     run.add_argument("--rate", type=float, default=8.0, help="operations per second")
-    run.add_argument("--seconds", type=float, default=40.0, help="seconds of load per scenario")
+    run.add_argument("--seconds", type=float, default=30.0, help="seconds of load per scenario")
     run.add_argument("--sweep", type=float, default=60.0, help="seconds for payments to finish")
     run.add_argument("--wallets", type=int, default=12)
     run.add_argument("--seed", type=int, default=7)
@@ -69,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tests.chaos.soak import soak as run_soak
 
         return run_soak(args, workdir)
-    names = args.scenario or list(SCENARIOS)
+    names = args.scenario or (SHORT if args.short else FULL)
     options = Options(rate=args.rate, seconds=args.seconds, sweep=args.sweep,
                       wallets=args.wallets, seed=args.seed)  # fmt: skip
     results = run_all(names, options, workdir, workers=args.workers,

@@ -75,6 +75,10 @@ FAST_TIMINGS: dict[str, str] = {
     "LIMIT_DAILY": "none",
     "LIMIT_NIGHTTIME": "none",
     "RATE_LIMIT_ENABLED": "false",
+    # Fees that make the cheaper gateway depend on the amount (Mercado Pago below R$ 150,
+    # Efí above; sends: R$ 40), so that both gateways carry the steady load.
+    "MERCADOPAGO_FEES": "charge=0+100bp,send=0+300bp",
+    "EFI_FEES": "charge=150,send=120",
 }
 
 
@@ -387,6 +391,10 @@ class Cluster:
             self.start_scheduler()
         elif name.startswith("worker-"):
             self.start_worker(name)
+        elif name.startswith("sim-"):
+            self.processes[name].start()
+            gateway = name.removeprefix("sim-")
+            wait_until(partial(answers, f"{self.sim_url(gateway)}/_sandbox"), 30)
         else:
             raise ValueError(name)
 

@@ -49,6 +49,8 @@ class FaultContext:
     history: History
     rng: random.Random
     events: list[FaultEvent] = field(default_factory=list)
+    #: injector name → the simulator fault rules it has in force.
+    gateway_rules: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=10))
 
     def record(self, name: str, target: str, started: float, detail: str = "") -> None:
@@ -70,10 +72,8 @@ def _killer(kind: str) -> Injector:
 
     async def inject(ctx: FaultContext, seconds: float) -> None:
         deadline = time.monotonic() + seconds
+        await asyncio.sleep(ctx.rng.uniform(0.2, min(1.0, seconds / 3)))
         while True:
-            await asyncio.sleep(ctx.rng.uniform(1.0, 3.0))
-            if not await _until(deadline):
-                return
             names = [n for n in ctx.cluster.processes if n == kind or n.startswith(f"{kind}-")]
             name = ctx.rng.choice(names)
             started = time.time()
@@ -81,6 +81,9 @@ def _killer(kind: str) -> Injector:
             await asyncio.sleep(ctx.rng.uniform(0.3, 1.5))
             await asyncio.to_thread(ctx.cluster.restart, name)
             ctx.record(f"kill_{kind}", name, started, "SIGKILL, restart")
+            await asyncio.sleep(ctx.rng.uniform(1.0, 3.0))
+            if not await _until(deadline):
+                return
 
     return inject
 
@@ -125,22 +128,27 @@ async def stall_mariadb(ctx: FaultContext, seconds: float) -> None:
 # --- gateways --------------------------------------------------------------------------------
 
 
-async def _rules(ctx: FaultContext, rules: dict[str, dict[str, Any]], seed: int) -> None:
+async def _apply(ctx: FaultContext) -> None:
+    """PUT the union of every active gateway fault (several may run at once, e.g. in the
+    combined scenario) on both simulators; none left: clear them."""
+    merged: dict[str, dict[str, Any]] = {}
+    for rules in ctx.gateway_rules.values():
+        for operation, rule in rules.items():
+            merged[operation] = {**merged.get(operation, {}), **rule}
     for gateway in GATEWAYS:
         url = f"{ctx.cluster.sim_url(gateway)}/_sandbox/faults"
-        own = {op: rule for op, rule in rules.items() if op == "*" or op in _ops(gateway)}
-        response = await ctx.http.put(url, json={"seed": seed, "rules": own})
-        response.raise_for_status()
+        own = {op: rule for op, rule in merged.items() if op in _ops(gateway)}
+        with contextlib.suppress(httpx.HTTPError):  # a closed port (refuse) reopens by itself
+            if own:
+                response = await ctx.http.put(url, json={"seed": ctx.rng.randrange(1 << 30),
+                                                         "rules": own})  # fmt: skip
+                response.raise_for_status()
+            else:
+                await ctx.http.delete(url)
 
 
 def _ops(gateway: str) -> tuple[str, ...]:
     return (*MONEY_OPERATIONS[gateway], "*")
-
-
-async def _clear(ctx: FaultContext) -> None:
-    for gateway in GATEWAYS:
-        with contextlib.suppress(httpx.HTTPError):
-            await ctx.http.delete(f"{ctx.cluster.sim_url(gateway)}/_sandbox/faults")
 
 
 def _gateway_fault(name: str, build: Callable[[float], list[dict[str, Any]]]) -> Injector:
@@ -154,10 +162,12 @@ def _gateway_fault(name: str, build: Callable[[float], list[dict[str, Any]]]) ->
             rules = {k: v for k, v in phase.items() if k != "_pause"}
             try:
                 if rules:
-                    await _rules(ctx, rules, ctx.rng.randrange(1 << 30))
+                    ctx.gateway_rules[name] = rules
+                    await _apply(ctx)
                 await asyncio.sleep(phase.get("_pause", each))
             finally:
-                await _clear(ctx)
+                if ctx.gateway_rules.pop(name, None) is not None:
+                    await _apply(ctx)
             ctx.record(name, "both gateways", started, json.dumps(rules, sort_keys=True))
 
     return inject
@@ -259,8 +269,36 @@ async def webhooks(ctx: FaultContext, seconds: float) -> None:
                 await _post_webhook(ctx, gateway, delivery, "out_of_order")
             for delivery in ctx.rng.sample(current, min(3, len(current))):
                 await _post_webhook(ctx, gateway, delivery, "forged", forge=True)
-        ctx.record("webhooks", "both gateways", started, "duplicate, late, out of order, forged")
+            await _spoof(ctx, gateway, current)
+        ctx.record("webhooks", "both gateways", started,
+                   "duplicate, late, out of order, forged, spoofed")  # fmt: skip
         await asyncio.sleep(1.0)
+
+
+async def _spoof(ctx: FaultContext, gateway: str, deliveries: list[dict[str, Any]]) -> None:
+    """Correctly signed notifications that lie: a charge nobody paid announced as paid (as
+    if the signing secret had leaked). The API must ask the gateway before crediting; the
+    checker's balances prove it did."""
+    response = await ctx.http.get(f"{ctx.cluster.sim_url(gateway)}/_sandbox/records")
+    unpaid = [r for r in response.json() if r["kind"] == "charge" and not r["moved"]]
+    if not deliveries or not unpaid:
+        return
+    template = deliveries[-1]
+    for charge in ctx.rng.sample(unpaid, min(3, len(unpaid))):
+        if gateway == "mercadopago":
+            body = json.loads(template["body"])
+            body["data"] = {"id": charge["id"]}
+            body["action"] = "payment.updated"
+            base = template["url"].split("?")[0]
+            url = f"{base}?data.id={charge['id']}&type=payment"
+        else:
+            body = {"pix": [{"endToEndId": f"E00000000{uuid.uuid4().hex[:23]}",
+                             "txid": charge["reference"],
+                             "valor": f"{charge['amount'] // 100}.{charge['amount'] % 100:02d}",
+                             "chave": "spoof@example.com",
+                             "horario": "2026-12-06T10:00:00.000Z"}]}  # fmt: skip
+            url = template["url"]
+        await _post_webhook(ctx, gateway, {"url": url, "body": json.dumps(body)}, "spoofed")
 
 
 INJECTORS: dict[str, Injector] = {

@@ -25,26 +25,29 @@ from tests.chaos.faults import INJECTORS, FaultContext, FaultEvent
 from tests.chaos.history import History
 from tests.chaos.load import IN_FLIGHT, Load
 
-#: Each scenario's faults (names of :data:`faults.INJECTORS`), in the order they are run.
-SCENARIOS: dict[str, tuple[str, ...]] = {
+#: Each scenario's faults: phases run one after the other over the fault window, the
+#: injectors (names of :data:`faults.INJECTORS`) of a phase at the same time.
+SCENARIOS: dict[str, tuple[tuple[str, ...], ...]] = {
     "steady": (),
-    "kill_worker": ("kill_worker",),
-    "kill_scheduler": ("kill_scheduler",),
-    "kill_api": ("kill_api",),
-    "restart_redis": ("restart_redis",),
-    "restart_mariadb": ("restart_mariadb",),
-    "stall_mariadb": ("stall_mariadb",),
-    "gateway_outage": ("gateway_outage",),
-    "gateway_latency": ("gateway_latency",),
-    "gateway_429": ("gateway_429",),
-    "gateway_5xx": ("gateway_5xx",),
-    "process_then_timeout": ("process_then_timeout",),
-    "webhooks": ("webhooks",),
+    **{name: ((name,),) for name in INJECTORS},
     "combined": (
-        "kill_worker", "kill_scheduler", "kill_api", "restart_redis", "stall_mariadb",
-        "gateway_5xx", "process_then_timeout", "webhooks",
+        ("kill_worker", "kill_scheduler", "kill_api", "gateway_5xx", "webhooks"),
+        ("restart_redis", "process_then_timeout", "kill_worker", "webhooks"),
+        ("stall_mariadb", "gateway_latency", "kill_api"),
+        ("restart_mariadb", "gateway_429", "gateway_outage"),
+    ),
+    # The short version (CI): each kind of fault, its faults one after another.
+    "processes": (("kill_worker",), ("kill_scheduler",), ("kill_api",)),
+    "data_stores": (("restart_redis",), ("restart_mariadb",), ("stall_mariadb",)),
+    "gateways": (
+        ("gateway_outage",), ("gateway_latency",), ("gateway_429",), ("gateway_5xx",),
+        ("process_then_timeout",),
     ),
 }  # fmt: skip
+#: What `make chaos` runs: every fault alone, then all of them combined.
+FULL = ("steady", *INJECTORS, "combined")
+#: The short version, for CI: every kind once, then combined.
+SHORT = ("processes", "data_stores", "gateways", "webhooks", "combined")
 
 _ALERT = re.compile(r'"event_type":\s*"(alert\.[a-z_]+)"')
 _EVENT_ID = re.compile(r'"event_id":\s*"([^"]+)"')
@@ -227,12 +230,13 @@ async def run_scenario(
     offsets = log_offsets(cluster)
     ctx = FaultContext(cluster, history, random.Random(options.seed))
     began = time.time()
-    window = options.seconds / 2
-    faults = [INJECTORS[f] for f in SCENARIOS[name]]
+    phases = SCENARIOS[name]
 
     async def inject() -> None:
         await asyncio.sleep(options.seconds / 4)
-        await asyncio.gather(*(f(ctx, window) for f in faults))
+        for phase in phases:
+            each = options.seconds / 2 / len(phases)
+            await asyncio.gather(*(INJECTORS[f](ctx, each) for f in phase))
 
     injecting = asyncio.ensure_future(inject())
     try:
@@ -243,24 +247,29 @@ async def run_scenario(
             injecting.cancel()
         await ctx.http.aclose()
     load_ended = time.time()
-    await _all_up(cluster)
+    exited = await _all_up(cluster)
     await load.settle(options.sweep)
     await load.resolve()
     final = await collect(cluster, load, admin, earlier, options.sweep)
     await load.aclose()
     verdict = check(history, final)
+    for name_, code in exited:
+        verdict.add("processes", name_, f"exited by itself (code {code}) and was restarted")
     result = Result(name, verdict, history, final, ctx.events, began, load_ended,
                     alerts_since(cluster, offsets))  # fmt: skip
     result.recovery_s = recovery(result)
     return result
 
 
-async def _all_up(cluster: Cluster) -> None:
-    """Faults leave every process running again; a process that died by itself is a defect
-    the run reports (and restarts, so that the checker can read the final state)."""
+async def _all_up(cluster: Cluster) -> list[tuple[str, int | None]]:
+    """Faults leave every process running again; a process that exited by itself is a
+    defect the run reports (and restarts, so that the checker can read the final state)."""
+    exited = []
     for name, process in cluster.pixwave_processes().items():
         if not process.alive():
+            exited.append((name, process.popen.returncode if process.popen else None))
             await asyncio.to_thread(cluster.restart, name)
+    return exited
 
 
 def recovery(result: Result) -> float | None:
