@@ -44,7 +44,8 @@ async def create_user(session: AsyncSession, data: UserCreate) -> UserRead:
     document_type = DocumentType.CPF if len(data.document) == 11 else DocumentType.CNPJ
     email = data.email.lower()
     if await repository.user_exists(session, email=email, document=data.document):
-        raise UserAlreadyExists(f"a user with e-mail {email} or this document already exists")
+        # The e-mail is not quoted back: an error body is personal-data free (docs/security.md).
+        raise UserAlreadyExists("a user with this e-mail or this document already exists")
     user_id = new_id("usr")
     now = utcnow()
     await flush(session)
@@ -61,9 +62,7 @@ async def create_user(session: AsyncSession, data: UserCreate) -> UserRead:
                 created_at=now,
             )
     except IntegrityError as exc:  # a concurrent twin won the unique index
-        raise UserAlreadyExists(
-            f"a user with e-mail {email} or this document already exists"
-        ) from exc
+        raise UserAlreadyExists("a user with this e-mail or this document already exists") from exc
     wallet_id = None
     if data.role is Role.USER:
         wallet_id = await ledger.open_account(session, kind=AccountKind.WALLET, user_id=user_id)
