@@ -232,12 +232,12 @@ class TestOverridesApi:
         assert put.status_code == 200, put.text
         view = put.json()
         assert view["nighttime"] == 300_000
-        assert view["night_starts"] == "22:30:00"
+        assert view["night_starts"] == "22:30"
         assert view["overrides"] == {
             "per_transaction": None,
             "daily": None,
             "nighttime": 300_000,
-            "night_starts": "22:30:00",
+            "night_starts": "22:30",
         }
         assert view["is_night"] is False  # her night now starts at 22:30
         clock.now = brt(7, 23)
@@ -278,6 +278,8 @@ class TestOverridesApi:
             {"daily": -5},
             {"per_transaction": 1.5},
             {"night_starts": "25:00"},
+            {"night_starts": "22:00:00"},
+            {"night_starts": "22:00-03:00"},
             {"unlimited": True},
         ],
     )

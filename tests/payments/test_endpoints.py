@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from pixwave.resources import Resources
 from tests.factories import create_actor, create_admin
@@ -62,6 +63,18 @@ class TestList:
             "/v1/transactions?created_gte=2026-01-01T00:00:00", headers=ana.headers()
         )
         assert response.status_code == 422
+
+    @pytest.mark.parametrize("value", ["0.5", "1765000000", "2026-12-06"])
+    async def test_a_number_or_a_bare_date_is_not_a_date_time(
+        self, client: httpx.AsyncClient, resources: Resources, value: str
+    ) -> None:
+        """`created_lt=0.5` is not read as a Unix timestamp: the filters take RFC 3339 only."""
+        ana = await create_actor(resources)
+        response = await client.get(
+            "/v1/transactions", params={"created_lt": value}, headers=ana.headers()
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "validation_error"
 
     async def test_unknown_status_is_422(
         self, client: httpx.AsyncClient, resources: Resources

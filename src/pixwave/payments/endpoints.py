@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import CurrentPrincipal, Principal
@@ -30,6 +30,17 @@ from pixwave.payments.schemas import (
 from pixwave.payments.status import TransactionStatus, TransactionType
 from pixwave.resources import ReadSession, Resources
 
+
+def _rfc3339_text(value: object) -> object:
+    """Only a date-time written out: pydantic would read `0.5` as a Unix timestamp."""
+    if isinstance(value, str) and not _RFC3339_START.match(value):
+        raise ValueError("an RFC 3339 date-time, e.g. 2026-12-06T20:00:00-03:00")
+    return value
+
+
+_RFC3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
 router = APIRouter(prefix="/v1", tags=["payments"], route_class=PixWaveRoute)
 
 
@@ -44,11 +55,9 @@ async def list_transactions(
     type: Annotated[TransactionType | None, Query(description="Only this type.")] = None,
     status: Annotated[TransactionStatus | None, Query(description="Only this status.")] = None,
     created_gte: Annotated[
-        AwareDatetime | None, Query(description="Created at or after (RFC 3339).")
+        Rfc3339 | None, Query(description="Created at or after (RFC 3339).")
     ] = None,
-    created_lt: Annotated[
-        AwareDatetime | None, Query(description="Created before (RFC 3339).")
-    ] = None,
+    created_lt: Annotated[Rfc3339 | None, Query(description="Created before (RFC 3339).")] = None,
     wallet_id: Annotated[str | None, Query(description="Admins: one wallet's history.")] = None,
 ) -> Page[TransactionRead]:
     """Transactions, newest first, filtered and cursor-paginated."""

@@ -22,7 +22,7 @@ def _pix_key(value: str) -> str:
         raise PydanticCustomError("invalid_pix_key", str(exc)) from None
 
 
-PixKeyText = Annotated[str, Field(max_length=77), AfterValidator(_pix_key)]
+PixKeyText = Annotated[str, Field(min_length=1, max_length=77), AfterValidator(_pix_key)]
 
 
 class AttemptRead(BaseModel):

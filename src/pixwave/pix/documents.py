@@ -76,7 +76,7 @@ def validate_cpf(raw: str) -> str:
     if len(cpf) != 11:
         raise PixFormatError(
             PixErrorCode.INVALID_CPF,
-            f"CPF must have 11 digits, found {len(cpf)} characters in {raw!r}",
+            f"CPF must have 11 digits, found {len(cpf)} characters",
         )
     if not _CPF_RE.fullmatch(cpf):
         position = next(i for i, c in enumerate(cpf) if c not in string.digits)
@@ -109,7 +109,7 @@ def validate_cnpj(raw: str) -> str:
     if len(cnpj) != 14:
         raise PixFormatError(
             PixErrorCode.INVALID_CNPJ,
-            f"CNPJ must have 14 characters, found {len(cnpj)} in {raw!r}",
+            f"CNPJ must have 14 characters, found {len(cnpj)}",
         )
     if not _CNPJ_RE.fullmatch(cnpj):
         for position, char in enumerate(cnpj):
@@ -167,7 +167,7 @@ def validate_document(raw: str) -> tuple[DocumentKind, str]:
         return "cnpj", validate_cnpj(normalised)
     raise PixFormatError(
         PixErrorCode.INVALID_DOCUMENT,
-        f"a CPF has 11 digits and a CNPJ 14 characters; found {len(normalised)} in {raw!r}",
+        f"a CPF has 11 digits and a CNPJ 14 characters; found {len(normalised)}",
     )
 
 

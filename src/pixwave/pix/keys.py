@@ -97,7 +97,7 @@ def _as_email(raw: str) -> PixKey:
     value = raw.lower()
     _check_length(value)
     if not _EMAIL_RE.fullmatch(value):
-        raise _invalid(f"{raw!r} is not an e-mail address the DICT accepts")
+        raise _invalid("the key is not an e-mail address the DICT accepts")
     return PixKey(PixKeyType.EMAIL, value)
 
 
@@ -105,12 +105,12 @@ def _as_phone(raw: str) -> PixKey:
     value = raw.translate(_PHONE_FORMATTING)
     if not _PHONE_DICT_RE.fullmatch(value):
         raise _invalid(
-            f"{raw!r} is not an E.164 phone number: expected '+', a country code and up to "
+            "the key is not an E.164 phone number: expected '+', a country code and up to "
             "15 digits with no other characters"
         )
     if value.startswith("+55") and not _PHONE_BR_RE.fullmatch(value):
         raise _invalid(
-            f"{raw!r} is not a Brazilian phone number: expected +55, a 2-digit area code "
+            "the key is not a Brazilian phone number: expected +55, a 2-digit area code "
             "(DDD) not starting with 0 and 8 or 9 digits"
         )
     return PixKey(PixKeyType.PHONE, value)
@@ -120,7 +120,7 @@ def _as_evp(raw: str) -> PixKey:
     value = raw.lower()
     if not _EVP_RE.fullmatch(value):
         raise _invalid(
-            f"{raw!r} is not a random key (EVP): expected a UUID such as "
+            "the key is not a random key (EVP): expected a UUID such as "
             "123e4567-e89b-12d3-a456-426655440000"
         )
     return PixKey(PixKeyType.EVP, value)
@@ -159,7 +159,7 @@ def parse_pix_key(raw: str) -> PixKey:
             return _as_cnpj(value)
     _check_length(value)
     raise _invalid(
-        f"cannot tell the type of Pix key {raw!r}: expected a CPF (11 digits), a CNPJ "
+        "cannot tell the type of the Pix key: expected a CPF (11 digits), a CNPJ "
         "(14 characters), an e-mail, a phone starting with '+' or a random key (UUID)"
     )
 
