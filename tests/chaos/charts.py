@@ -109,8 +109,8 @@ def soak_charts(
             label="acknowledged/s")  # fmt: skip
     top.set_ylabel("ops/s")
     twin = top.twinx()
-    twin.plot(xs, [m["p50_ms"] for m in minutes], color="tab:green", label="p50")
-    twin.plot(xs, [m["p99_ms"] for m in minutes], color="tab:purple", label="p99")
+    twin.plot(xs, [m["p50_ms"] for m in minutes], color="tab:green", marker="o", label="p50")
+    twin.plot(xs, [m["p99_ms"] for m in minutes], color="tab:purple", marker="o", label="p99")
     twin.set_ylabel("ms to acknowledgement")
     twin.set_ylim(bottom=0)
     top.set_xlabel("minute")

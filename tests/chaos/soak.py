@@ -87,7 +87,7 @@ def keeps_up(result: dict[str, float]) -> bool:
 
 async def measure_capacity(
     cluster: Cluster, admin: str, ramp_seconds: float, wallets: int
-) -> tuple[float, list[dict[str, float]]]:
+) -> tuple[float, list[dict[str, float]], set[str]]:
     load = Load(cluster.api_url, {g: cluster.sim_url(g) for g in GATEWAYS}, admin, History(),
                 seed=99)  # fmt: skip
     await load.create_wallets(wallets, 10_000_000_00)
@@ -101,7 +101,8 @@ async def measure_capacity(
         capacity = rate
     await load.settle(60)
     await load.aclose()
-    return capacity, steps
+    ids = {op.transaction_id for op in load.history.ops if op.transaction_id}
+    return capacity, steps, ids
 
 
 def per_minute(history: History, began: float) -> list[dict[str, Any]]:
@@ -122,7 +123,7 @@ def per_minute(history: History, began: float) -> list[dict[str, Any]]:
 
 
 async def hold(
-    cluster: Cluster, admin: str, rate: float, minutes: float, wallets: int
+    cluster: Cluster, admin: str, rate: float, minutes: float, wallets: int, earlier: set[str]
 ) -> tuple[History, Any, float, Load]:
     history = History()
     load = Load(cluster.api_url, {g: cluster.sim_url(g) for g in GATEWAYS}, admin, history,
@@ -132,7 +133,7 @@ async def hold(
     await load.run(rate, minutes * 60)
     await load.settle(120)
     await load.resolve()
-    final = await collect(cluster, load, admin, set(), 120)
+    final = await collect(cluster, load, admin, earlier, 120)
     await load.aclose()
     return history, final, began, load
 
@@ -142,11 +143,11 @@ def soak(args: argparse.Namespace, workdir: Path) -> int:
                  api_processes=args.api_processes) as cluster:  # fmt: skip
         admin = admin_token(cluster)
         if args.rate:
-            rate, steps = float(args.rate), list[dict[str, float]]()
+            rate, steps, earlier = float(args.rate), list[dict[str, float]](), set[str]()
             print(f"soak at the given {rate:g} ops/s", flush=True)
         else:
             print("capacity ramp:", flush=True)
-            capacity, steps = asyncio.run(
+            capacity, steps, earlier = asyncio.run(
                 measure_capacity(cluster, admin, args.ramp_seconds, args.wallets)
             )
             rate = max(1.0, capacity / 2)
@@ -154,7 +155,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> int:
         print(f"soak: {args.minutes:g} minutes", flush=True)
         with RssSampler(cluster) as rss:
             history, final, began, _ = asyncio.run(
-                hold(cluster, admin, rate, args.minutes, args.wallets)
+                hold(cluster, admin, rate, args.minutes, args.wallets, earlier)
             )
     verdict = check(history, final)
     minutes = per_minute(history, began)
