@@ -218,6 +218,17 @@ class TestDocumentedOperations:
             "daily_limit_exceeded",
         }
 
+    def test_rate_limited_operations_document_429_and_exempt_ones_do_not(
+        self, document: Document
+    ) -> None:
+        """The limiter answers 429 before any route it covers; probes, `/metrics` and gateway
+        webhooks are exempt (kit/ratelimit.py) and say nothing of it."""
+        assert codes(document["paths"]["/v1/transfers"]["post"], "429") == {"rate_limited"}
+        assert codes(document["paths"]["/v1/me"]["get"], "429") == {"rate_limited"}
+        for path in ("/healthz", "/readyz", "/webhooks/{gateway}", "/webhooks/{gateway}/{path}"):
+            for operation in document["paths"][path].values():
+                assert "429" not in operation["responses"], path
+
     def test_admin_operations_document_403(self, document: Document) -> None:
         """Operations behind an admin token say a user token is refused."""
         for method, path in (("post", "/v1/users"), ("post", "/v1/admin/adjustments")):

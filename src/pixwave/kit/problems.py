@@ -61,6 +61,7 @@ from pixwave.exceptions import (
     InternalError,
     PayloadTooLarge,
     PixWaveError,
+    RateLimited,
     ServiceUnavailable,
     Unauthenticated,
     ValidationFailed,
@@ -74,6 +75,7 @@ from pixwave.kit.idempotency import (
     idempotent_request,
 )
 from pixwave.kit.openapi_links import apply_links
+from pixwave.kit.ratelimit import exempt
 
 PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_SCHEMA: Final = "Problem"
@@ -228,6 +230,8 @@ class PixWaveRoute(APIRoute):
         if self.body_field is not None or _validates_parameters(self.dependant):
             errors.append(ValidationFailed)
         errors.extend(error for contract in contracts for error in contract.errors)
+        if not exempt(self.path):  # the rate limiter answers before the route (kit/ratelimit)
+            errors.append(RateLimited)
         kept: dict[int | str, dict[str, Any]] = {}
         for status, response in self.responses.items():
             if isinstance(response, ProblemResponse):
