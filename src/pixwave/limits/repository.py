@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, literal, select, update
@@ -23,33 +24,52 @@ _OUTGOING = (TransactionType.CASH_OUT, TransactionType.TRANSFER)
 _GAVE_BACK = (TransactionStatus.FAILED, TransactionStatus.CANCELLED)
 
 
-async def lock_user(session: AsyncSession, user_id: str) -> None:
-    """Serialise this user's payments until the unit of work ends, so two at once cannot both
-    fit in what remains. One user row, always taken before any ledger account: no cycles."""
-    await session.execute(select(U.id).where(U.id == user_id).with_for_update())
+def _sums(wallet_id: str, windows: Windows, *, user: Any = None) -> tuple[Any, Any]:
+    """What the wallet sent in today's window and, at night, in this night's, as two scalar
+    subqueries (correlated with ``user``'s row when given, so they run after it is read)."""
+
+    def total(starts: datetime, ends: datetime) -> Any:
+        statement = select(
+            func.coalesce(
+                func.sum(case(((T.created_at >= starts) & (T.created_at < ends), T.amount))), 0
+            )
+        ).where(
+            T.wallet_id == wallet_id,
+            T.created_at >= windows.since,
+            T.type.in_(_OUTGOING),
+            T.status.not_in(_GAVE_BACK),
+        )
+        if user is not None:
+            statement = statement.where(T.user_id == user)
+        return statement.scalar_subquery()
+
+    night = windows.night
+    tonight = literal(0) if night is None else total(night.starts, night.ends)
+    return total(windows.day.starts, windows.day.ends), tonight
+
+
+async def lock_and_sum(
+    session: AsyncSession, user_id: str, wallet_id: str, windows: Windows
+) -> Spent:
+    """Lock the user's row until the unit of work ends, then sum what their wallet sent in the
+    periods — one round trip. Two payments of one user are judged one after the other, and the
+    second counts the first: the sums are plain reads evaluated once the row is locked, so they
+    see what the first committed while this one waited. That holds only if nothing read in this
+    unit of work before (REPEATABLE READ fixes a transaction's snapshot at its first plain read):
+    judge a payment first. The user's row is always taken before any ledger account, and the
+    sums lock nothing, so no lock cycle appears (the engine never touches users)."""
+    today, tonight = _sums(wallet_id, windows, user=U.id)
+    row = (
+        await session.execute(select(today, tonight).where(U.id == user_id).with_for_update())
+    ).one_or_none()
+    return Spent(0, 0) if row is None else Spent(today=int(row[0]), tonight=int(row[1]))
 
 
 async def spent(session: AsyncSession, wallet_id: str, windows: Windows) -> Spent:
-    """What the wallet sent in today's window and, at night, in this night's."""
-    day = windows.day
-    today = func.sum(case(((T.created_at >= day.starts) & (T.created_at < day.ends), T.amount)))
-    tonight: Any = literal(0)
-    if windows.night is not None:
-        night = windows.night
-        tonight = func.sum(
-            case(((T.created_at >= night.starts) & (T.created_at < night.ends), T.amount))
-        )
-    row = (
-        await session.execute(
-            select(today, tonight).where(
-                T.wallet_id == wallet_id,
-                T.created_at >= windows.since,
-                T.type.in_(_OUTGOING),
-                T.status.not_in(_GAVE_BACK),
-            )
-        )
-    ).one()
-    return Spent(today=int(row[0] or 0), tonight=int(row[1] or 0))
+    """What the wallet sent in each period, without locking (to show, not to judge)."""
+    today, tonight = _sums(wallet_id, windows)
+    row = (await session.execute(select(today, tonight))).one()
+    return Spent(today=int(row[0]), tonight=int(row[1]))
 
 
 async def user_limits(session: AsyncSession, user_id: str) -> tuple[Overrides, str | None] | None:

@@ -55,8 +55,7 @@ class MoneyLimits:
         periods = windows(now, self.zone, limits.night_starts, limits.night_ends)
         spent = Spent(today=0, tonight=0)
         if needs_history(limits, periods):
-            await repository.lock_user(session, principal.user_id)
-            spent = await repository.spent(session, wallet_id, periods)
+            spent = await repository.lock_and_sum(session, principal.user_id, wallet_id, periods)
         check(limits, periods, amount, spent)
         return now
 
