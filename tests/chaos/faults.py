@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import signal
 import time
@@ -76,11 +77,19 @@ def _killer(kind: str) -> Injector:
         while True:
             names = [n for n in ctx.cluster.processes if n == kind or n.startswith(f"{kind}-")]
             name = ctx.rng.choice(names)
+            process = ctx.cluster.processes[name]
             started = time.time()
-            await asyncio.to_thread(ctx.cluster.processes[name].kill)
-            await asyncio.sleep(ctx.rng.uniform(0.3, 1.5))
-            await asyncio.to_thread(ctx.cluster.restart, name)
-            ctx.record(f"kill_{kind}", name, started, "SIGKILL, restart")
+            children = [pid for pid in process.pids() if pid != process.pid]
+            if children and ctx.rng.random() < 0.5:
+                # One process of a group (a uvicorn worker): its supervisor replaces it.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(ctx.rng.choice(children), signal.SIGKILL)
+                ctx.record(f"kill_{kind}", f"{name} (one child)", started, "SIGKILL")
+            else:
+                await asyncio.to_thread(process.kill)
+                await asyncio.sleep(ctx.rng.uniform(0.3, 1.5))
+                await asyncio.to_thread(ctx.cluster.restart, name)
+                ctx.record(f"kill_{kind}", name, started, "SIGKILL, restart")
             await asyncio.sleep(ctx.rng.uniform(1.0, 3.0))
             if not await _until(deadline):
                 return

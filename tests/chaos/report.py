@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +14,7 @@ from tests.chaos.scenario import Result
 def print_table(results: Sequence[Result]) -> None:
     table = Table(title="PixWave chaos: per scenario")
     for column in ("scenario", "requests", "acked", "succeeded", "failed (by reason)", "stuck",
-                   "duplicated", "imbalance", "recovery s", "alerts", "verdict"):  # fmt: skip
+                   "duplicated", "imbalance", "extra charges", "recovery s", "alerts", "verdict"):  # fmt: skip
         table.add_column(column)
     for result in results:
         f = result.figures()
@@ -21,7 +22,7 @@ def print_table(results: Sequence[Result]) -> None:
         alerts = ", ".join(f"{k.removeprefix('alert.')} {v}" for k, v in f["alerts"].items())
         table.add_row(
             result.name, str(f["requests"]), str(f["acknowledged"]), str(f["succeeded"]), failed,
-            str(f["stuck"]), str(f["duplicated"]), str(f["imbalance"]),
+            str(f["stuck"]), str(f["duplicated"]), str(f["imbalance"]), str(f["extra_charges"]),
             "–" if f["recovery_s"] is None else f"{f['recovery_s']:.1f}", alerts or "–",
             "[green]ok[/]" if result.verdict.ok else "[red]VIOLATIONS[/]",
         )  # fmt: skip
@@ -32,21 +33,29 @@ def print_table(results: Sequence[Result]) -> None:
             console.print(f"[red]{result.name}[/]: {violation}")
 
 
-def markdown_table(results: Sequence[Result]) -> str:
-    """The same table for docs/reliability.md."""
+def markdown_table(figures: Sequence[dict[str, Any]]) -> str:
+    """The same table for docs/reliability.md, from each scenario's figures (the final JSON
+    line of a run: ``python -m tests.chaos.report < run.log``)."""
     lines = [
         "| scenario | requests | acknowledged | succeeded | failed (by reason) | stuck | "
-        "duplicated | imbalance | recovery (s) | alerts |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "duplicated | imbalance | extra charges | recovery (s) | alerts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for result in results:
-        f = result.figures()
+    for f in figures:
         failed = ", ".join(f"{k}: {v}" for k, v in f["failed"].items()) or "0"
         alerts = ", ".join(f"`{k}` {v}" for k, v in f["alerts"].items()) or "–"
         recovery = "–" if f["recovery_s"] is None else f"{f['recovery_s']:.1f}"
         lines.append(
-            f"| {result.name} | {f['requests']} | {f['acknowledged']} | {f['succeeded']} | "
-            f"{failed} | {f['stuck']} | {f['duplicated']} | {f['imbalance']} | {recovery} | "
-            f"{alerts} |"
+            f"| {f['scenario']} | {f['requests']} | {f['acknowledged']} | {f['succeeded']} | "
+            f"{failed} | {f['stuck']} | {f['duplicated']} | {f['imbalance']} | "
+            f"{f.get('extra_charges', 0)} | {recovery} | {alerts} |"
         )
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    last = [line for line in sys.stdin if line.startswith("{")][-1]
+    print(markdown_table(json.loads(last)["scenarios"]))

@@ -89,6 +89,7 @@ class Result:
             "stuck": v.stuck,
             "duplicated": v.duplicated,
             "imbalance": v.imbalance,
+            "extra_charges": v.extra_charges,
             "recovery_s": self.recovery_s,
             "alerts": dict(sorted(self.alerts.items())),
             "violations": [str(x) for x in v.violations],

@@ -90,6 +90,22 @@ class TestDuplicates:
                                            done=False))  # fmt: skip
         assert check(history, final).duplicated == 1
 
+    def test_an_unpaid_second_charge_is_counted_not_wrong(self) -> None:
+        """A charge in doubt created again at the other gateway, never paid: no money moved
+        twice, so no violation, but the run reports it."""
+        history, final = clean()
+        final.records["mercadopago"].append(record("charge", DEPOSIT, 30_00, moved=False))
+        verdict = check(history, final)
+        assert (verdict.violations, verdict.extra_charges, verdict.duplicated) == ([], 1, 0)
+
+    def test_both_charges_paid_is_a_duplicate(self) -> None:
+        """The deposit's charge was paid at both gateways."""
+        history, final = clean()
+        final.records["mercadopago"].append(record("charge", DEPOSIT, 30_00))
+        verdict = check(history, final)
+        assert verdict.duplicated == 1
+        assert "nothing twice" in checks(verdict)
+
     def test_a_refund_made_twice_is_caught(self) -> None:
         """The gateway refunded R$ 10 twice for one succeeded refund."""
         history, final = clean()
