@@ -13,8 +13,11 @@ from tests.chaos.scenario import Result
 
 def print_table(results: Sequence[Result]) -> None:
     table = Table(title="PixWave chaos: per scenario")
-    for column in ("scenario", "requests", "acked", "succeeded", "failed (by reason)", "stuck",
-                   "duplicated", "imbalance", "extra charges", "recovery s", "alerts", "verdict"):  # fmt: skip
+    columns = (
+        "scenario", "requests", "acked", "succeeded", "failed (by reason)", "stuck",
+        "duplicated", "imbalance", "extra charges", "recovery s", "alerts", "verdict",
+    )  # fmt: skip
+    for column in columns:
         table.add_column(column)
     for result in results:
         f = result.figures()
