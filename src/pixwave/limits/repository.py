@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.models import User
 from pixwave.db import table
 from pixwave.ledger.models import AccountKind, LedgerAccount
-from pixwave.limits.policy import Overrides, Spent, Windows
+from pixwave.limits.policy import Overrides, Spent, Window, Windows
 from pixwave.payments.models import Transaction
 from pixwave.payments.status import TransactionStatus, TransactionType
 
@@ -24,28 +23,46 @@ _OUTGOING = (TransactionType.CASH_OUT, TransactionType.TRANSFER)
 _GAVE_BACK = (TransactionStatus.FAILED, TransactionStatus.CANCELLED)
 
 
-def _sums(wallet_id: str, windows: Windows, *, user: Any = None) -> tuple[Any, Any]:
-    """What the wallet sent in today's window and, at night, in this night's, as two scalar
-    subqueries (correlated with ``user``'s row when given, so they run after it is read)."""
+def _total(starts: str, ends: str, *, correlated: bool) -> Any:
+    """What the wallet sent in ``[starts, ends)``, as a scalar subquery; correlated with the
+    user's row when locking, so it runs after that row is read (and locked)."""
+    sent = case(((T.created_at >= bindparam(starts)) & (T.created_at < bindparam(ends)), T.amount))
+    statement = select(func.coalesce(func.sum(sent), 0)).where(
+        T.wallet_id == bindparam("wallet_id"),
+        T.created_at >= bindparam("since"),
+        T.type.in_(_OUTGOING),
+        T.status.not_in(_GAVE_BACK),
+    )
+    if correlated:
+        statement = statement.where(T.user_id == U.id)
+    return statement.scalar_subquery()
 
-    def total(starts: datetime, ends: datetime) -> Any:
-        statement = select(
-            func.coalesce(
-                func.sum(case(((T.created_at >= starts) & (T.created_at < ends), T.amount))), 0
-            )
-        ).where(
-            T.wallet_id == wallet_id,
-            T.created_at >= windows.since,
-            T.type.in_(_OUTGOING),
-            T.status.not_in(_GAVE_BACK),
-        )
-        if user is not None:
-            statement = statement.where(T.user_id == user)
-        return statement.scalar_subquery()
 
-    night = windows.night
-    tonight = literal(0) if night is None else total(night.starts, night.ends)
-    return total(windows.day.starts, windows.day.ends), tonight
+def _both(*, correlated: bool) -> tuple[Any, Any]:
+    return (
+        _total("day_starts", "day_ends", correlated=correlated),
+        _total("night_starts", "night_ends", correlated=correlated),
+    )
+
+
+# Built once: a statement built per call cost more CPU than its round trip (measured).
+_LOCK_AND_SUM = (
+    select(*_both(correlated=True)).where(U.id == bindparam("user_id")).with_for_update()
+)
+_SUM = select(*_both(correlated=False))
+
+
+def _params(wallet_id: str, windows: Windows) -> dict[str, Any]:
+    # By day the night's window is empty: one statement serves both.
+    night = windows.night or Window(windows.day.starts, windows.day.starts)
+    return {
+        "wallet_id": wallet_id,
+        "since": windows.since,
+        "day_starts": windows.day.starts,
+        "day_ends": windows.day.ends,
+        "night_starts": night.starts,
+        "night_ends": night.ends,
+    }
 
 
 async def lock_and_sum(
@@ -58,17 +75,14 @@ async def lock_and_sum(
     unit of work before (REPEATABLE READ fixes a transaction's snapshot at its first plain read):
     judge a payment first. The user's row is always taken before any ledger account, and the
     sums lock nothing, so no lock cycle appears (the engine never touches users)."""
-    today, tonight = _sums(wallet_id, windows, user=U.id)
-    row = (
-        await session.execute(select(today, tonight).where(U.id == user_id).with_for_update())
-    ).one_or_none()
+    params = {**_params(wallet_id, windows), "user_id": user_id}
+    row = (await session.execute(_LOCK_AND_SUM, params)).one_or_none()
     return Spent(0, 0) if row is None else Spent(today=int(row[0]), tonight=int(row[1]))
 
 
 async def spent(session: AsyncSession, wallet_id: str, windows: Windows) -> Spent:
     """What the wallet sent in each period, without locking (to show, not to judge)."""
-    today, tonight = _sums(wallet_id, windows)
-    row = (await session.execute(select(today, tonight))).one()
+    row = (await session.execute(_SUM, _params(wallet_id, windows))).one()
     return Spent(today=int(row[0]), tonight=int(row[1]))
 
 
