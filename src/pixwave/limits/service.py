@@ -53,10 +53,10 @@ class MoneyLimits:
         now = self.clock()
         limits = self.defaults.with_overrides(principal.limits)
         periods = windows(now, self.zone, limits.night_starts, limits.night_ends)
-        spent = Spent(today=0, tonight=0)
+        check(limits, periods, amount, Spent(today=0, tonight=0))  # too large on its own
         if needs_history(limits, periods):
             spent = await repository.lock_and_sum(session, principal.user_id, wallet_id, periods)
-        check(limits, periods, amount, spent)
+            check(limits, periods, amount, spent)
         return now
 
     async def view(self, session: AsyncSession, user_id: str) -> LimitsRead:
