@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument("--short", action="store_true", help="the CI set: each kind, combined")
     run.add_argument("--rate", type=float, default=8.0, help="operations per second")
-    run.add_argument("--seconds", type=float, default=30.0, help="seconds of load per scenario")
+    run.add_argument("--seconds", type=float, default=25.0, help="seconds of load per scenario")
     run.add_argument("--sweep", type=float, default=60.0, help="seconds for payments to finish")
     run.add_argument("--wallets", type=int, default=12)
     run.add_argument("--seed", type=int, default=7)
@@ -104,7 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if bad else 0
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM ends the run like Ctrl-C: every process it started is stopped first."""
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

@@ -78,12 +78,18 @@ class Load:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        # No connection cap: an open loop must not queue inside the client. httpcore matches
+        # every queued request against every connection on each event, so a pool that fills
+        # up (the API stalled for a few seconds) turns quadratic and the generator, not the
+        # system, stops; a new connection per waiting request costs a socket instead.
         self.http = httpx.AsyncClient(
             base_url=self.api_url,
             timeout=httpx.Timeout(10.0, connect=3.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
         )
-        self.sim_http = httpx.AsyncClient(timeout=10.0)
+        self.sim_http = httpx.AsyncClient(
+            timeout=10.0, limits=httpx.Limits(max_connections=None, max_keepalive_connections=20)
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

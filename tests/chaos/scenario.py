@@ -181,9 +181,10 @@ async def collect(
                 final.transactions[txn] = None
 
         todo = set(ids)
+        paid = {op.transaction_id for op in load.history.ops if op.kind == "deposit" and op.paid}
         while True:
             await asyncio.gather(*(read(t) for t in todo))
-            todo = {t for t in ids if _unsettled(final.transactions.get(t), load, t)}
+            todo = {t for t in todo if _unsettled(final.transactions.get(t), t in paid)}
             if not todo or time.monotonic() > deadline:
                 break
             await asyncio.sleep(1.0)
@@ -212,13 +213,11 @@ async def collect(
     return final
 
 
-def _unsettled(body: dict[str, Any] | None, load: Load, txn: str) -> bool:
+def _unsettled(body: dict[str, Any] | None, paid: bool) -> bool:
+    """Still moving: in flight, or a deposit its payer paid that is not credited yet."""
     if body is None:
         return False
-    if body["status"] in IN_FLIGHT:
-        return True
-    op = next((o for o in load.history.ops if o.transaction_id == txn), None)
-    return bool(op and op.kind == "deposit" and op.paid and body["status"] == "awaiting_payment")
+    return body["status"] in IN_FLIGHT or (paid and body["status"] == "awaiting_payment")
 
 
 async def run_scenario(
