@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -170,8 +170,8 @@ class Process:
         return total
 
 
-def wait_until(check: object, seconds: float, every: float = 0.1) -> bool:
-    assert callable(check)
+def wait_until(check: Callable[[], object], seconds: float, every: float = 0.1) -> bool:
+    """Poll ``check`` until it is truthy (an exception counts as not yet) or time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):

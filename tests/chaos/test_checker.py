@@ -3,10 +3,11 @@ answer (a duplicate send, a stuck payment, an imbalance …) is caught and named
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.chaos.checker import FinalState, Verdict, check
-from tests.chaos.history import History, Op, WebhookSent
+from tests.chaos.history import Exchange, History, Op, WebhookSent
 
 ANA, BIA = "wal_ana", "wal_bia"
 DEPOSIT, WITHDRAWAL, REFUND = "txn_01DEPOSIT", "txn_01WITHDRAWAL", "txn_01REFUND"
@@ -186,3 +187,15 @@ class TestLedgerAndWebhooks:
         history, final = clean()
         history.webhooks.append(WebhookSent("forged", "efi", 1.0, 401, forged=True))
         assert check(history, final).violations == []
+
+
+class TestHistoryFile:
+    def test_a_written_history_reads_back_the_same(self, tmp_path: Path) -> None:
+        """The JSON lines `--keep` writes hold every operation, exchange and webhook."""
+        history, _ = clean()
+        history.exchanges.append(
+            Exchange(2, "POST", "/v1/deposits", 1.0, 1.1, None, "ConnectError")
+        )
+        history.webhooks.append(WebhookSent("late", "efi", 2.0, 200, forged=False))
+        history.write(tmp_path / "h.jsonl")
+        assert History.read(tmp_path / "h.jsonl") == history
