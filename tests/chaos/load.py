@@ -28,6 +28,8 @@ IN_FLIGHT = frozenset({"pending", "processing", "needs_review"})
 PIX_KEYS = ("pix@bcb.gov.br", "+5511987654321", "d4f9b1c2-6a3e-4f70-8b21-5c9d0e7a1f33")
 #: Answers worth retrying with the same key; any other answer is the system's decision.
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Requests in flight at once, per client (see `Load.__post_init__`).
+IN_FLIGHT_REQUESTS = 64
 
 
 @dataclass(frozen=True)
@@ -78,17 +80,24 @@ class Load:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        # No connection cap: an open loop must not queue inside the client. httpcore matches
-        # every queued request against every connection on each event, so a pool that fills
-        # up (the API stalled for a few seconds) turns quadratic and the generator, not the
-        # system, stops; a new connection per waiting request costs a socket instead.
+        # At most IN_FLIGHT requests at once, each with a connection of its own: httpcore
+        # matches every queued request against every connection on each event, so a pool with
+        # a queue (the API stalled for a few seconds, the open loop kept adding) turns
+        # quadratic and the generator, not the system, stops. Requests wait in a semaphore
+        # instead; an operation's latency still counts from its scheduled start.
+        self.gate = asyncio.Semaphore(IN_FLIGHT_REQUESTS)
         self.http = httpx.AsyncClient(
             base_url=self.api_url,
             timeout=httpx.Timeout(10.0, connect=3.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
+            limits=httpx.Limits(
+                max_connections=IN_FLIGHT_REQUESTS, max_keepalive_connections=IN_FLIGHT_REQUESTS
+            ),
         )
         self.sim_http = httpx.AsyncClient(
-            timeout=10.0, limits=httpx.Limits(max_connections=None, max_keepalive_connections=20)
+            timeout=10.0,
+            limits=httpx.Limits(
+                max_connections=IN_FLIGHT_REQUESTS, max_keepalive_connections=IN_FLIGHT_REQUESTS
+            ),
         )
 
     async def aclose(self) -> None:
@@ -101,7 +110,8 @@ class Load:
     ) -> httpx.Response | None:
         started = time.time()
         try:
-            response = await client.request(method, url, **kwargs)
+            async with self.gate:
+                response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             self.history.exchanges.append(
                 Exchange(op, method, url, started, time.time(), None, type(exc).__name__)
