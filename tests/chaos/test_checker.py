@@ -199,3 +199,14 @@ class TestHistoryFile:
         history.webhooks.append(WebhookSent("late", "efi", 2.0, 200, forged=False))
         history.write(tmp_path / "h.jsonl")
         assert History.read(tmp_path / "h.jsonl") == history
+
+
+def test_rss_is_judged_on_pixwaves_own_processes() -> None:
+    """A database or simulator growing with its data is not a leak; a worker growing is."""
+    from tests.chaos.soak import rss_flat
+
+    grown = {"growth_pct": 40.0}
+    steady = {"growth_pct": 5.0}
+    assert rss_flat({"api": steady, "worker-1": steady, "mariadb": grown, "sim-efi": grown})
+    assert not rss_flat({"api": steady, "worker-1": grown, "mariadb": steady})
+    assert not rss_flat({"mariadb": steady})  # nothing of PixWave measured proves nothing
