@@ -104,10 +104,14 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     add_problem_schemas(app)
     if resources is not None:
         app.state.resources = resources
+    app.state.simulators = mount_simulators(app, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.rate_limiting:  # inside the metrics (429s counted), before any body is read
         app.add_middleware(
-            RateLimit, policy=Policy.from_settings(settings), timeout=settings.rate_limit_timeout
+            RateLimit,
+            policy=Policy.from_settings(settings),
+            timeout=settings.rate_limit_timeout,
+            sandbox_mounted=bool(app.state.simulators),
         )
     app.add_middleware(HTTPMetrics)  # outer to the body limit, so 413s are counted too
     app.add_middleware(RequestContext)  # outermost: every line of a request has its id
@@ -123,7 +127,6 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         ops_router,
     ):
         app.include_router(router)
-    app.state.simulators = mount_simulators(app, settings)
     _install_error_handlers(app)
     return app
 

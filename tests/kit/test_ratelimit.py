@@ -282,16 +282,31 @@ class TestMiddleware:
 
     @pytest.mark.parametrize(
         "path",
-        ["/healthz", "/readyz", "/metrics", "/webhooks/efi", "/webhooks/efi/pix", "/sandbox/x"],
+        ["/healthz", "/readyz", "/metrics", "/webhooks/efi", "/webhooks/efi/pix"],
     )
     async def test_exempt_paths(self, client: httpx.AsyncClient, path: str) -> None:
-        """Probes, metrics, gateway webhooks and simulators are never limited nor counted:
-        their 401s do not lock the address out either."""
+        """Probes, metrics and gateway webhooks are never limited nor counted: their 401s do
+        not lock the address out either."""
         for _ in range(10):
             response = await client.get(path, headers=bearer("wrong"))
             assert response.status_code == 401
             assert "RateLimit-Limit" not in response.headers
         assert (await client.get("/v1/wallet", headers=bearer(GOOD))).status_code == 200
+
+    @pytest.mark.parametrize("mounted", [True, False])
+    async def test_the_sandbox_is_exempt_only_where_it_is_mounted(
+        self, clock: Clock, mounted: bool
+    ) -> None:
+        """The demo's connectors call its mounted simulators over loopback, so `/sandbox/…` is
+        exempt there; in a process without simulators nothing is there to exempt, and requests
+        to it count like any other (a 6th from one address is 429)."""
+        limiter = RateLimit(
+            endpoint, policy(), store=MemoryStore(clock), clock=clock, sandbox_mounted=mounted
+        )
+        transport = httpx.ASGITransport(app=limiter, client=("203.0.113.7", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            statuses = [(await c.get("/sandbox/efi/v2/cob")).status_code for _ in range(6)]
+        assert statuses[-1] == (200 if mounted else 429)
 
     async def test_forwarded_for_is_not_read(self, client: httpx.AsyncClient) -> None:
         """A forged X-Forwarded-For (or Forwarded) changes nothing: the ASGI client is the key."""

@@ -16,8 +16,8 @@ counts the token, and stops at the first rule over its limit (:data:`HIT_SCRIPT`
 a second one, to count the failure before the client sees the answer.
 
 Exempt: probes (``/healthz``, ``/readyz``), ``/metrics``, gateway webhooks (``/webhooks/…``:
-no token, and gateways burst) and the built-in simulators (``/sandbox/…``: the connectors in
-this very process call them).
+no token, and gateways burst) and, in a process that mounts them, the built-in simulators
+(``/sandbox/…``: the connectors in this very process call them).
 
 **Fail open.** When Redis errs or does not answer within ``RATE_LIMIT_TIMEOUT`` the request goes
 through unlimited: a payments API must not stop because its limiter did. Each such request
@@ -72,7 +72,10 @@ log = structlog.get_logger("pixwave.ratelimit")
 
 #: Paths the limiter never looks at (exact, or a prefix ending in "/").
 EXEMPT_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-EXEMPT_PREFIXES: Final = ("/webhooks/", "/sandbox/")
+EXEMPT_PREFIXES: Final = ("/webhooks/",)
+#: The built-in simulators' mount: exempt only in a process that mounts them (the demo, whose
+#: connectors call them over loopback); elsewhere nothing is there and the path is counted.
+SANDBOX_PREFIX: Final = "/sandbox/"
 #: ``ratelimit.unavailable`` is logged at most this often (seconds) while Redis fails.
 UNAVAILABLE_LOG_INTERVAL: Final = 60.0
 #: Every key lives in one Redis Cluster slot (the ``{ratelimit}`` hash tag): one script call
@@ -337,8 +340,13 @@ def bearer(scope: Scope) -> str | None:
     return None
 
 
-def exempt(path: str) -> bool:
-    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
+def exempt(path: str, *, sandbox: bool = False) -> bool:
+    """Never limited nor counted; ``sandbox``: this process mounts the simulators."""
+    return (
+        path in EXEMPT_PATHS
+        or path.startswith(EXEMPT_PREFIXES)
+        or (sandbox and path.startswith(SANDBOX_PREFIX))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,8 +407,10 @@ class RateLimit:
         timeout: float = 0.1,
         store: Store | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sandbox_mounted: bool = False,
     ) -> None:
         self.app = app
+        self.sandbox_mounted = sandbox_mounted
         self.policy = policy
         self.timeout = timeout
         self.store = store
@@ -410,7 +420,7 @@ class RateLimit:
         self._rejected = {kind: RATELIMIT_REJECTED.labels(str(kind)) for kind in Kind}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or exempt(scope["path"]):
+        if scope["type"] != "http" or exempt(scope["path"], sandbox=self.sandbox_mounted):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
