@@ -5,43 +5,32 @@ at once that cannot both fit."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.ledger import service as ledger
 from pixwave.limits.errors import NightLimitExceeded
 from pixwave.limits.service import MoneyLimits
+from pixwave.payments import flows
 from pixwave.payments import repository as payments
 from pixwave.payments import service as transactions
 from pixwave.payments.models import Transaction
+from pixwave.payments.schemas import WithdrawalCreate
 from pixwave.payments.status import TransactionStatus
 from pixwave.resources import Resources
 from pixwave.wallet import service as wallets
 from pixwave.wallet.schemas import TransferCreate
 from tests.conftest import make_settings
 from tests.factories import Actor, create_actor, create_admin
-from tests.notifications.webhooks.support import Kicks
+from tests.limits.support import brt
+from tests.notifications.webhooks.support import Clock, Kicks
 
-BRT = ZoneInfo("America/Sao_Paulo")
 PIX_KEY = "+5511987654321"
-
-
-def brt(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
-    return datetime(2026, 12, day, hour, minute, second, tzinfo=BRT)
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -189,29 +178,58 @@ class TestDailyAndSingle:
 
 
 class TestConcurrency:
+    @pytest.mark.parametrize("kind", ["transfer", "withdrawal"])
     async def test_a_second_payment_waits_for_the_first_and_counts_it(
-        self, resources: Resources, clock: Clock
+        self, resources: Resources, clock: Clock, kind: str
     ) -> None:
-        """Two R$ 600 transfers at 23:00 against R$ 1,000 of night, in two units of work at
-        once: the second is judged only after the first commits, and is refused. Without the
-        lock on the user's row both would fit in the same R$ 1,000."""
+        """Two R$ 600 payments at 23:00 against R$ 1,000 of night, in two units of work at
+        once: the second is judged only after the first commits, and is refused with nothing
+        held. Without the lock on the user's row both would fit in the same R$ 1,000."""
         ana = await create_actor(resources, balance=1_000_000)
         bia = await create_actor(resources)
         clock.now = brt(7, 23)
-        payment = TransferCreate(to_wallet_id=bia.wallet_id, amount=60_000)
+
+        async def pay(session: AsyncSession) -> None:
+            if kind == "transfer":
+                payment = TransferCreate(to_wallet_id=bia.wallet_id, amount=60_000)
+                await wallets.transfer(session, resources.limits, ana.principal, payment)
+            else:
+                withdrawal = WithdrawalCreate(amount=60_000, pix_key=PIX_KEY)
+                await flows.create_withdrawal(session, resources, ana.principal, withdrawal)
 
         async def second() -> None:
             async with resources.sessionmaker() as session, session.begin():
-                await wallets.transfer(session, resources.limits, ana.principal, payment)
+                await pay(session)
 
         async with resources.sessionmaker() as first, first.begin():
-            await wallets.transfer(first, resources.limits, ana.principal, payment)
+            await pay(first)
             waiting = asyncio.create_task(second())
             done, _ = await asyncio.wait({waiting}, timeout=0.5)
             assert not done, "the second payment was judged while the first was uncommitted"
         with pytest.raises(NightLimitExceeded):
             await waiting
         assert await count_transactions(resources, ana.wallet_id) == 2  # funding + one
+        async with resources.sessionmaker() as session:
+            account = await ledger.get_balance(session, ana.wallet_id)
+        assert account.held == (60_000 if kind == "withdrawal" else 0)
+
+    async def test_a_refusal_replays_under_its_key_after_the_night(
+        self, client: httpx.AsyncClient, resources: Resources, clock: Clock
+    ) -> None:
+        """The refusal is the request's answer: the same key and body in the morning replay
+        the 403 (marked replayed), they do not send the Pix; a new key does."""
+        ana = await create_actor(resources, balance=500_000)
+        clock.now = brt(7, 21)
+        headers = ana.headers("night-1")
+        body = {"amount": 150_000, "pix_key": PIX_KEY}
+        refused(await client.post("/v1/withdrawals", json=body, headers=headers),
+                "nighttime_limit_exceeded")  # fmt: skip
+        clock.now = brt(8, 9)
+        again = await client.post("/v1/withdrawals", json=body, headers=headers)
+        refused(again, "nighttime_limit_exceeded")
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert await held(client, ana) == (500_000, 0)
+        assert (await withdraw(client, ana, 150_000)).status_code == 202
 
 
 class TestOverridesApi:

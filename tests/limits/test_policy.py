@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from pixwave.limits.errors import DailyLimitExceeded, NightLimitExceeded, TransactionLimitExceeded
 from pixwave.limits.policy import Limits, Overrides, Spent, Window, check, needs_history, windows
+from tests.limits.support import BRT, brt
 
-BRT = ZoneInfo("America/Sao_Paulo")  # UTC−03:00 all year since 2019
 NIGHT = (time(20), time(6))
-
-
-def brt(day: int, hour: int, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
-    """An instant given in Brasília time (December 2026)."""
-    return datetime(2026, 12, day, hour, minute, second, micro, tzinfo=BRT)
 
 
 def limits(

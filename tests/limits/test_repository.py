@@ -3,8 +3,7 @@ the money back, inside the window's bounds."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from zoneinfo import ZoneInfo
+from datetime import time
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,12 +15,7 @@ from pixwave.payments.status import TransactionStatus as S
 from pixwave.payments.status import TransactionType as T
 from pixwave.resources import Resources
 from tests.factories import create_actor
-
-BRT = ZoneInfo("America/Sao_Paulo")
-
-
-def brt(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2026, 12, day, hour, minute, tzinfo=BRT)
+from tests.limits.support import BRT, brt
 
 
 @pytest.mark.corrupts_ledger  # bare rows without postings: only the sums are under test

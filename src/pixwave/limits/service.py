@@ -41,7 +41,6 @@ class MoneyLimits:
             night_starts=settings.limit_night_starts,
             night_ends=settings.limit_night_ends,
         )
-        self.timezone = settings.limit_timezone
         self.zone = ZoneInfo(settings.limit_timezone)
         self.clock = clock
 
@@ -79,7 +78,7 @@ class MoneyLimits:
             nighttime=limits.nighttime,
             night_starts=limits.night_starts,
             night_ends=limits.night_ends,
-            timezone=self.timezone,
+            timezone=self.zone.key,
             overrides=LimitOverrides(
                 per_transaction=overrides.per_transaction,
                 daily=overrides.daily,
