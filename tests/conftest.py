@@ -24,7 +24,7 @@ from pixwave.bootstrap import build_resources
 from pixwave.config import Settings
 from pixwave.ledger.audit import run_audit
 from pixwave.ledger.service import forget_system_accounts
-from pixwave.migrate import upgrade_async
+from pixwave.migrate import upgrade, upgrade_async
 from pixwave.models import Base
 from pixwave.resources import Resources
 
@@ -81,6 +81,14 @@ def recreate_mariadb_database(name: str) -> None:
 
 
 _migrated: dict[str, str] = {}
+
+
+def fresh_mariadb(name: str) -> str:
+    """A new, migrated MariaDB database for a test that serves the app itself; its URL."""
+    recreate_mariadb_database(name)
+    url = mariadb_url(name)
+    upgrade(url)
+    return url
 
 
 async def migrated_database(backend: str, tmp_dir: Path) -> str:

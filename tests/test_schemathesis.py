@@ -56,7 +56,6 @@ from pixwave.app import create_app
 from pixwave.bootstrap import build_resources
 from pixwave.config import Settings
 from pixwave.db import create_engine, create_sessionmaker
-from pixwave.migrate import upgrade
 from pixwave.sandbox.embedded import internal_base_url
 from pixwave.sandbox.server import bind
 from pixwave.wallet import service as wallets
@@ -64,9 +63,8 @@ from pixwave.wallet.schemas import AdjustmentCreate, AdjustmentDirection
 from tests.conftest import (
     TEST_DATABASE,
     assert_ledger_balances,
+    fresh_mariadb,
     make_settings,
-    mariadb_url,
-    recreate_mariadb_database,
 )
 from tests.servers import ServerThread
 
@@ -205,9 +203,7 @@ async def _audit(settings: Settings) -> None:
 def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The app on a real port over its own MariaDB database, with an admin's and a user's
     tokens; the ledger must still balance when the fuzzing is over."""
-    recreate_mariadb_database(DATABASE)
-    url = mariadb_url(DATABASE)
-    upgrade(url)
+    url = fresh_mariadb(DATABASE)
     sock = bind("127.0.0.1", 0)
     settings = make_settings(
         database_url=url,

@@ -44,7 +44,6 @@ from pixwave.config import Settings
 from pixwave.db import create_engine, create_sessionmaker
 from pixwave.gateways.efi.spec import SANDBOX_CLIENT_SECRET, SANDBOX_WEBHOOK_HMAC
 from pixwave.gateways.mercadopago.spec import SANDBOX_ACCESS_TOKEN
-from pixwave.migrate import upgrade
 from pixwave.notifications.models import OutboxEvent
 from pixwave.observability.logging import configure_logging
 from pixwave.sandbox.embedded import internal_base_url
@@ -52,9 +51,8 @@ from pixwave.sandbox.server import bind
 from tests.conftest import (
     TEST_DATABASE,
     assert_ledger_balances,
+    fresh_mariadb,
     make_settings,
-    mariadb_url,
-    recreate_mariadb_database,
 )
 from tests.servers import ServerThread, WebhookSink, run_sink
 
@@ -172,9 +170,7 @@ def run_journey(
     redis_url: str, sink: tuple[WebhookSink, str], capfd: pytest.CaptureFixture[str]
 ) -> tuple[Outputs, list[str]]:
     """The day of use; returns what it produced and the secrets it met."""
-    recreate_mariadb_database(DATABASE)
-    url = mariadb_url(DATABASE)
-    upgrade(url)
+    url = fresh_mariadb(DATABASE)
     sock = bind("127.0.0.1", 0)
     settings = make_settings(
         database_url=url,
