@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.db import table, utcnow
 from pixwave.notifications.models import OutboxEvent
 from pixwave.resources import Resources
-from pixwave.unit_of_work import defer, flush
+from pixwave.unit_of_work import (
+    after_commit,
+    defer,
+    flush,
+    flush_and_commit,
+    group_inserts,
+    mark,
+    rewind,
+)
 
 _INSERT = insert(table(OutboxEvent))
 
@@ -98,3 +106,67 @@ class TestDeferredWrites:
                 await session.commit()
             await session.rollback()
             assert await _count(session) == 0
+
+
+class TestGroupedInserts:
+    async def test_rows_of_one_statement_land_as_one_insert(self, any_resources: Resources) -> None:
+        """`group_inserts`: five queued rows of one table commit, their JSON processed."""
+        async with any_resources.sessionmaker() as session:
+            async with session.begin():
+                group_inserts(session)
+                for i in range(5):
+                    defer(session, _INSERT, _row(f"evt_g{i}"))
+            assert await _count(session) == 5
+            payloads = (await session.execute(select(OutboxEvent.payload))).scalars().all()
+            assert payloads == [{"n": 1}] * 5
+
+    async def test_mariadb_parses_one_insert_for_them(self, resources: Resources) -> None:
+        """On MariaDB the server counts one INSERT statement for the five rows (one without
+        `group_inserts`), on the same connection."""
+
+        async def inserts(session: AsyncSession) -> int:
+            row = (await session.execute(text("SHOW SESSION STATUS LIKE 'Com_insert'"))).one()
+            return int(row[1])
+
+        for grouped, expected in ((True, 1), (False, 5)):
+            async with resources.sessionmaker() as session, session.begin():
+                before = await inserts(session)
+                if grouped:
+                    group_inserts(session)
+                for i in range(5):
+                    defer(session, _INSERT, _row(f"evt_{grouped}_{i}"))
+                await flush(session)
+                assert await inserts(session) - before == expected
+
+    async def test_a_duplicate_in_the_group_fails_the_whole_send(
+        self, any_resources: Resources
+    ) -> None:
+        async with any_resources.sessionmaker() as session:
+            group_inserts(session)
+            defer(session, _INSERT, _row("evt_one"))
+            defer(session, _INSERT, _row("evt_one"))
+            with pytest.raises(IntegrityError):
+                await session.commit()
+            await session.rollback()
+            assert await _count(session) == 0
+
+    async def test_rewind_forgets_writes_and_callbacks_since_the_mark(
+        self, any_resources: Resources
+    ) -> None:
+        """A refused member of a group leaves nothing: neither rows nor after-commit work."""
+        ran: list[str] = []
+
+        async def note(name: str) -> None:
+            ran.append(name)
+
+        async with any_resources.sessionmaker() as session:
+            defer(session, _INSERT, _row("evt_kept"))
+            after_commit(session, lambda: note("kept"))
+            at = mark(session)
+            defer(session, _INSERT, _row("evt_dropped"))
+            after_commit(session, lambda: note("dropped"))
+            rewind(session, at)
+            await flush_and_commit(session)
+            ids = (await session.execute(select(OutboxEvent.id))).scalars().all()
+        assert ids == ["evt_kept"]
+        assert ran == ["kept"]

@@ -21,8 +21,10 @@ from pixwave.gateways.base import PixGateway
 from pixwave.gateways.health import HealthConfig, build_health_store
 from pixwave.gateways.registry import build_gateways, configured, simulated_gateways
 from pixwave.gateways.router import Router
+from pixwave.kit.groupcommit import GroupCommit
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
+from pixwave.ledger.service import lock_accounts
 from pixwave.limits.service import MoneyLimits
 from pixwave.notifications.sns import SnsPublisher
 from pixwave.notifications.webhooks.urls import private_urls_allowed
@@ -76,18 +78,19 @@ def build_resources(
         else None
     )
     broker = build_broker(settings)
+    idempotency = Idempotency(
+        sessionmaker,
+        locks,
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        lock_seconds=settings.idempotency_lock_seconds,
+    )
     resources = Resources(
         settings=settings,
         engine=database,
         sessionmaker=sessionmaker,
         redis=redis,
         locks=locks,
-        idempotency=Idempotency(
-            sessionmaker,
-            locks,
-            ttl_seconds=settings.idempotency_ttl_seconds,
-            lock_seconds=settings.idempotency_lock_seconds,
-        ),
+        idempotency=idempotency,
         token_cache=token_cache,
         token_evictions=TokenEvictions(token_cache, redis),
         eviction_listener=None if redis is None else EvictionListener(redis, token_cache),
@@ -112,6 +115,17 @@ def build_resources(
         sns=SnsPublisher.from_settings(settings),
         private_webhook_urls=private_urls_allowed(settings),
         limits=MoneyLimits(settings),
+        transfers=(
+            GroupCommit(
+                sessionmaker,
+                idempotency.store,
+                prepare=lock_accounts,
+                window_seconds=settings.group_commit_window_ms / 1000,
+                max_size=settings.group_commit_max_size,
+            )
+            if settings.group_commit
+            else None
+        ),
     )
     register_jobs(broker, resources)
     return resources

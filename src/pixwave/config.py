@@ -85,6 +85,20 @@ class Settings(BaseSettings):
         default=30.0, description="Auth lookups cached this long (a revoked token works that long)."
     )
     currency: Literal["BRL"] = "BRL"
+    group_commit: bool = Field(
+        default=True,
+        description="Coalesce concurrent transfers into one database transaction and one "
+        "COMMIT (GROUP_COMMIT); false runs each in its own.",
+    )
+    group_commit_window_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=50,
+        description="How long the first transfer of a group waits for others to join it.",
+    )
+    group_commit_max_size: int = Field(
+        default=64, ge=1, le=1000, description="Transfers at most in one group commit."
+    )
 
     # --- money limits on withdrawals and transfers --------------------------------------------
     limit_per_transaction: int | None = Field(

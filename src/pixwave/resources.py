@@ -30,6 +30,8 @@ from pixwave.payments.cache import TransactionCache
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
+    from pixwave.kit.groupcommit import GroupCommit
+    from pixwave.ledger.service import LockedAccounts
     from pixwave.limits.service import MoneyLimits
     from pixwave.payments.engine import Engine
     from pixwave.worker.jobs import JobQueue
@@ -73,6 +75,8 @@ class Resources:
     #: Judges withdrawals and transfers against the users' money limits (its clock is
     #: swapped in tests).
     limits: MoneyLimits
+    #: Groups concurrent transfers into one commit (`GROUP_COMMIT`); None runs each alone.
+    transfers: GroupCommit[LockedAccounts] | None
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)

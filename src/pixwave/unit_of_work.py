@@ -32,7 +32,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_only
 
@@ -42,6 +42,7 @@ from pixwave.exceptions import NotFound
 MYSQL_CLIENT_FLAGS = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
 
 _PENDING = "pixwave.deferred"
+_GROUPED = "pixwave.grouped_inserts"
 _AFTER_COMMIT = "pixwave.after_commit"
 _COMMITTED = "pixwave.committed_callbacks"
 _MAX_COMPILED = 512
@@ -73,6 +74,35 @@ def defer(
         sync_session.begin()
     pending = sync_session.info.setdefault(_PENDING, [])
     pending.append(_Write(statement, params, expect_rowcount, on_mismatch))
+
+
+def group_inserts(session: AsyncSession) -> None:
+    """Send this transaction's queued plain INSERTs as one multi-row INSERT per statement.
+
+    For a group commit (`kit.groupcommit`), which queues the same few inserts for many
+    payments: the server parses one statement per table instead of one per row. The writes
+    that carry an expectation (balance moves, compare-and-sets) are sent first, in their order;
+    the inserts follow grouped by statement, in the order each statement was first queued — so
+    a parent row (a ledger transaction) still goes before its children (its entries).
+    """
+    sync_session = session.sync_session
+    if not sync_session.in_transaction():
+        sync_session.begin()
+    sync_session.info[_GROUPED] = True
+
+
+def mark(session: AsyncSession) -> tuple[int, int]:
+    """Where the queue of writes and after-commit callbacks stands now (see :func:`rewind`)."""
+    info = session.sync_session.info
+    return len(info.get(_PENDING, ())), len(info.get(_AFTER_COMMIT, ()))
+
+
+def rewind(session: AsyncSession, to: tuple[int, int]) -> None:
+    """Forget what was queued since :func:`mark`: one payment of a group that was refused
+    leaves nothing behind, and the others still commit."""
+    info = session.sync_session.info
+    del info.get(_PENDING, [])[to[0] :]
+    del info.get(_AFTER_COMMIT, [])[to[1] :]
 
 
 async def flush(session: AsyncSession) -> None:
@@ -120,17 +150,34 @@ def _flush(session: Session) -> None:
     if not pending:
         return
     connection = session.connection()
+    inserts: list[list[_Write]] = []
+    if session.info.get(_GROUPED):
+        pending, inserts = _split_inserts(pending)
     if connection.dialect.name == "mysql" and _multi_statements(connection):
-        _send_together(connection, pending)
+        _send_together(connection, pending, inserts)
         return
     counts: list[int] = []
     try:
         for write in pending:
             counts.append(int(connection.execute(write.statement, write.params).rowcount))
+        for rows in inserts:
+            connection.execute(rows[0].statement, [write.params for write in rows])
     except exc.DBAPIError:
         _check_all(connection, pending, counts)  # a missed expectation is the real cause
         raise
     _check_all(connection, pending, counts)
+
+
+def _split_inserts(pending: Sequence[_Write]) -> tuple[list[_Write], list[list[_Write]]]:
+    """The writes with an expectation, and the plain INSERTs grouped by (statement, columns)."""
+    checked: list[_Write] = []
+    groups: dict[tuple[Executable, tuple[str, ...]], list[_Write]] = {}
+    for write in pending:
+        if write.expect_rowcount is None and isinstance(write.statement, Insert):
+            groups.setdefault((write.statement, tuple(sorted(write.params))), []).append(write)
+        else:
+            checked.append(write)
+    return checked, list(groups.values())
 
 
 def _check_all(connection: Connection, writes: Sequence[_Write], counts: Sequence[int]) -> None:
@@ -185,9 +232,12 @@ def _driver_values(compiled: SQLCompiler, params: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _send_together(connection: Connection, pending: Sequence[_Write]) -> None:
+def _send_together(
+    connection: Connection, pending: Sequence[_Write], inserts: Sequence[Sequence[_Write]] = ()
+) -> None:
     """One multi-statement round trip, then each statement's matched-row expectation.
 
+    ``inserts`` (see :func:`group_inserts`) follow ``pending``, one multi-row INSERT each.
     When a statement fails, the server skips the rest; a missed expectation before it is the
     real cause (a debit to a missing account fails its guard before its entry's foreign key),
     so it is reported first.
@@ -198,6 +248,12 @@ def _send_together(connection: Connection, pending: Sequence[_Write]) -> None:
         compiled = _compile(write.statement, connection, tuple(sorted(write.params)))
         parts.append(compiled.string)
         args.extend(_driver_values(compiled, write.params))
+    for rows in inserts:
+        compiled = _compile(rows[0].statement, connection, tuple(sorted(rows[0].params)))
+        head, _, values = compiled.string.rpartition(" VALUES ")
+        parts.append(f"{head} VALUES {', '.join([values] * len(rows))}")
+        for write in rows:
+            args.extend(_driver_values(compiled, write.params))
     sql = ";\n".join(parts)
     driver = connection.connection.driver_connection
     assert driver is not None, "a live connection always has its driver connection"
@@ -206,7 +262,7 @@ def _send_together(connection: Connection, pending: Sequence[_Write]) -> None:
     try:
         await_only(cursor.execute(sql, args))
         counts.append(int(cursor.rowcount))
-        for _ in pending[1:]:
+        for _ in parts[1:]:
             await_only(cursor.nextset())
             counts.append(int(cursor.rowcount))
     except MySQLError as error:
@@ -243,3 +299,4 @@ def _forget_when_transaction_ends(session: Session, transaction: SessionTransact
     if transaction.parent is None:  # the root transaction: committed (flushed) or rolled back
         session.info.pop(_PENDING, None)
         session.info.pop(_AFTER_COMMIT, None)  # still here only if it rolled back
+        session.info.pop(_GROUPED, None)

@@ -15,7 +15,7 @@ from pixwave.ledger.errors import (
 )
 from pixwave.ledger.models import AccountKind, LedgerEntry, LedgerHold, LedgerTransaction
 from pixwave.resources import Resources
-from pixwave.unit_of_work import flush, flush_and_commit
+from pixwave.unit_of_work import flush, flush_and_commit, mark, rewind
 
 
 async def _wallet(session: AsyncSession, balance: int = 0) -> str:
@@ -178,6 +178,73 @@ class TestPost:
             await winner.commit()
             assert await ledger.system_account(loser, "gateway:race") == opened
             await loser.commit()
+
+
+class TestLockedPostings:
+    """Postings of a group commit: guarded in memory against locked accounts."""
+
+    async def test_guards_in_arrival_order_and_moves_net_balances_once(
+        self, session: AsyncSession
+    ) -> None:
+        a = await _wallet(session, 1_000)
+        b = await _wallet(session)
+        await session.commit()
+        locked = await ledger.lock_accounts(session, [b, a, a])
+        for _ in range(2):
+            await ledger.post(
+                session,
+                kind="transfer",
+                entries=[ledger.Posting(a, -400), ledger.Posting(b, 400)],
+                locked=locked,
+            )
+        with pytest.raises(InsufficientFunds):  # 200 left
+            await ledger.post(
+                session,
+                kind="transfer",
+                entries=[ledger.Posting(a, -400), ledger.Posting(b, 400)],
+                locked=locked,
+            )
+        locked.finish(session)
+        await flush_and_commit(session)
+        assert (await ledger.get_balance(session, a)).posted == 200
+        assert (await ledger.get_balance(session, b)).posted == 800
+        assert await _count(session, LedgerTransaction) == 1 + 2  # the funding, two transfers
+
+    async def test_a_missing_or_non_wallet_account_is_not_found_before_money(
+        self, session: AsyncSession
+    ) -> None:
+        a = await _wallet(session)  # empty: the debit would also be refused
+        system = await ledger.system_account(session, "system:test")
+        await session.commit()
+        locked = await ledger.lock_accounts(session, [a, system, "wal_absent"])
+        for target in ("wal_absent", system):
+            with pytest.raises(AccountNotFound):
+                await ledger.post(
+                    session,
+                    kind="transfer",
+                    entries=[ledger.Posting(a, -1), ledger.Posting(target, 1)],
+                    wallets_only=True,
+                    locked=locked,
+                )
+
+    async def test_rewind_gives_a_refused_payment_its_money_back(
+        self, session: AsyncSession
+    ) -> None:
+        a = await _wallet(session, 500)
+        b = await _wallet(session)
+        await session.commit()
+        locked = await ledger.lock_accounts(session, [a, b])
+        at, queued = locked.mark(), mark(session)
+        entries = [ledger.Posting(a, -500), ledger.Posting(b, 500)]
+        await ledger.post(session, kind="transfer", entries=entries, locked=locked)
+        locked.rewind(at)  # refused after its posting (as the group does): it never happened
+        rewind(session, queued)
+        # Only a full rewind leaves the 500 to spend again, and moves it once.
+        await ledger.post(session, kind="transfer", entries=entries, locked=locked)
+        locked.finish(session)
+        await flush_and_commit(session)
+        assert (await ledger.get_balance(session, a)).posted == 0
+        assert (await ledger.get_balance(session, b)).posted == 500
 
 
 class TestHolds:

@@ -18,9 +18,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -43,6 +45,7 @@ from pixwave.exceptions import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from pixwave.kit.groupcommit import GroupCommit, GroupedWork, KeyTaken, NotGrouped
 from pixwave.kit.locks import LockManager
 from pixwave.kit.models import IdempotencyRecord
 from pixwave.unit_of_work import defer, flush_and_commit
@@ -79,6 +82,16 @@ Work = Callable[[AsyncSession], Awaitable[BaseModel]]
 Redact = Callable[[BaseModel], BaseModel]
 
 
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    """How a request may run inside a group commit instead (see `kit.groupcommit`): the same
+    work against the group's locked state, and the rows it will lock."""
+
+    commit: GroupCommit[Any]
+    work: GroupedWork[Any]
+    locks: tuple[str, ...]
+
+
 class Idempotency:
     """Runs keyed mutations exactly once per (caller, key)."""
 
@@ -106,9 +119,11 @@ class Idempotency:
         status_code: int,
         work: Work,
         redact: Redact | None = None,
+        grouped: Grouped | None = None,
     ) -> Response:
         """Run `work` once per (scope, key). `redact` shapes what is *stored* for replays
-        (a secret shown once must not sit in the idempotency table)."""
+        (a secret shown once must not sit in the idempotency table). With `grouped`, the work
+        runs in a group commit when it can, on its own when it cannot."""
         request_hash = _fingerprint(method, path, payload)
         lock_name = f"idem:{scope}:{key}"
         try:
@@ -131,6 +146,7 @@ class Idempotency:
                 status_code=status_code,
                 work=work,
                 redact=redact,
+                grouped=grouped,
             )
         except BaseException:
             # Whatever was stored, a retry must not wait for the lock to expire.
@@ -156,6 +172,7 @@ class Idempotency:
         status_code: int,
         work: Work,
         redact: Redact | None,
+        grouped: Grouped | None,
     ) -> Response:
         record = {
             "scope": scope,
@@ -169,8 +186,13 @@ class Idempotency:
         # response is replayed. A first request (the common case) needs no lookup round trip.
         for _attempt in range(2):
             try:
+                if grouped is not None and redact is None:
+                    with contextlib.suppress(NotGrouped):
+                        return await grouped.commit.submit(
+                            record, status_code, grouped.work, grouped.locks
+                        )
                 return await self._attempt(record, status_code, work, redact)
-            except IntegrityError:
+            except (IntegrityError, KeyTaken):
                 replay = await self._replay_existing(scope, key, request_hash)
                 if replay is not None:
                     return replay
@@ -186,7 +208,7 @@ class Idempotency:
                 result = await work(session)
                 body = _json(result)
                 kept = _json(redact(result)) if redact is not None else body
-                _store(session, record, status_code, kept, self.ttl)
+                self.store(session, record, status_code, kept)
                 # A guarded debit that misses is the operation's refusal (raised before COMMIT
                 # is sent) and must be told apart from a failure to commit.
                 await flush_and_commit(session)
@@ -199,8 +221,14 @@ class Idempotency:
         # A refusal (insufficient funds, unknown wallet) is an outcome too: stored for replay in a
         # transaction of its own, since the work's was rolled back with the session.
         async with self.sessionmaker() as session, session.begin():
-            _store(session, record, refused.status_code, orjson.dumps(refused.problem()), self.ttl)
+            self.store(session, record, refused.status_code, orjson.dumps(refused.problem()))
         raise refused
+
+    def store(
+        self, session: AsyncSession, record: dict[str, Any], status: int, body: bytes
+    ) -> None:
+        """Queue a key's answer with the unit of work's other writes; it commits with them."""
+        _store(session, record, status, body, self.ttl)
 
     async def _replay_existing(self, scope: str, key: str, request_hash: str) -> Response | None:
         """The stored response for the key, or None after removing an expired record."""
@@ -288,6 +316,7 @@ class IdempotentRequest:
         *,
         status_code: int = 201,
         redact: Redact | None = None,
+        grouped: Grouped | None = None,
     ) -> Response:
         idempotency: Idempotency = self.request.app.state.resources.idempotency
         return await idempotency.run(
@@ -299,6 +328,7 @@ class IdempotentRequest:
             status_code=status_code,
             work=work,
             redact=redact,
+            grouped=grouped,
         )
 
 

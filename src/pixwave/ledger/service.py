@@ -205,20 +205,107 @@ async def post(
     reference: str | None = None,
     description: str = "",
     wallets_only: bool = False,
+    locked: LockedAccounts | None = None,
 ) -> str:
     """Write one balanced ledger transaction and move the balances; return its id.
 
     With `wallets_only`, every account must be a user wallet (an internal transfer), checked by
     the balance update itself rather than by an extra query. Like every ledger write, this is
-    queued: a refusal surfaces at the session's next flush (see `unit_of_work`).
+    queued: a refusal surfaces at the session's next flush (see `unit_of_work`) — or here, at
+    once, for a posting of a group whose accounts are ``locked`` (its balances move in
+    :meth:`LockedAccounts.finish`).
     """
     _check_balanced(entries)
-    net: dict[str, int] = defaultdict(int)
-    for entry in entries:
-        net[entry.account_id] += entry.amount
-    _apply(session, [_Change(acct, amount, 0, wallets_only) for acct, amount in net.items()])
+    if locked is not None:
+        locked.apply(entries, wallets_only=wallets_only)
+    else:
+        net: dict[str, int] = defaultdict(int)
+        for entry in entries:
+            net[entry.account_id] += entry.amount
+        _apply(session, [_Change(acct, amount, 0, wallets_only) for acct, amount in net.items()])
     return _write_entries(
         session, kind=kind, entries=entries, reference=reference, description=description
+    )
+
+
+_LOCK_ACCOUNTS = (
+    select(_c.id, _c.kind, _c.posted, _c.held, _c.allow_negative)
+    .where(_c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_c.id)
+    .with_for_update()
+)
+
+
+@dataclass(slots=True)
+class _Locked:
+    is_wallet: bool
+    available: int
+    allow_negative: bool
+    delta: int = 0
+
+
+class LockedAccounts:
+    """Accounts locked once for a group of payments (see `kit.groupcommit`): each payment's
+    guard is applied here, in memory and in arrival order, and the net balance moves are queued
+    once for the whole group by :meth:`finish`.
+
+    The queued moves keep the database's own guard, so even a wrong sum here could only make the
+    group fail (and its payments run one by one), never overdraw an account.
+    """
+
+    def __init__(self, rows: Sequence[tuple[str, str, int, int, bool]]) -> None:
+        self._accounts = {
+            account_id: _Locked(kind == AccountKind.WALLET.value, posted - held, allow_negative)
+            for account_id, kind, posted, held, allow_negative in rows
+        }
+        self._journal: list[tuple[_Locked, int]] = []
+
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def rewind(self, to: int) -> None:
+        """Undo the moves applied since :meth:`mark` (a payment refused after its posting)."""
+        while len(self._journal) > to:
+            account, amount = self._journal.pop()
+            account.available -= amount
+            account.delta -= amount
+
+    def apply(self, entries: Sequence[Posting], *, wallets_only: bool) -> None:
+        """Move the balances of one balanced posting, or raise having moved nothing: the same
+        refusals, in the same order of preference, as the guarded updates of :func:`post`."""
+        net: dict[str, int] = defaultdict(int)
+        for entry in entries:
+            net[entry.account_id] += entry.amount
+        found: list[tuple[_Locked, int]] = []
+        for account_id in sorted(net):
+            account = self._accounts.get(account_id)
+            if account is None or (wallets_only and not account.is_wallet):
+                raise AccountNotFound(f"ledger account {account_id} does not exist")
+            found.append((account, net[account_id]))
+        for (account, amount), account_id in zip(found, sorted(net), strict=True):
+            if amount < 0 and not account.allow_negative and account.available + amount < 0:
+                raise InsufficientFunds(
+                    "the available balance does not cover this amount", wallet_id=account_id
+                )
+        for account, amount in found:
+            account.available += amount
+            account.delta += amount
+            self._journal.append((account, amount))
+
+    def finish(self, session: AsyncSession) -> None:
+        """Queue each account's net move for the whole group (in account-id order)."""
+        _apply(
+            session,
+            [_Change(account_id, a.delta, 0) for account_id, a in self._accounts.items()],
+        )
+
+
+async def lock_accounts(session: AsyncSession, account_ids: Sequence[str]) -> LockedAccounts:
+    """Lock the accounts a group of payments touches, in id order (the order every other ledger
+    write takes its row locks in, so groups and single payments never deadlock each other)."""
+    rows = await session.execute(_LOCK_ACCOUNTS, {"ids": sorted(set(account_ids))})
+    return LockedAccounts(
+        [(r.id, r.kind, int(r.posted), int(r.held), bool(r.allow_negative)) for r in rows]
     )
 
 

@@ -24,7 +24,15 @@ from pixwave.config import Settings
 from pixwave.db import utcnow
 from pixwave.ledger.errors import AccountNotFound
 from pixwave.limits import repository
-from pixwave.limits.policy import Limits, Overrides, Spent, check, needs_history, windows
+from pixwave.limits.policy import (
+    Limits,
+    Overrides,
+    Spent,
+    Windows,
+    check,
+    needs_history,
+    windows,
+)
 from pixwave.limits.schemas import LimitOverrides, LimitsRead, LimitsUpdate
 
 log = structlog.get_logger("pixwave.limits")
@@ -49,14 +57,29 @@ class MoneyLimits:
         written); else the moment it was judged at. The payment's row is stamped with that
         moment, so the next judgement counts it in the same day and night."""
         wallet_id = principal.require_wallet()
-        now = self.clock()
-        limits = self.defaults.with_overrides(principal.limits)
-        periods = windows(now, self.zone, limits.night_starts, limits.night_ends)
+        now, limits, periods = self._now(principal)
         check(limits, periods, amount, Spent(today=0, tonight=0))  # too large on its own
         if needs_history(limits, periods):
             spent = await repository.lock_and_sum(session, principal.user_id, wallet_id, periods)
             check(limits, periods, amount, spent)
         return now
+
+    def period_applies(self, principal: Principal) -> bool:
+        """Whether judging ``principal``'s payment now needs the period's history."""
+        _now, limits, periods = self._now(principal)
+        return needs_history(limits, periods)
+
+    def judge_alone(self, principal: Principal, amount: int) -> datetime | None:
+        """:meth:`judge` when no period limit applies now (no query, nothing locked); None when
+        one does, and the payment must be judged against its period's history instead."""
+        now, limits, periods = self._now(principal)
+        check(limits, periods, amount, Spent(today=0, tonight=0))
+        return None if needs_history(limits, periods) else now
+
+    def _now(self, principal: Principal) -> tuple[datetime, Limits, Windows]:
+        now = self.clock()
+        limits = self.defaults.with_overrides(principal.limits)
+        return now, limits, windows(now, self.zone, limits.night_starts, limits.night_ends)
 
     async def view(self, session: AsyncSession, user_id: str) -> LimitsRead:
         """A user's limits in force now, with what is spent of each period."""

@@ -8,10 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import AdminPrincipal, CurrentPrincipal
 from pixwave.exceptions import InvalidText
-from pixwave.kit.idempotency import Idempotent
+from pixwave.kit.idempotency import Grouped, Idempotent
 from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
 from pixwave.kit.problems import PixWaveRoute, problems
 from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
+from pixwave.ledger.service import LockedAccounts
 from pixwave.limits.errors import LIMIT_ERRORS
 from pixwave.payments.schemas import TransactionRead
 from pixwave.resources import ReadSession, Resources
@@ -98,7 +99,19 @@ async def create_transfer(
     async def work(session: AsyncSession) -> TransactionRead:
         return await service.transfer(session, resources.limits, principal, body)
 
-    return await call.run(body, work)
+    grouped = None
+    if (
+        resources.transfers is not None
+        and principal.wallet_id is not None
+        and not resources.limits.period_applies(principal)  # judged under the user's row lock
+    ):
+
+        async def in_group(session: AsyncSession, accounts: LockedAccounts) -> TransactionRead:
+            return await service.transfer(session, resources.limits, principal, body, accounts)
+
+        locks = (principal.wallet_id, body.to_wallet_id)
+        grouped = Grouped(resources.transfers, in_group, locks)
+    return await call.run(body, work, grouped=grouped)
 
 
 @router.post(

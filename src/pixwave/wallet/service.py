@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import Principal
 from pixwave.exceptions import BadRequest
+from pixwave.kit.groupcommit import NotGrouped
 from pixwave.kit.ids import new_id
 from pixwave.kit.pagination import check_cursor
 from pixwave.ledger import service as ledger
@@ -72,14 +73,29 @@ async def statement(
 
 
 async def transfer(
-    session: AsyncSession, limits: MoneyLimits, principal: Principal, data: TransferCreate
+    session: AsyncSession,
+    limits: MoneyLimits,
+    principal: Principal,
+    data: TransferCreate,
+    group: ledger.LockedAccounts | None = None,
 ) -> TransactionRead:
     """Move money between two PixWave wallets, synchronously and atomically, within the
-    payer's limits."""
+    payer's limits.
+
+    With ``group``, this transfer is one of a group commit (`kit.groupcommit`): its accounts
+    are already locked and it is guarded in memory; one whose limits need the period's history
+    is sent back to run on its own (`NotGrouped`).
+    """
     source = principal.require_wallet()
     if data.to_wallet_id == source:
         raise SameWallet("the destination is the paying wallet")
-    judged_at = await limits.judge(session, principal, data.amount)
+    if group is None:
+        judged_at = await limits.judge(session, principal, data.amount)
+    else:
+        judged_alone = limits.judge_alone(principal, data.amount)
+        if judged_alone is None:
+            raise NotGrouped("a period limit applies: judged against the period's payments")
+        judged_at = judged_alone
     transaction_id = new_id("txn")
     ledger_transaction_id = await ledger.post(
         session,
@@ -91,6 +107,7 @@ async def transfer(
         reference=transaction_id,
         description=data.description or "",
         wallets_only=True,  # the destination must be a wallet; checked by the update itself
+        locked=group,
     )
     return await transactions.create(
         session,

@@ -1,0 +1,193 @@
+"""Group commit: concurrent idempotent payments in one database transaction and one COMMIT.
+
+A transfer alone costs two round trips (its writes, then COMMIT), a durable log flush, a
+session and a pooled connection. Under load, many arrive within a millisecond of each other.
+The first to arrive opens a group; others join it for at most ``window_seconds`` (or until it
+holds ``max_size``); then, on one connection:
+
+1. one read finds the idempotency keys of the group that already have a stored answer — those
+   leave the group and are replayed by the caller as usual;
+2. ``prepare`` locks every row the group touches, once, in id order (for payments: the ledger
+   accounts, see :class:`pixwave.ledger.service.LockedAccounts`);
+3. each payment's work runs in arrival order against that locked state, in memory: a refusal
+   (insufficient funds, unknown wallet, a limit) refuses that payment only — what it had queued
+   is rewound, and its refusal is stored for replay like any other answer;
+4. every write of the group — the net balance moves, then one multi-row INSERT per table,
+   including each payment's idempotency record — goes in one round trip, then one COMMIT.
+
+Each caller gets its own answer, exactly as if its request had run alone: the idempotency
+record still commits with the effect it describes. If anything fails for the group as a whole
+(a deadlock, a lost connection, a database guard that disagrees with the in-memory one), every
+payment of the group is answered :class:`NotGrouped` and runs on its own through the ordinary
+path, where a payment whose group did commit after all finds its key taken and replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
+import structlog
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pixwave.db import table
+from pixwave.exceptions import PixWaveError
+from pixwave.kit.models import IdempotencyRecord
+from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS, GROUP_COMMIT_SIZE
+from pixwave.unit_of_work import flush_and_commit, group_inserts, mark, rewind
+
+log = structlog.get_logger("pixwave.groupcommit")
+_R = table(IdempotencyRecord).c
+_TAKEN = select(_R.scope, _R.key).where(
+    tuple_(_R.scope, _R.key).in_(bindparam("keys", expanding=True))
+)
+
+
+class NotGrouped(Exception):
+    """This payment cannot be decided inside a group (its limits need the period's history, or
+    the group failed as a whole): run it on its own."""
+
+
+class KeyTaken(Exception):
+    """The key already has a stored answer: the caller replays it (or, if it has expired,
+    removes it and runs again)."""
+
+
+class GroupState(Protocol):
+    """What ``prepare`` locked and what the payments did to it, in memory."""
+
+    def mark(self) -> int: ...
+
+    def rewind(self, to: int) -> None: ...
+
+    def finish(self, session: AsyncSession) -> None:
+        """Queue the group's net writes to the locked rows."""
+
+
+S = TypeVar("S", bound=GroupState)
+Prepare = Callable[[AsyncSession, Sequence[str]], Awaitable[S]]
+GroupedWork = Callable[[AsyncSession, S], Awaitable[BaseModel]]
+Store = Callable[[AsyncSession, dict[str, Any], int, bytes], None]
+
+
+@dataclass(slots=True)
+class _Job(Generic[S]):
+    record: dict[str, Any]
+    status_code: int
+    work: GroupedWork[S]
+    locks: tuple[str, ...]
+    future: asyncio.Future[Response] = field(repr=False)
+
+
+class GroupCommit(Generic[S]):
+    """One per kind of payment and process; ``submit`` is called under the key's lock."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        store: Store,
+        *,
+        prepare: Prepare[S],
+        window_seconds: float,
+        max_size: int,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.store = store
+        self.prepare = prepare
+        self.window_seconds = window_seconds
+        self.max_size = max_size
+        self._open: list[_Job[S]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def submit(
+        self,
+        record: dict[str, Any],
+        status_code: int,
+        work: GroupedWork[S],
+        locks: Sequence[str],
+    ) -> Response:
+        """Run ``work`` in the next group; its answer, or its refusal raised (stored either
+        way), or :class:`KeyTaken`, or :class:`NotGrouped`."""
+        loop = asyncio.get_running_loop()
+        job = _Job(record, status_code, work, tuple(locks), loop.create_future())
+        self._open.append(job)
+        if len(self._open) >= self.max_size:
+            self._close()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.window_seconds, self._close)
+        return await job.future
+
+    def _close(self) -> None:
+        """Send the open group on its way; the next payment opens another."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        jobs = [job for job in self._open if not job.future.done()]  # not cancelled meanwhile
+        self._open = []
+        if jobs:
+            task = asyncio.create_task(self._run(jobs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, jobs: list[_Job[S]]) -> None:
+        GROUP_COMMIT_SIZE.observe(len(jobs))
+        try:
+            outcomes = await self._commit(jobs)
+        except Exception as error:
+            log.warning("groupcommit.failed", size=len(jobs), error=repr(error))
+            GROUP_COMMIT_FALLBACKS.inc(len(jobs))
+            outcomes = [NotGrouped("the group failed; running alone")] * len(jobs)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(outcome, Response):
+                job.future.set_result(outcome)
+            else:
+                job.future.set_exception(outcome)
+
+    async def _commit(self, jobs: list[_Job[S]]) -> list[Response | Exception]:
+        outcomes: list[Response | Exception] = []
+        async with self.sessionmaker() as session:
+            keys = [(job.record["scope"], job.record["key"]) for job in jobs]
+            taken = {tuple(row) for row in await session.execute(_TAKEN, {"keys": keys})}
+            live = [job for job, key in zip(jobs, keys, strict=True) if key not in taken]
+            state = await self.prepare(session, [lock for job in live for lock in job.locks])
+            group_inserts(session)
+            for job, key in zip(jobs, keys, strict=True):
+                if key in taken:
+                    outcomes.append(KeyTaken())
+                    continue
+                outcomes.append(await self._one(session, state, job))
+            state.finish(session)
+            await flush_and_commit(session)
+        return outcomes
+
+    async def _one(self, session: AsyncSession, state: S, job: _Job[S]) -> Response | Exception:
+        """One payment's work on the group's session; a refusal rewinds only its own writes."""
+        queued, applied = mark(session), state.mark()
+        try:
+            result = await job.work(session, state)
+        except (PixWaveError, NotGrouped) as refusal:
+            rewind(session, queued)
+            state.rewind(applied)
+            if isinstance(refusal, PixWaveError) and refusal.status_code < 500:
+                self.store(
+                    session, job.record, refusal.status_code, orjson.dumps(refusal.problem())
+                )
+            return refusal
+        body = result.__pydantic_serializer__.to_json(result)
+        self.store(session, job.record, job.status_code, body)
+        return Response(body, status_code=job.status_code, media_type="application/json")
+
+    async def drain(self) -> None:
+        """Close the open group and wait for every group in flight (shutdown, tests)."""
+        self._close()
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)

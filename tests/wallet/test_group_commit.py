@@ -1,0 +1,259 @@
+"""Transfers in group commits (`kit/groupcommit.py`), on MariaDB + Redis and on SQLite.
+
+Each test sends transfers at once through the app and checks what each caller was told, what
+the ledger holds and how many groups the database saw. The same journeys run with group commit
+off, so both paths keep the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixwave.kit import groupcommit
+from pixwave.kit.groupcommit import GroupCommit
+from pixwave.kit.locks import MemoryLocks
+from pixwave.ledger import service as ledger
+from pixwave.ledger.models import LedgerTransaction
+from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
+from pixwave.payments.models import Transaction
+from pixwave.resources import Resources
+from tests.conftest import _backend, app_client, assert_ledger_balances, wipe
+from tests.factories import Actor, create_actor, create_admin
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+async def grouped(
+    request: pytest.FixtureRequest,
+    backends: dict[str, Resources],
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Resources]:
+    """Group commit on, with a window wide enough that concurrent test requests meet."""
+    extra: dict[str, Any] = {"redis_url": redis_url} if request.param == "mariadb" else {}
+    res = await _backend(
+        f"{request.param}-grouped",
+        backends,
+        tmp_path_factory,
+        group_commit=True,
+        group_commit_window_ms=20,
+        **extra,
+    )
+    await wipe(res)
+    if res.redis is not None:
+        await res.redis.flushdb()
+    res.token_cache.clear()
+    yield res
+    await assert_ledger_balances(res)
+
+
+class Groups:
+    """Counts the groups a GroupCommit sends and their sizes (wraps its `prepare`)."""
+
+    def __init__(self, commit: GroupCommit[ledger.LockedAccounts]) -> None:
+        self.sizes: list[int] = []
+        self._prepare = commit.prepare
+
+        async def prepare(session: AsyncSession, ids: Sequence[str]) -> ledger.LockedAccounts:
+            self.sizes.append(len(ids) // 2)
+            return await self._prepare(session, ids)
+
+        commit.prepare = prepare
+
+
+@pytest.fixture
+def groups(grouped: Resources) -> Groups:
+    assert grouped.transfers is not None
+    return Groups(grouped.transfers)
+
+
+async def _transfer(
+    client: httpx.AsyncClient, payer: Actor, to: str, amount: int, key: str | None = None
+) -> httpx.Response:
+    return await client.post(
+        "/v1/transfers", json={"to_wallet_id": to, "amount": amount}, headers=payer.headers(key)
+    )
+
+
+async def _available(client: httpx.AsyncClient, actor: Actor) -> int:
+    return int((await client.get("/v1/wallet", headers=actor.headers())).json()["available"])
+
+
+async def _count(resources: Resources, model: type) -> int:
+    async with resources.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_concurrent_transfers_commit_as_one_group(grouped: Resources, groups: Groups) -> None:
+    """Twelve payers at once: one group, twelve answers, every balance right."""
+    payers = [await create_actor(grouped, balance=1_000) for _ in range(12)]
+    payee = await create_actor(grouped)
+    async with app_client(grouped) as client:
+        answers = await asyncio.gather(
+            *(_transfer(client, p, payee.wallet_id, 100 + i) for i, p in enumerate(payers))
+        )
+        assert [a.status_code for a in answers] == [201] * 12
+        assert sorted(a.json()["amount"] for a in answers) == [100 + i for i in range(12)]
+        assert await _available(client, payee) == sum(100 + i for i in range(12))
+        for i, payer in enumerate(payers):
+            assert await _available(client, payer) == 1_000 - 100 - i
+    assert max(groups.sizes) > 1, groups.sizes
+    assert sum(groups.sizes) == 12
+    assert await _count(grouped, LedgerTransaction) == 12 + 12  # and the payers' fundings
+
+
+async def _refusal_journey(resources: Resources) -> None:
+    """At once: the same payer's second 600 of 1,000 is refused (in arrival order), a transfer
+    to a missing wallet is 404, the rest go through; a refusal replays as it was."""
+    ana = await create_actor(resources, balance=1_000)
+    bia = await create_actor(resources, balance=500)
+    cai = await create_actor(resources)
+    async with app_client(resources) as client:
+        first, second, lost, fine = await asyncio.gather(
+            _transfer(client, ana, cai.wallet_id, 600, key="ana-1"),
+            _transfer(client, ana, cai.wallet_id, 600, key="ana-2"),
+            _transfer(client, bia, "wal_doesnotexist", 100, key="bia-1"),
+            _transfer(client, bia, cai.wallet_id, 500, key="bia-2"),
+        )
+        codes = sorted([first.status_code, second.status_code])
+        assert codes == [201, 402], (first.text, second.text)
+        refused = first if first.status_code == 402 else second
+        assert refused.json()["code"] == "insufficient_funds"
+        assert lost.status_code == 404, lost.text
+        assert fine.status_code == 201, fine.text
+        assert await _available(client, ana) == 400
+        assert await _available(client, bia) == 0
+        assert await _available(client, cai) == 1_100
+        key = "ana-1" if refused is first else "ana-2"
+        again = await _transfer(client, ana, cai.wallet_id, 600, key=key)
+        assert again.status_code == 402
+        assert again.headers["Idempotent-Replayed"] == "true"
+        replayed = again.json()
+        assert (replayed["code"], replayed["detail"]) == (
+            refused.json()["code"],
+            refused.json()["detail"],
+        )
+    assert await _count(resources, Transaction) == 2 + 2  # two transfers and two fundings
+
+
+async def test_a_refusal_refuses_only_itself_and_replays(
+    grouped: Resources, groups: Groups
+) -> None:
+    await _refusal_journey(grouped)
+    assert max(groups.sizes) >= 2, groups.sizes
+
+
+async def test_with_group_commit_off_the_answers_are_the_same(
+    backends: dict[str, Resources], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`GROUP_COMMIT=false`: each transfer in its own transaction, the same answers."""
+    alone = await _backend(
+        "mariadb-alone", backends, tmp_path_factory, redis_url=redis_url, group_commit=False
+    )
+    assert alone.transfers is None
+    await wipe(alone)
+    alone.token_cache.clear()
+    await _refusal_journey(alone)
+    await assert_ledger_balances(alone)
+
+
+async def test_a_stored_key_is_replayed_not_run_again(
+    grouped: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the key's Redis lock has gone, a retry reaches the group, which finds the stored
+    answer and hands it back: the money moved once."""
+    ana = await create_actor(grouped, balance=1_000)
+    bia = await create_actor(grouped)
+    async with app_client(grouped) as client:
+        first = await _transfer(client, ana, bia.wallet_id, 250, key="k-1")
+        assert first.status_code == 201
+        monkeypatch.setattr(grouped.idempotency, "locks", MemoryLocks())  # the lock lapsed
+        again, other = await asyncio.gather(
+            _transfer(client, ana, bia.wallet_id, 250, key="k-1"),
+            _transfer(client, ana, bia.wallet_id, 50, key="k-2"),
+        )
+        assert again.status_code == 201
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.json() == first.json()
+        assert other.status_code == 201
+        assert await _available(client, bia) == 300
+
+
+async def test_a_failed_group_runs_each_transfer_alone(
+    grouped: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's lock read fails (a deadlock, say): every transfer runs on its own, once."""
+    assert grouped.transfers is not None
+    real = grouped.transfers.prepare
+    calls = 0
+
+    async def failing(session: AsyncSession, ids: Sequence[str]) -> ledger.LockedAccounts:
+        nonlocal calls
+        calls += 1
+        raise OperationalError("SELECT ... FOR UPDATE", {}, Exception("deadlock"))
+
+    monkeypatch.setattr(grouped.transfers, "prepare", failing)
+    before = GROUP_COMMIT_FALLBACKS._value.get()
+    payers = [await create_actor(grouped, balance=100) for _ in range(4)]
+    payee = await create_actor(grouped)
+    async with app_client(grouped) as client:
+        answers = await asyncio.gather(
+            *(_transfer(client, p, payee.wallet_id, 100) for p in payers)
+        )
+        assert [a.status_code for a in answers] == [201] * 4
+        assert await _available(client, payee) == 400
+    assert calls >= 1
+    assert GROUP_COMMIT_FALLBACKS._value.get() - before == 4
+    monkeypatch.setattr(grouped.transfers, "prepare", real)
+
+
+async def test_a_group_that_committed_but_was_not_told_replays(
+    grouped: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT lands but its answer is lost: each transfer, run alone, finds its key taken
+    and replays what the group stored — no transfer happens twice."""
+    real = groupcommit.flush_and_commit
+
+    async def committed_then_lost(session: AsyncSession) -> None:
+        await real(session)
+        raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(groupcommit, "flush_and_commit", committed_then_lost)
+    payers = [await create_actor(grouped, balance=500) for _ in range(3)]
+    payee = await create_actor(grouped)
+    async with app_client(grouped) as client:
+        answers = await asyncio.gather(
+            *(_transfer(client, p, payee.wallet_id, 500) for p in payers)
+        )
+        assert [a.status_code for a in answers] == [201] * 3
+        assert all(a.headers.get("Idempotent-Replayed") == "true" for a in answers)
+        assert await _available(client, payee) == 1_500
+        for payer in payers:
+            assert await _available(client, payer) == 0
+    assert await _count(grouped, Transaction) == 3 + 3
+
+
+async def test_a_period_limit_sends_the_transfer_alone(grouped: Resources, groups: Groups) -> None:
+    """A user with a daily limit is judged against the day's payments, outside any group; the
+    limit holds across transfers sent at once."""
+    ana = await create_actor(grouped, balance=10_000)
+    bia = await create_actor(grouped)
+    admin = await create_admin(grouped)
+    async with app_client(grouped) as client:
+        set_limit = await client.put(
+            f"/v1/users/{ana.user.id}/limits", json={"daily": 1_000}, headers=admin.headers()
+        )
+        assert set_limit.status_code == 200, set_limit.text
+        answers = await asyncio.gather(
+            *(_transfer(client, ana, bia.wallet_id, 400) for _ in range(3))
+        )
+        assert sorted(a.status_code for a in answers) == [201, 201, 403]
+        assert await _available(client, bia) == 800
+    assert groups.sizes == []  # none was offered to a group
