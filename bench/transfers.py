@@ -191,6 +191,21 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def mariadb_cpu_seconds() -> float:
+    """CPU seconds so far of the local MariaDB server (0 when it is not found here)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        if raw[raw.find("(") + 1 : raw.rfind(")")] in {"mariadbd", "mysqld"}:
+            fields = raw[raw.rfind(")") + 2 :].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def pinned(command: list[str], cpus: str | None) -> list[str]:
     """Prefix `taskset -c` so each process stays on the core the report says it runs on."""
     return ["taskset", "-c", cpus, *command] if cpus else command
@@ -198,7 +213,7 @@ def pinned(command: list[str], cpus: str | None) -> list[str]:
 
 @contextlib.contextmanager
 def api_server(
-    *, port: int, workers: int, pool: int, cpus: str | None, log: Path
+    *, port: int, workers: int, pool: int, cpus: str | None, log: Path, group_commit: bool = True
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `pixwave api` in its own process group and kill the whole group however we leave."""
     env = {
@@ -213,6 +228,7 @@ def api_server(
         # Every request comes from one address at far more than its limit: the limiter (on by
         # default with Redis) stays off unless the caller sets it, with rates to match.
         "RATE_LIMIT_ENABLED": os.environ.get("RATE_LIMIT_ENABLED", "false"),
+        "GROUP_COMMIT": "true" if group_commit else "false",
     }
     command = [str(PIXWAVE), "api", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as out:
@@ -674,6 +690,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="batched",
         help="send the floor's writes as the API does (one round trip) or one by one",
     )
+    parser.add_argument(
+        "--modes",
+        default="grouped,alone",
+        help="API modes to measure in turn, the first one reported as `http_*`: grouped "
+        "(GROUP_COMMIT=true, the default) and alone (each transfer its own transaction)",
+    )
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--server-cpus", help="taskset list for the API and the floor client")
     parser.add_argument("--generator-cpus", help="taskset list for wrk")
@@ -705,32 +727,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{generator_cpus or 'any'}; MariaDB and Redis unpinned"
     )
 
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    if not modes or set(modes) - {"grouped", "alone"}:
+        print("--modes takes grouped and/or alone", file=sys.stderr)
+        return 2
+    measured: dict[str, tuple[RunResult, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="pixwave-bench-") as scratch:
         actors_file = Path(scratch) / "actors.txt"
         actors_file.write_text("".join(f"{a.token} {a.wallet_id}\n" for a in actors))
-        port = free_port()
-        with api_server(
-            port=port,
-            workers=args.workers,
-            pool=pool,
-            cpus=server_cpus,
-            log=Path(scratch) / "api.log",
-        ) as server:
-            load = functools.partial(
-                run_transfers,
+        for mode in modes:
+            port = free_port()
+            with api_server(
                 port=port,
-                actors_file=actors_file,
-                connections=args.connections,
-                threads=args.wrk_threads,
-                cpus=generator_cpus,
+                workers=args.workers,
+                pool=pool,
+                cpus=server_cpus,
+                log=Path(scratch) / f"api-{mode}.log",
+                group_commit=mode == "grouped",
+            ) as server:
+                load = functools.partial(
+                    run_transfers,
+                    port=port,
+                    actors_file=actors_file,
+                    connections=args.connections,
+                    threads=args.wrk_threads,
+                    cpus=generator_cpus,
+                )
+                load(nonce=new_id("warm"), duration=args.warmup)
+                cpu_before, db_before = group_cpu_seconds(server.pid), mariadb_cpu_seconds()
+                result = load(nonce=new_id("run"), duration=args.duration)
+                api_cpu = group_cpu_seconds(server.pid) - cpu_before
+                db_cpu = mariadb_cpu_seconds() - db_before
+            done = result.completed or 1
+            measured[mode] = (result, 1000 * api_cpu / done, 1000 * db_cpu / done)
+            report(f"http ({mode})", result, args.connections)
+            print(
+                f"http ({mode}): CPU per transfer: API {measured[mode][1]:.2f} ms, "
+                f"MariaDB {measured[mode][2]:.2f} ms"
             )
-            load(nonce=new_id("warm"), duration=args.warmup)
-            cpu_before = group_cpu_seconds(server.pid)
-            http = load(nonce=new_id("run"), duration=args.duration)
-            api_cpu = group_cpu_seconds(server.pid) - cpu_before
-    report("http", http, args.connections)
-    api_cpu_ms = 1000 * api_cpu / http.completed if http.completed else 0.0
-    print(f"http: API CPU {api_cpu_ms:.2f} ms per transfer")
+    http, api_cpu_ms, db_cpu_ms = measured[modes[0]]
 
     floor = run_floor(
         actors,
@@ -743,7 +778,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report(f"floor ({FLOOR_LABELS[args.floor]})", floor, args.connections)
 
     ratio = http.tps / floor.tps if floor.tps else 0.0
-    print(f"ratio: http/floor = {ratio:.2f}")
+    for mode, (result, _api, _db) in measured.items():
+        print(f"ratio: http ({mode})/floor = {result.tps / floor.tps if floor.tps else 0.0:.2f}")
     audit_ok, ledger_transactions, problems = asyncio.run(audit())
     if audit_ok:
         print(f"audit: ok, the ledger balances ({ledger_transactions} ledger transactions)")
@@ -756,6 +792,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "http_p99_ms": round(http.p99_ms, 2),
         "http_errors": http.errors,
         "http_api_cpu_ms": round(api_cpu_ms, 3),
+        "http_mariadb_cpu_ms": round(db_cpu_ms, 3),
+        "http_mode": modes[0],
+        "modes": {
+            mode: {
+                "tps": round(result.tps, 1),
+                "p50_ms": round(result.p50_ms, 2),
+                "p99_ms": round(result.p99_ms, 2),
+                "errors": result.errors,
+                "api_cpu_ms": round(api, 3),
+                "mariadb_cpu_ms": round(db, 3),
+                "ratio_to_floor": round(result.tps / floor.tps, 3) if floor.tps else 0.0,
+            }
+            for mode, (result, api, db) in measured.items()
+        },
         "floor_tps": round(floor.tps, 1),
         "floor_p50_ms": round(floor.p50_ms, 2),
         "floor_p99_ms": round(floor.p99_ms, 2),
@@ -772,7 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(json.dumps(figures))
     # Times are only reported; a wrong answer (an error or an unbalanced ledger) fails the run.
-    return 0 if audit_ok and http.errors == 0 and floor.errors == 0 else 1
+    errors = sum(result.errors for result, _api, _db in measured.values())
+    return 0 if audit_ok and errors == 0 and floor.errors == 0 else 1
 
 
 def code_version() -> str:

@@ -24,7 +24,6 @@ from pixwave.gateways.router import Router
 from pixwave.kit.groupcommit import GroupCommit
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
-from pixwave.ledger.service import lock_accounts
 from pixwave.limits.service import MoneyLimits
 from pixwave.notifications.sns import SnsPublisher
 from pixwave.notifications.webhooks.urls import private_urls_allowed
@@ -33,6 +32,7 @@ from pixwave.payments.engine import Engine
 from pixwave.payments.engine.settings import EngineSettings
 from pixwave.payments.lease import build_leases
 from pixwave.resources import Resources
+from pixwave.wallet.service import prepare_transfers
 from pixwave.worker.broker import build_broker, job_queue, register_jobs
 
 
@@ -84,6 +84,7 @@ def build_resources(
         ttl_seconds=settings.idempotency_ttl_seconds,
         lock_seconds=settings.idempotency_lock_seconds,
     )
+    limits = MoneyLimits(settings)
     resources = Resources(
         settings=settings,
         engine=database,
@@ -114,12 +115,12 @@ def build_resources(
         webhook_base_urls=webhook_base_urls,
         sns=SnsPublisher.from_settings(settings),
         private_webhook_urls=private_urls_allowed(settings),
-        limits=MoneyLimits(settings),
+        limits=limits,
         transfers=(
             GroupCommit(
                 sessionmaker,
                 idempotency.store,
-                prepare=lock_accounts,
+                prepare=prepare_transfers(limits),
                 window_seconds=settings.group_commit_window_ms / 1000,
                 max_size=settings.group_commit_max_size,
             )

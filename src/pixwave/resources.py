@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
     from pixwave.kit.groupcommit import GroupCommit
-    from pixwave.ledger.service import LockedAccounts
     from pixwave.limits.service import MoneyLimits
     from pixwave.payments.engine import Engine
+    from pixwave.wallet.service import TransferGroup
     from pixwave.worker.jobs import JobQueue
 
 
@@ -76,7 +76,7 @@ class Resources:
     #: swapped in tests).
     limits: MoneyLimits
     #: Groups concurrent transfers into one commit (`GROUP_COMMIT`); None runs each alone.
-    transfers: GroupCommit[LockedAccounts] | None
+    transfers: GroupCommit[TransferGroup] | None
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)

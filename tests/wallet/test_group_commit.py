@@ -20,11 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.kit import groupcommit
 from pixwave.kit.groupcommit import GroupCommit
 from pixwave.kit.locks import MemoryLocks
-from pixwave.ledger import service as ledger
 from pixwave.ledger.models import LedgerTransaction
 from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
 from pixwave.payments.models import Transaction
 from pixwave.resources import Resources
+from pixwave.unit_of_work import flush, flush_and_commit
+from pixwave.wallet import service as wallets
+from pixwave.wallet.schemas import TransferCreate
+from pixwave.wallet.service import TransferGroup
 from tests.conftest import _backend, app_client, assert_ledger_balances, wipe
 from tests.factories import Actor, create_actor, create_admin
 
@@ -36,14 +39,15 @@ async def grouped(
     redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Resources]:
-    """Group commit on, with a window wide enough that concurrent test requests meet."""
+    """Group commit on, with a window wide enough that concurrent test requests meet even on
+    a busy machine."""
     extra: dict[str, Any] = {"redis_url": redis_url} if request.param == "mariadb" else {}
     res = await _backend(
         f"{request.param}-grouped",
         backends,
         tmp_path_factory,
         group_commit=True,
-        group_commit_window_ms=20,
+        group_commit_window_ms=50,
         **extra,
     )
     await wipe(res)
@@ -57,13 +61,13 @@ async def grouped(
 class Groups:
     """Counts the groups a GroupCommit sends and their sizes (wraps its `prepare`)."""
 
-    def __init__(self, commit: GroupCommit[ledger.LockedAccounts]) -> None:
+    def __init__(self, commit: GroupCommit[TransferGroup]) -> None:
         self.sizes: list[int] = []
         self._prepare = commit.prepare
 
-        async def prepare(session: AsyncSession, ids: Sequence[str]) -> ledger.LockedAccounts:
-            self.sizes.append(len(ids) // 2)
-            return await self._prepare(session, ids)
+        async def prepare(session: AsyncSession, claims: Sequence[Any]) -> TransferGroup:
+            self.sizes.append(len(claims))
+            return await self._prepare(session, claims)
 
         commit.prepare = prepare
 
@@ -96,6 +100,8 @@ async def test_concurrent_transfers_commit_as_one_group(grouped: Resources, grou
     payers = [await create_actor(grouped, balance=1_000) for _ in range(12)]
     payee = await create_actor(grouped)
     async with app_client(grouped) as client:
+        for payer in payers:  # tokens looked up once, so the transfers arrive together
+            await _available(client, payer)
         answers = await asyncio.gather(
             *(_transfer(client, p, payee.wallet_id, 100 + i) for i, p in enumerate(payers))
         )
@@ -194,7 +200,7 @@ async def test_a_failed_group_runs_each_transfer_alone(
     real = grouped.transfers.prepare
     calls = 0
 
-    async def failing(session: AsyncSession, ids: Sequence[str]) -> ledger.LockedAccounts:
+    async def failing(session: AsyncSession, claims: Sequence[Any]) -> TransferGroup:
         nonlocal calls
         calls += 1
         raise OperationalError("SELECT ... FOR UPDATE", {}, Exception("deadlock"))
@@ -240,9 +246,12 @@ async def test_a_group_that_committed_but_was_not_told_replays(
     assert await _count(grouped, Transaction) == 3 + 3
 
 
-async def test_a_period_limit_sends_the_transfer_alone(grouped: Resources, groups: Groups) -> None:
-    """A user with a daily limit is judged against the day's payments, outside any group; the
-    limit holds across transfers sent at once."""
+async def test_a_period_limit_is_judged_in_the_group_in_arrival_order(
+    grouped: Resources, groups: Groups
+) -> None:
+    """A user with a daily limit of 1,000 sends 400 three times at once, in one group: the
+    first two pass, the third is refused; a refusal gives its share back, so a later 200
+    still fits."""
     ana = await create_actor(grouped, balance=10_000)
     bia = await create_actor(grouped)
     admin = await create_admin(grouped)
@@ -251,9 +260,60 @@ async def test_a_period_limit_sends_the_transfer_alone(grouped: Resources, group
             f"/v1/users/{ana.user.id}/limits", json={"daily": 1_000}, headers=admin.headers()
         )
         assert set_limit.status_code == 200, set_limit.text
+        await _available(client, ana)  # the token is looked up again (so the three meet)
         answers = await asyncio.gather(
             *(_transfer(client, ana, bia.wallet_id, 400) for _ in range(3))
         )
         assert sorted(a.status_code for a in answers) == [201, 201, 403]
-        assert await _available(client, bia) == 800
-    assert groups.sizes == []  # none was offered to a group
+        refused = next(a for a in answers if a.status_code == 403).json()
+        assert (refused["code"], refused["remaining"]) == ("daily_limit_exceeded", 200)
+        assert (await _transfer(client, ana, bia.wallet_id, 200)).status_code == 201
+        assert (await _transfer(client, ana, bia.wallet_id, 1)).status_code == 403
+        assert await _available(client, bia) == 1_000
+    assert max(groups.sizes) >= 2, groups.sizes
+
+
+async def test_a_group_counts_a_payment_committed_while_it_waited_for_the_payer(
+    backends: dict[str, Resources], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The group locks Ana's row, then waits for Bia's, held by a transfer of Bia's running on
+    its own; once that commits, the group's sum for Bia must count it (READ COMMITTED: under
+    REPEATABLE READ the sum would come from the snapshot taken at Ana's row)."""
+    daily = await _backend(
+        "mariadb-daily",
+        backends,
+        tmp_path_factory,
+        redis_url=redis_url,
+        group_commit_window_ms=20,
+        limit_daily=1_000,
+    )
+    await wipe(daily)
+    daily.token_cache.clear()
+    first, second = (
+        await create_actor(daily, balance=5_000),
+        await create_actor(daily, balance=5_000),
+    )
+    ana, bia = sorted((first, second), key=lambda actor: actor.user.id)  # Ana's row is locked first
+    payee = await create_actor(daily)
+    async with daily.sessionmaker() as alone:
+        await wallets.transfer(
+            alone,
+            daily.limits,
+            bia.principal,
+            TransferCreate(to_wallet_id=payee.wallet_id, amount=700),
+        )
+        await flush(alone)  # Bia's row is locked, her 700 written, not committed
+        async with app_client(daily) as client:
+            await _available(client, ana)
+            await _available(client, bia)
+            pending = asyncio.gather(
+                _transfer(client, ana, payee.wallet_id, 100),
+                _transfer(client, bia, payee.wallet_id, 400),
+            )
+            await asyncio.sleep(0.5)  # the group has locked Ana and waits for Bia
+            await flush_and_commit(alone)
+            ana_answer, bia_answer = await pending
+    assert ana_answer.status_code == 201, ana_answer.text
+    assert bia_answer.status_code == 403, bia_answer.text
+    assert bia_answer.json()["remaining"] == 300
+    await assert_ledger_balances(daily)

@@ -5,10 +5,11 @@ session and a pooled connection. Under load, many arrive within a millisecond of
 The first to arrive opens a group; others join it for at most ``window_seconds`` (or until it
 holds ``max_size``); then, on one connection:
 
-1. one read finds the idempotency keys of the group that already have a stored answer — those
+1. ``prepare`` locks every row the group touches, once, in id order, and reads what the
+   payments will be judged against (for transfers: the users a period limit applies to, with
+   their sums, then the ledger accounts — see `wallet.service.prepare_transfers`);
+2. one read finds the idempotency keys of the group that already have a stored answer — those
    leave the group and are replayed by the caller as usual;
-2. ``prepare`` locks every row the group touches, once, in id order (for payments: the ledger
-   accounts, see :class:`pixwave.ledger.service.LockedAccounts`);
 3. each payment's work runs in arrival order against that locked state, in memory: a refusal
    (insufficient funds, unknown wallet, a limit) refuses that payment only — what it had queued
    is rewound, and its refusal is stored for replay like any other answer;
@@ -62,16 +63,17 @@ class KeyTaken(Exception):
 class GroupState(Protocol):
     """What ``prepare`` locked and what the payments did to it, in memory."""
 
-    def mark(self) -> int: ...
+    def mark(self) -> Any: ...
 
-    def rewind(self, to: int) -> None: ...
+    def rewind(self, to: Any) -> None: ...
 
     def finish(self, session: AsyncSession) -> None:
         """Queue the group's net writes to the locked rows."""
 
 
 S = TypeVar("S", bound=GroupState)
-Prepare = Callable[[AsyncSession, Sequence[str]], Awaitable[S]]
+#: Locks and reads what a group's payments need, given each one's claim (what it touches).
+Prepare = Callable[[AsyncSession, Sequence[Any]], Awaitable[S]]
 GroupedWork = Callable[[AsyncSession, S], Awaitable[BaseModel]]
 Store = Callable[[AsyncSession, dict[str, Any], int, bytes], None]
 
@@ -81,7 +83,7 @@ class _Job(Generic[S]):
     record: dict[str, Any]
     status_code: int
     work: GroupedWork[S]
-    locks: tuple[str, ...]
+    claim: Any
     future: asyncio.Future[Response] = field(repr=False)
 
 
@@ -111,12 +113,12 @@ class GroupCommit(Generic[S]):
         record: dict[str, Any],
         status_code: int,
         work: GroupedWork[S],
-        locks: Sequence[str],
+        claim: Any,
     ) -> Response:
         """Run ``work`` in the next group; its answer, or its refusal raised (stored either
         way), or :class:`KeyTaken`, or :class:`NotGrouped`."""
         loop = asyncio.get_running_loop()
-        job = _Job(record, status_code, work, tuple(locks), loop.create_future())
+        job = _Job(record, status_code, work, claim, loop.create_future())
         self._open.append(job)
         if len(self._open) >= self.max_size:
             self._close()
@@ -155,10 +157,9 @@ class GroupCommit(Generic[S]):
     async def _commit(self, jobs: list[_Job[S]]) -> list[Response | Exception]:
         outcomes: list[Response | Exception] = []
         async with self.sessionmaker() as session:
+            state = await self.prepare(session, [job.claim for job in jobs])
             keys = [(job.record["scope"], job.record["key"]) for job in jobs]
             taken = {tuple(row) for row in await session.execute(_TAKEN, {"keys": keys})}
-            live = [job for job, key in zip(jobs, keys, strict=True) if key not in taken]
-            state = await self.prepare(session, [lock for job in live for lock in job.locks])
             group_inserts(session)
             for job, key in zip(jobs, keys, strict=True):
                 if key in taken:

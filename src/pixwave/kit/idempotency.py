@@ -85,11 +85,11 @@ Redact = Callable[[BaseModel], BaseModel]
 @dataclass(frozen=True, slots=True)
 class Grouped:
     """How a request may run inside a group commit instead (see `kit.groupcommit`): the same
-    work against the group's locked state, and the rows it will lock."""
+    work against the group's locked state, and its claim (what the group must lock for it)."""
 
     commit: GroupCommit[Any]
     work: GroupedWork[Any]
-    locks: tuple[str, ...]
+    claim: Any
 
 
 class Idempotency:
@@ -189,7 +189,7 @@ class Idempotency:
                 if grouped is not None and redact is None:
                     with contextlib.suppress(NotGrouped):
                         return await grouped.commit.submit(
-                            record, status_code, grouped.work, grouped.locks
+                            record, status_code, grouped.work, grouped.claim
                         )
                 return await self._attempt(record, status_code, work, redact)
             except (IntegrityError, KeyTaken):

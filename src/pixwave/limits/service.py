@@ -9,11 +9,12 @@ at all: the user's own values come with their token (see `accounts.auth`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import Principal
@@ -36,6 +37,8 @@ from pixwave.limits.policy import (
 from pixwave.limits.schemas import LimitOverrides, LimitsRead, LimitsUpdate
 
 log = structlog.get_logger("pixwave.limits")
+#: For the next transaction only; see :meth:`MoneyLimits.lock_for_group`.
+_READ_COMMITTED = text("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
 class MoneyLimits:
@@ -64,22 +67,40 @@ class MoneyLimits:
             check(limits, periods, amount, spent)
         return now
 
-    def period_applies(self, principal: Principal) -> bool:
-        """Whether judging ``principal``'s payment now needs the period's history."""
-        _now, limits, periods = self._now(principal)
-        return needs_history(limits, periods)
-
-    def judge_alone(self, principal: Principal, amount: int) -> datetime | None:
-        """:meth:`judge` when no period limit applies now (no query, nothing locked); None when
-        one does, and the payment must be judged against its period's history instead."""
-        now, limits, periods = self._now(principal)
-        check(limits, periods, amount, Spent(today=0, tonight=0))
-        return None if needs_history(limits, periods) else now
-
     def _now(self, principal: Principal) -> tuple[datetime, Limits, Windows]:
-        now = self.clock()
+        return self._at(self.clock(), principal)
+
+    def _at(self, now: datetime, principal: Principal) -> tuple[datetime, Limits, Windows]:
         limits = self.defaults.with_overrides(principal.limits)
         return now, limits, windows(now, self.zone, limits.night_starts, limits.night_ends)
+
+    async def lock_for_group(
+        self, session: AsyncSession, principals: Sequence[Principal]
+    ) -> GroupLimits:
+        """Judge the payments of one group commit at one instant: lock the rows of the users
+        a period limit applies to (in id order, before any ledger account, like :meth:`judge`)
+        and sum each one's period once; the group then judges in memory, in arrival order.
+
+        On MySQL the group's transaction reads at READ COMMITTED when it sums: under
+        REPEATABLE READ the second user's sum would come from the snapshot the first one's
+        took, and miss a payment that user committed while this group waited for their row.
+        """
+        now = self.clock()
+        needing: dict[str, Principal] = {}
+        for principal in principals:
+            _now, limits, periods = self._at(now, principal)
+            if principal.wallet_id is not None and needs_history(limits, periods):
+                needing.setdefault(principal.user_id, principal)
+        spent: dict[str, list[int]] = {}
+        if needing and session.get_bind().dialect.name == "mysql":
+            await session.execute(_READ_COMMITTED)
+        for user_id in sorted(needing):
+            principal = needing[user_id]
+            _now, _limits, periods = self._at(now, principal)
+            assert principal.wallet_id is not None
+            found = await repository.lock_and_sum(session, user_id, principal.wallet_id, periods)
+            spent[user_id] = [found.today, found.tonight]
+        return GroupLimits(self, now, spent)
 
     async def view(self, session: AsyncSession, user_id: str) -> LimitsRead:
         """A user's limits in force now, with what is spent of each period."""
@@ -153,6 +174,40 @@ class MoneyLimits:
             night_starts=None if data.night_starts is None else f"{data.night_starts:%H:%M}",
         )
         return await self.view(session, user_id)
+
+
+class GroupLimits:
+    """The limits of one group commit's payments, judged in memory at the group's instant."""
+
+    def __init__(self, limits: MoneyLimits, now: datetime, spent: dict[str, list[int]]) -> None:
+        self._limits = limits
+        self.now = now
+        self._spent = spent
+        self._journal: list[tuple[list[int], int, int]] = []
+
+    def judge(self, principal: Principal, amount: int) -> datetime:
+        """:meth:`MoneyLimits.judge` against the group's sums, counting the group's earlier
+        payments; the moment judged at is the group's."""
+        _now, limits, periods = self._limits._at(self.now, principal)
+        check(limits, periods, amount, Spent(today=0, tonight=0))
+        if needs_history(limits, periods):
+            spent = self._spent[principal.user_id]  # locked and summed for this group
+            check(limits, periods, amount, Spent(today=spent[0], tonight=spent[1]))
+            tonight = amount if periods.night is not None else 0
+            spent[0] += amount
+            spent[1] += tonight
+            self._journal.append((spent, amount, tonight))
+        return self.now
+
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def rewind(self, to: int) -> None:
+        """Give back what the payments judged since :meth:`mark` counted (they were refused)."""
+        while len(self._journal) > to:
+            spent, today, tonight = self._journal.pop()
+            spent[0] -= today
+            spent[1] -= tonight
 
 
 def _remaining(limit: int | None, spent: int) -> int | None:

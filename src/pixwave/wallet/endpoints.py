@@ -12,7 +12,6 @@ from pixwave.kit.idempotency import Grouped, Idempotent
 from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
 from pixwave.kit.problems import PixWaveRoute, problems
 from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
-from pixwave.ledger.service import LockedAccounts
 from pixwave.limits.errors import LIMIT_ERRORS
 from pixwave.payments.schemas import TransactionRead
 from pixwave.resources import ReadSession, Resources
@@ -100,17 +99,13 @@ async def create_transfer(
         return await service.transfer(session, resources.limits, principal, body)
 
     grouped = None
-    if (
-        resources.transfers is not None
-        and principal.wallet_id is not None
-        and not resources.limits.period_applies(principal)  # judged under the user's row lock
-    ):
+    if resources.transfers is not None:
 
-        async def in_group(session: AsyncSession, accounts: LockedAccounts) -> TransactionRead:
-            return await service.transfer(session, resources.limits, principal, body, accounts)
+        async def in_group(session: AsyncSession, group: service.TransferGroup) -> TransactionRead:
+            return await service.transfer(session, resources.limits, principal, body, group)
 
-        locks = (principal.wallet_id, body.to_wallet_id)
-        grouped = Grouped(resources.transfers, in_group, locks)
+        claim = service.TransferClaim(principal, body.to_wallet_id)
+        grouped = Grouped(resources.transfers, in_group, claim)
     return await call.run(body, work, grouped=grouped)
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import Principal
 from pixwave.exceptions import BadRequest
-from pixwave.kit.groupcommit import NotGrouped
 from pixwave.kit.ids import new_id
 from pixwave.kit.pagination import check_cursor
 from pixwave.ledger import service as ledger
 from pixwave.ledger.errors import AccountNotFound
-from pixwave.limits.service import MoneyLimits
+from pixwave.limits.service import GroupLimits, MoneyLimits
 from pixwave.payments import service as transactions
 from pixwave.payments.schemas import TransactionRead
 from pixwave.payments.status import TransactionStatus, TransactionType
@@ -72,19 +74,60 @@ async def statement(
     return [StatementEntry(**row) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class TransferClaim:
+    """What a transfer of a group commit touches: its payer (and their limits) and payee."""
+
+    principal: Principal
+    to_wallet_id: str
+
+
+@dataclass(slots=True)
+class TransferGroup:
+    """The locked state a group of transfers is decided against, in memory."""
+
+    limits: GroupLimits
+    accounts: ledger.LockedAccounts
+
+    def mark(self) -> tuple[int, int]:
+        return self.limits.mark(), self.accounts.mark()
+
+    def rewind(self, to: tuple[int, int]) -> None:
+        self.limits.rewind(to[0])
+        self.accounts.rewind(to[1])
+
+    def finish(self, session: AsyncSession) -> None:
+        self.accounts.finish(session)
+
+
+def prepare_transfers(
+    limits: MoneyLimits,
+) -> Callable[[AsyncSession, Sequence[TransferClaim]], Awaitable[TransferGroup]]:
+    """The group commit's `prepare` for transfers: the payers a period limit applies to are
+    locked and summed first, then every account, each in id order — the order a single
+    transfer takes them in."""
+
+    async def prepare(session: AsyncSession, claims: Sequence[TransferClaim]) -> TransferGroup:
+        judged = await limits.lock_for_group(session, [claim.principal for claim in claims])
+        ids = [claim.to_wallet_id for claim in claims]
+        ids += [claim.principal.wallet_id for claim in claims if claim.principal.wallet_id]
+        return TransferGroup(judged, await ledger.lock_accounts(session, ids))
+
+    return prepare
+
+
 async def transfer(
     session: AsyncSession,
     limits: MoneyLimits,
     principal: Principal,
     data: TransferCreate,
-    group: ledger.LockedAccounts | None = None,
+    group: TransferGroup | None = None,
 ) -> TransactionRead:
     """Move money between two PixWave wallets, synchronously and atomically, within the
     payer's limits.
 
-    With ``group``, this transfer is one of a group commit (`kit.groupcommit`): its accounts
-    are already locked and it is guarded in memory; one whose limits need the period's history
-    is sent back to run on its own (`NotGrouped`).
+    With ``group``, this transfer is one of a group commit (`kit.groupcommit`): its limits and
+    accounts are judged against the group's locked state, in memory.
     """
     source = principal.require_wallet()
     if data.to_wallet_id == source:
@@ -92,10 +135,7 @@ async def transfer(
     if group is None:
         judged_at = await limits.judge(session, principal, data.amount)
     else:
-        judged_alone = limits.judge_alone(principal, data.amount)
-        if judged_alone is None:
-            raise NotGrouped("a period limit applies: judged against the period's payments")
-        judged_at = judged_alone
+        judged_at = group.limits.judge(principal, data.amount)
     transaction_id = new_id("txn")
     ledger_transaction_id = await ledger.post(
         session,
@@ -107,7 +147,7 @@ async def transfer(
         reference=transaction_id,
         description=data.description or "",
         wallets_only=True,  # the destination must be a wallet; checked by the update itself
-        locked=group,
+        locked=None if group is None else group.accounts,
     )
     return await transactions.create(
         session,
