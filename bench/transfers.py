@@ -175,9 +175,8 @@ def free_port() -> int:
         return port
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds (user + system) so far of every live process in a process group."""
-    total = 0
+def _processes() -> Iterator[tuple[str, int, int]]:
+    """(command name, process group, CPU ticks so far) of every live process."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -186,24 +185,23 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         fields = raw[raw.rfind(")") + 2 :].split()  # the command name may hold spaces
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        yield (
+            raw[raw.find("(") + 1 : raw.rfind(")")],
+            int(fields[2]),
+            int(fields[11]) + int(fields[12]),
+        )
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) so far of every live process in a process group."""
+    ticks = sum(cpu for _name, group, cpu in _processes() if group == pgid)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def mariadb_cpu_seconds() -> float:
     """CPU seconds so far of the local MariaDB server (0 when it is not found here)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        if raw[raw.find("(") + 1 : raw.rfind(")")] in {"mariadbd", "mysqld"}:
-            fields = raw[raw.rfind(")") + 2 :].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
+    ticks = sum(cpu for name, _group, cpu in _processes() if name in {"mariadbd", "mysqld"})
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def pinned(command: list[str], cpus: str | None) -> list[str]:

@@ -21,7 +21,7 @@ from pixwave.gateways.base import PixGateway
 from pixwave.gateways.health import HealthConfig, build_health_store
 from pixwave.gateways.registry import build_gateways, configured, simulated_gateways
 from pixwave.gateways.router import Router
-from pixwave.kit.groupcommit import GroupCommit
+from pixwave.kit.groupcommit import GroupCommit, Prepare, S, lock_nothing
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
 from pixwave.limits.service import MoneyLimits
@@ -84,7 +84,19 @@ def build_resources(
         ttl_seconds=settings.idempotency_ttl_seconds,
         lock_seconds=settings.idempotency_lock_seconds,
     )
-    limits = MoneyLimits(settings)
+
+    def group(name: str, prepare: Prepare[S]) -> GroupCommit[S] | None:
+        if not settings.group_commit:
+            return None
+        return GroupCommit(
+            name,
+            sessionmaker,
+            idempotency.store,
+            prepare=prepare,
+            window_seconds=settings.group_commit_window_ms / 1000,
+            max_size=settings.group_commit_max_size,
+        )
+
     resources = Resources(
         settings=settings,
         engine=database,
@@ -115,18 +127,9 @@ def build_resources(
         webhook_base_urls=webhook_base_urls,
         sns=SnsPublisher.from_settings(settings),
         private_webhook_urls=private_urls_allowed(settings),
-        limits=limits,
-        transfers=(
-            GroupCommit(
-                sessionmaker,
-                idempotency.store,
-                prepare=prepare_transfers(limits),
-                window_seconds=settings.group_commit_window_ms / 1000,
-                max_size=settings.group_commit_max_size,
-            )
-            if settings.group_commit
-            else None
-        ),
+        limits=MoneyLimits(settings),
+        transfers=group("transfers", prepare_transfers),
+        deposits=group("deposits", lock_nothing),
     )
     register_jobs(broker, resources)
     return resources

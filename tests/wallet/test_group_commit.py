@@ -61,13 +61,13 @@ async def grouped(
 class Groups:
     """Counts the groups a GroupCommit sends and their sizes (wraps its `prepare`)."""
 
-    def __init__(self, commit: GroupCommit[TransferGroup]) -> None:
+    def __init__(self, commit: GroupCommit[Any]) -> None:
         self.sizes: list[int] = []
-        self._prepare = commit.prepare
+        real = commit.prepare
 
-        async def prepare(session: AsyncSession, claims: Sequence[Any]) -> TransferGroup:
+        async def prepare(session: AsyncSession, claims: Sequence[Any]) -> Any:
             self.sizes.append(len(claims))
-            return await self._prepare(session, claims)
+            return await real(session, claims)
 
         commit.prepare = prepare
 
@@ -206,7 +206,7 @@ async def test_a_failed_group_runs_each_transfer_alone(
         raise OperationalError("SELECT ... FOR UPDATE", {}, Exception("deadlock"))
 
     monkeypatch.setattr(grouped.transfers, "prepare", failing)
-    before = GROUP_COMMIT_FALLBACKS._value.get()
+    before = GROUP_COMMIT_FALLBACKS.labels("transfers")._value.get()
     payers = [await create_actor(grouped, balance=100) for _ in range(4)]
     payee = await create_actor(grouped)
     async with app_client(grouped) as client:
@@ -216,7 +216,7 @@ async def test_a_failed_group_runs_each_transfer_alone(
         assert [a.status_code for a in answers] == [201] * 4
         assert await _available(client, payee) == 400
     assert calls >= 1
-    assert GROUP_COMMIT_FALLBACKS._value.get() - before == 4
+    assert GROUP_COMMIT_FALLBACKS.labels("transfers")._value.get() - before == 4
     monkeypatch.setattr(grouped.transfers, "prepare", real)
 
 
@@ -225,7 +225,7 @@ async def test_a_group_that_committed_but_was_not_told_replays(
 ) -> None:
     """The COMMIT lands but its answer is lost: each transfer, run alone, finds its key taken
     and replays what the group stored — no transfer happens twice."""
-    real = groupcommit.flush_and_commit
+    real = flush_and_commit
 
     async def committed_then_lost(session: AsyncSession) -> None:
         await real(session)
@@ -276,7 +276,7 @@ async def test_a_period_limit_is_judged_in_the_group_in_arrival_order(
 async def test_a_group_counts_a_payment_committed_while_it_waited_for_the_payer(
     backends: dict[str, Resources], redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """The group locks Ana's row, then waits for Bia's, held by a transfer of Bia's running on
+    """One group locks Ana's row, then waits for Bia's, held by a transfer of Bia's running on
     its own; once that commits, the group's sum for Bia must count it (READ COMMITTED: under
     REPEATABLE READ the sum would come from the snapshot taken at Ana's row)."""
     daily = await _backend(
@@ -294,8 +294,9 @@ async def test_a_group_counts_a_payment_committed_while_it_waited_for_the_payer(
         await create_actor(daily, balance=5_000),
     )
     ana, bia = sorted((first, second), key=lambda actor: actor.user.id)  # Ana's row is locked first
+    cai = await create_actor(daily, balance=5_000)
     payee = await create_actor(daily)
-    async with daily.sessionmaker() as alone:
+    async with daily.sessionmaker() as alone, daily.sessionmaker() as holder:
         await wallets.transfer(
             alone,
             daily.limits,
@@ -303,17 +304,60 @@ async def test_a_group_counts_a_payment_committed_while_it_waited_for_the_payer(
             TransferCreate(to_wallet_id=payee.wallet_id, amount=700),
         )
         await flush(alone)  # Bia's row is locked, her 700 written, not committed
+        await daily.limits.judge(holder, cai.principal, 1)  # Cai's row is locked
         async with app_client(daily) as client:
-            await _available(client, ana)
-            await _available(client, bia)
+            for actor in (ana, bia, cai):
+                await _available(client, actor)
+            # Cai's transfer is a group in flight, waiting for her row: the next two gather.
+            blocked = asyncio.ensure_future(_transfer(client, cai, payee.wallet_id, 100))
+            await asyncio.sleep(0.2)
             pending = asyncio.gather(
                 _transfer(client, ana, payee.wallet_id, 100),
                 _transfer(client, bia, payee.wallet_id, 400),
             )
-            await asyncio.sleep(0.5)  # the group has locked Ana and waits for Bia
+            await asyncio.sleep(0.5)  # their group has locked Ana's row and waits for Bia's
             await flush_and_commit(alone)
             ana_answer, bia_answer = await pending
+            await holder.rollback()
+            assert (await blocked).status_code == 201
     assert ana_answer.status_code == 201, ana_answer.text
     assert bia_answer.status_code == 403, bia_answer.text
     assert bia_answer.json()["remaining"] == 300
     await assert_ledger_balances(daily)
+
+
+async def test_concurrent_deposits_are_accepted_in_one_group(
+    grouped: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deposits gather too: each gets its own pending transaction, job and stored answer."""
+    assert grouped.deposits is not None
+    sizes = Groups(grouped.deposits).sizes
+    kicked: list[str] = []
+    real_kick = grouped.jobs.kick
+
+    async def kick(name: str, argument: str = "") -> None:
+        kicked.append(argument)
+        await real_kick(name, argument)
+
+    monkeypatch.setattr(grouped.jobs, "kick", kick)
+    actors = [await create_actor(grouped) for _ in range(6)]
+    async with app_client(grouped) as client:
+        for actor in actors:
+            await _available(client, actor)
+        answers = await asyncio.gather(
+            *(
+                client.post("/v1/deposits", json={"amount": 1_000 + i}, headers=a.headers("d"))
+                for i, a in enumerate(actors)
+            )
+        )
+        assert [a.status_code for a in answers] == [202] * 6, [a.text for a in answers]
+        again = await client.post(
+            "/v1/deposits", json={"amount": 1_000}, headers=actors[0].headers("d")
+        )
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.json()["id"] == answers[0].json()["id"]
+    ids = {a.json()["id"] for a in answers}
+    assert len(ids) == 6
+    assert sorted(kicked) == sorted(ids)
+    assert max(sizes) >= 2, sizes
+    assert await _count(grouped, Transaction) == 6

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import taskiq_redis.redis_broker
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from sqlalchemy import text
@@ -223,9 +224,12 @@ class TestSchedulerClock:
 
 
 class TestStreamBroker:
-    async def test_a_kicked_job_reaches_a_worker_of_the_stream(self, redis_url: str) -> None:
+    async def test_a_kicked_job_reaches_a_worker_of_the_stream(
+        self, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Our sender writes what taskiq-redis's receiver reads: the worker side takes the job
-        from the stream with its argument, and acknowledging it leaves nothing pending."""
+        from the stream with its argument, and acknowledging it (on the broker's own client,
+        building none) leaves nothing pending."""
         stream, group = "pixwave:test-jobs", "pixwave-test-workers"
         redis = Redis.from_url(redis_url)
         await redis.delete(stream)
@@ -250,6 +254,11 @@ class TestStreamBroker:
             async for received in broker.listen():
                 assert isinstance(received, AckableMessage)
                 assert broker.formatter.loads(received.data).args == ["txn_1"]
+
+                def no_new_client(*args: object, **kwargs: object) -> None:
+                    raise AssertionError("a Redis client was built to acknowledge")
+
+                monkeypatch.setattr(taskiq_redis.redis_broker, "Redis", no_new_client)
                 acked = received.ack()
                 assert acked is not None
                 await acked

@@ -2,8 +2,10 @@
 
 A transfer alone costs two round trips (its writes, then COMMIT), a durable log flush, a
 session and a pooled connection. Under load, many arrive within a millisecond of each other.
-The first to arrive opens a group; others join it for at most ``window_seconds`` (or until it
-holds ``max_size``); then, on one connection:
+When no group of the process is at the database, a payment goes at once (alone, so a quiet
+system adds no delay); while one is, arrivals gather into the next group, which leaves when the
+one in flight is done, after ``window_seconds`` at most, or when it holds ``max_size``. Then,
+on one connection:
 
 1. ``prepare`` locks every row the group touches, once, in id order, and reads what the
    payments will be judged against (for transfers: the users a period limit applies to, with
@@ -51,8 +53,8 @@ _TAKEN = select(_R.scope, _R.key).where(
 
 
 class NotGrouped(Exception):
-    """This payment cannot be decided inside a group (its limits need the period's history, or
-    the group failed as a whole): run it on its own."""
+    """This payment was not decided in a group (the group failed as a whole, or its work said
+    it cannot be decided there): run it on its own."""
 
 
 class KeyTaken(Exception):
@@ -69,6 +71,23 @@ class GroupState(Protocol):
 
     def finish(self, session: AsyncSession) -> None:
         """Queue the group's net writes to the locked rows."""
+
+
+class NothingLocked:
+    """The state of a group whose payments only insert rows (deposits being accepted)."""
+
+    def mark(self) -> None:
+        return None
+
+    def rewind(self, to: None) -> None:
+        return None
+
+    def finish(self, session: AsyncSession) -> None:
+        return None
+
+
+async def lock_nothing(_session: AsyncSession, _claims: Sequence[Any]) -> NothingLocked:
+    return NothingLocked()
 
 
 S = TypeVar("S", bound=GroupState)
@@ -88,10 +107,12 @@ class _Job(Generic[S]):
 
 
 class GroupCommit(Generic[S]):
-    """One per kind of payment and process; ``submit`` is called under the key's lock."""
+    """One per kind of payment (``name``: its metrics label) and process; ``submit`` is called
+    under the key's lock."""
 
     def __init__(
         self,
+        name: str,
         sessionmaker: async_sessionmaker[AsyncSession],
         store: Store,
         *,
@@ -99,6 +120,8 @@ class GroupCommit(Generic[S]):
         window_seconds: float,
         max_size: int,
     ) -> None:
+        self.sizes = GROUP_COMMIT_SIZE.labels(name)
+        self.fallbacks = GROUP_COMMIT_FALLBACKS.labels(name)
         self.sessionmaker = sessionmaker
         self.store = store
         self.prepare = prepare
@@ -120,8 +143,8 @@ class GroupCommit(Generic[S]):
         loop = asyncio.get_running_loop()
         job = _Job(record, status_code, work, claim, loop.create_future())
         self._open.append(job)
-        if len(self._open) >= self.max_size:
-            self._close()
+        if not self._running or len(self._open) >= self.max_size:
+            self._close()  # nothing in flight (no one to wait for), or full
         elif self._timer is None:
             self._timer = loop.call_later(self.window_seconds, self._close)
         return await job.future
@@ -136,15 +159,22 @@ class GroupCommit(Generic[S]):
         if jobs:
             task = asyncio.create_task(self._run(jobs))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A group is done: those who gathered meanwhile go now, without waiting out the
+        window."""
+        self._running.discard(task)
+        if self._open:
+            self._close()
 
     async def _run(self, jobs: list[_Job[S]]) -> None:
-        GROUP_COMMIT_SIZE.observe(len(jobs))
+        self.sizes.observe(len(jobs))
         try:
             outcomes = await self._commit(jobs)
         except Exception as error:
             log.warning("groupcommit.failed", size=len(jobs), error=repr(error))
-            GROUP_COMMIT_FALLBACKS.inc(len(jobs))
+            self.fallbacks.inc(len(jobs))
             outcomes = [NotGrouped("the group failed; running alone")] * len(jobs)
         for job, outcome in zip(jobs, outcomes, strict=True):
             if job.future.done():
@@ -186,9 +216,3 @@ class GroupCommit(Generic[S]):
         body = result.__pydantic_serializer__.to_json(result)
         self.store(session, job.record, job.status_code, body)
         return Response(body, status_code=job.status_code, media_type="application/json")
-
-    async def drain(self) -> None:
-        """Close the open group and wait for every group in flight (shutdown, tests)."""
-        self._close()
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)

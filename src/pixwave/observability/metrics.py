@@ -161,15 +161,18 @@ LEDGER_POSTINGS = Counter(
     ["kind"],
 )
 
-#: Payments per group commit (see ``kit/groupcommit.py``): 1 means no one else joined.
+#: Payments per group commit (see ``kit/groupcommit.py``), by kind (transfers, deposits): 1
+#: means no one else joined.
 GROUP_COMMIT_SIZE = Histogram(
     "pixwave_group_commit_size",
-    "Payments sent to the database in one group commit.",
+    "Payments sent to the database in one group commit, by kind.",
+    ["kind"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 GROUP_COMMIT_FALLBACKS = Counter(
     "pixwave_group_commit_fallbacks_total",
-    "Payments whose group commit failed as a whole and that ran on their own instead.",
+    "Payments whose group commit failed as a whole and that ran on their own instead, by kind.",
+    ["kind"],
 )
 
 # --- events out ------------------------------------------------------------------------------

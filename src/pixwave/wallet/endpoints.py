@@ -104,7 +104,7 @@ async def create_transfer(
         async def in_group(session: AsyncSession, group: service.TransferGroup) -> TransactionRead:
             return await service.transfer(session, resources.limits, principal, body, group)
 
-        claim = service.TransferClaim(principal, body.to_wallet_id)
+        claim = service.TransferClaim(principal, body.to_wallet_id, resources.limits)
         grouped = Grouped(resources.transfers, in_group, claim)
     return await call.run(body, work, grouped=grouped)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,10 +76,12 @@ async def statement(
 
 @dataclass(frozen=True, slots=True)
 class TransferClaim:
-    """What a transfer of a group commit touches: its payer (and their limits) and payee."""
+    """What a transfer of a group commit touches: its payer (and their limits) and payee, and
+    the limits it is judged by (the process's)."""
 
     principal: Principal
     to_wallet_id: str
+    limits: MoneyLimits
 
 
 @dataclass(slots=True)
@@ -100,20 +102,17 @@ class TransferGroup:
         self.accounts.finish(session)
 
 
-def prepare_transfers(
-    limits: MoneyLimits,
-) -> Callable[[AsyncSession, Sequence[TransferClaim]], Awaitable[TransferGroup]]:
+async def prepare_transfers(
+    session: AsyncSession, claims: Sequence[TransferClaim]
+) -> TransferGroup:
     """The group commit's `prepare` for transfers: the payers a period limit applies to are
     locked and summed first, then every account, each in id order — the order a single
     transfer takes them in."""
-
-    async def prepare(session: AsyncSession, claims: Sequence[TransferClaim]) -> TransferGroup:
-        judged = await limits.lock_for_group(session, [claim.principal for claim in claims])
-        ids = [claim.to_wallet_id for claim in claims]
-        ids += [claim.principal.wallet_id for claim in claims if claim.principal.wallet_id]
-        return TransferGroup(judged, await ledger.lock_accounts(session, ids))
-
-    return prepare
+    limits = claims[0].limits
+    judged = await limits.lock_for_group(session, [claim.principal for claim in claims])
+    ids = [claim.to_wallet_id for claim in claims]
+    ids += [claim.principal.wallet_id for claim in claims if claim.principal.wallet_id]
+    return TransferGroup(judged, await ledger.lock_accounts(session, ids))
 
 
 async def transfer(

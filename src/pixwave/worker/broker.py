@@ -78,6 +78,15 @@ class StreamBroker(RedisStreamBroker):
                     raise
             raise
 
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        """taskiq-redis's acknowledgement, on the long-lived client (its own builds a client
+        per acknowledged message, like its ``kick``)."""
+
+        async def ack() -> None:
+            await self._client.xack(queue_name, self.consumer_group_name, id)
+
+        return ack
+
     async def kick(self, message: BrokerMessage) -> None:
         queue_name = message.labels.get("queue_name") or self.queue_name
         await self._client.xadd(
