@@ -276,9 +276,10 @@ async def test_a_period_limit_is_judged_in_the_group_in_arrival_order(
 async def test_a_group_counts_a_payment_committed_while_it_waited_for_the_payer(
     backends: dict[str, Resources], redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """One group locks Ana's row, then waits for Bia's, held by a transfer of Bia's running on
-    its own; once that commits, the group's sum for Bia must count it (READ COMMITTED: under
-    REPEATABLE READ the sum would come from the snapshot taken at Ana's row)."""
+    """One group locks Ana's row and waits for Bia's, held by a transfer of Bia's running on
+    its own; once that commits, the group's sum for Bia must count it. It does only if no plain
+    read of the group came before its locks (REPEATABLE READ would answer the sum from that
+    earlier snapshot): checked to fail when the group reads its keys before locking."""
     daily = await _backend(
         "mariadb-daily",
         backends,
@@ -315,7 +316,7 @@ async def test_a_group_counts_a_payment_committed_while_it_waited_for_the_payer(
                 _transfer(client, ana, payee.wallet_id, 100),
                 _transfer(client, bia, payee.wallet_id, 400),
             )
-            await asyncio.sleep(0.5)  # their group has locked Ana's row and waits for Bia's
+            await asyncio.sleep(0.5)  # their group waits for Bia's row
             await flush_and_commit(alone)
             ana_answer, bia_answer = await pending
             await holder.rollback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select, update
@@ -23,11 +24,15 @@ _OUTGOING = (TransactionType.CASH_OUT, TransactionType.TRANSFER)
 _GAVE_BACK = (TransactionStatus.FAILED, TransactionStatus.CANCELLED)
 
 
+def _sum_of(starts: str, ends: str) -> Any:
+    sent = case(((T.created_at >= bindparam(starts)) & (T.created_at < bindparam(ends)), T.amount))
+    return func.coalesce(func.sum(sent), 0)
+
+
 def _total(starts: str, ends: str, *, correlated: bool) -> Any:
     """What the wallet sent in ``[starts, ends)``, as a scalar subquery; correlated with the
     user's row when locking, so it runs after that row is read (and locked)."""
-    sent = case(((T.created_at >= bindparam(starts)) & (T.created_at < bindparam(ends)), T.amount))
-    statement = select(func.coalesce(func.sum(sent), 0)).where(
+    statement = select(_sum_of(starts, ends)).where(
         T.wallet_id == bindparam("wallet_id"),
         T.created_at >= bindparam("since"),
         T.type.in_(_OUTGOING),
@@ -78,6 +83,44 @@ async def lock_and_sum(
     params = {**_params(wallet_id, windows), "user_id": user_id}
     row = (await session.execute(_LOCK_AND_SUM, params)).one_or_none()
     return Spent(0, 0) if row is None else Spent(today=int(row[0]), tonight=int(row[1]))
+
+
+_LOCK_USERS = (
+    select(U.id)
+    .where(U.id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(U.id)
+    .with_for_update()
+)
+
+
+_SUM_BY_WALLET = (
+    select(T.wallet_id, _sum_of("day_starts", "day_ends"), _sum_of("night_starts", "night_ends"))
+    .where(
+        T.wallet_id.in_(bindparam("wallet_ids", expanding=True)),
+        T.created_at >= bindparam("since"),
+        T.type.in_(_OUTGOING),
+        T.status.not_in(_GAVE_BACK),
+    )
+    .group_by(T.wallet_id)
+)
+
+
+async def lock_users(session: AsyncSession, user_ids: Sequence[str]) -> None:
+    """Lock users' rows in id order (a group commit's payers; see `lock_and_sum`)."""
+    await session.execute(_LOCK_USERS, {"user_ids": sorted(user_ids)})
+
+
+async def sum_many(
+    session: AsyncSession, wallets: Mapping[str, str], windows: Windows
+) -> dict[str, Spent]:
+    """What each wallet (by user id) sent in the periods, in one statement. Plain reads: the
+    caller locked the users' rows first, in its transaction's first statement, so the snapshot
+    these read is taken after every lock was granted (see `lock_and_sum`)."""
+    params = _params("", windows)
+    del params["wallet_id"]
+    rows = await session.execute(_SUM_BY_WALLET, {**params, "wallet_ids": list(wallets.values())})
+    by_wallet = {row[0]: Spent(today=int(row[1]), tonight=int(row[2])) for row in rows}
+    return {user: by_wallet.get(wallet, Spent(0, 0)) for user, wallet in wallets.items()}
 
 
 async def spent(session: AsyncSession, wallet_id: str, windows: Windows) -> Spent:

@@ -14,7 +14,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import Principal
@@ -37,8 +36,6 @@ from pixwave.limits.policy import (
 from pixwave.limits.schemas import LimitOverrides, LimitsRead, LimitsUpdate
 
 log = structlog.get_logger("pixwave.limits")
-#: For the next transaction only; see :meth:`MoneyLimits.lock_for_group`.
-_READ_COMMITTED = text("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
 
 class MoneyLimits:
@@ -79,27 +76,26 @@ class MoneyLimits:
     ) -> GroupLimits:
         """Judge the payments of one group commit at one instant: lock the rows of the users
         a period limit applies to (in id order, before any ledger account, like :meth:`judge`)
-        and sum each one's period once; the group then judges in memory, in arrival order.
+        and sum their periods in one statement; the group then judges in memory, in arrival
+        order.
 
-        On MySQL the group's transaction reads at READ COMMITTED when it sums: under
-        REPEATABLE READ the second user's sum would come from the snapshot the first one's
-        took, and miss a payment that user committed while this group waited for their row.
+        This must be the group's first read: every payer's row is locked in one statement
+        before the sums, which are plain reads, so REPEATABLE READ takes their snapshot after
+        the last lock was granted and they count a payment committed while the group waited.
         """
         now = self.clock()
-        needing: dict[str, Principal] = {}
+        by_periods: dict[Windows, dict[str, str]] = {}
         for principal in principals:
             _now, limits, periods = self._at(now, principal)
             if principal.wallet_id is not None and needs_history(limits, periods):
-                needing.setdefault(principal.user_id, principal)
+                by_periods.setdefault(periods, {})[principal.user_id] = principal.wallet_id
         spent: dict[str, list[int]] = {}
-        if needing and session.get_bind().dialect.name == "mysql":
-            await session.execute(_READ_COMMITTED)
-        for user_id in sorted(needing):
-            principal = needing[user_id]
-            _now, _limits, periods = self._at(now, principal)
-            assert principal.wallet_id is not None
-            found = await repository.lock_and_sum(session, user_id, principal.wallet_id, periods)
-            spent[user_id] = [found.today, found.tonight]
+        if not by_periods:
+            return GroupLimits(self, now, spent)
+        await repository.lock_users(session, [u for users in by_periods.values() for u in users])
+        for periods, wallets in by_periods.items():  # one night per group, nearly always
+            for user_id, found in (await repository.sum_many(session, wallets, periods)).items():
+                spent[user_id] = [found.today, found.tonight]
         return GroupLimits(self, now, spent)
 
     async def view(self, session: AsyncSession, user_id: str) -> LimitsRead:
