@@ -6,6 +6,7 @@ Test modules import from here, never each other's private helpers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -82,6 +83,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_listening_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, for a server that closes and
+    reopens its port (a simulator's refuse outage): the kernel never gives such a port to an
+    outgoing connection meanwhile, which a port picked by :func:`free_port` it may."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 def embedded_env() -> dict[str, str]:

@@ -34,7 +34,7 @@ from pixwave.gateways.efi.spec import (
 from pixwave.gateways.mercadopago.spec import SANDBOX_ACCESS_TOKEN as SANDBOX_MERCADOPAGO_TOKEN
 from pixwave.sandbox.efi import EfiSimConfig
 from pixwave.sandbox.mercadopago import MercadoPagoSimConfig
-from tests.support import free_port
+from tests.support import free_listening_port, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PIXWAVE = str(ROOT / ".venv" / "bin" / "pixwave")
@@ -199,7 +199,12 @@ class Cluster:
     db_port: int = field(default_factory=free_port)
     redis_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
-    sim_ports: dict[str, int] = field(default_factory=lambda: {g: free_port() for g in GATEWAYS})
+    # Below the ephemeral range: a refuse outage closes a simulator's port, and the kernel
+    # could hand an ephemeral one to an outgoing connection meanwhile (seen: the port never
+    # came back in time for the checker's read).
+    sim_ports: dict[str, int] = field(
+        default_factory=lambda: {g: free_listening_port() for g in GATEWAYS}
+    )
     processes: dict[str, Process] = field(default_factory=dict)
 
     # --- addresses ----------------------------------------------------------------------------

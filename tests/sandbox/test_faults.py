@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import random
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -17,6 +19,7 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
+from pixwave.sandbox import server as sandbox_server
 from pixwave.sandbox.callbacks import WebhookDispatcher
 from pixwave.sandbox.core import Simulator, SimulatorConfig
 from pixwave.sandbox.faults import FaultConfig, FaultInjector, FaultRule, Latency, route
@@ -153,6 +156,28 @@ class TestOutage:
             back = wait_until_reachable(fresh)
         assert back.status_code == 200
         assert client.get("/_sandbox/faults").json()["refusing_connections"] is False
+
+    def test_the_port_taken_meanwhile_is_bound_again_once_free(
+        self, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While the port was closed an outgoing connection got it as its local port (the
+        kernel hands out free ephemeral ports), so binding it again fails for a while: the
+        simulator keeps trying and listens again once it can, instead of refusing for good."""
+        real_bind = sandbox_server.bind
+        refused: list[int] = []
+
+        def taken_three_times(host: str, port: int, backlog: int = 2048) -> socket.socket:
+            if len(refused) < 3:
+                refused.append(port)
+                raise OSError(errno.EADDRINUSE, "Address already in use")
+            return real_bind(host, port, backlog)
+
+        monkeypatch.setattr(sandbox_server, "bind", taken_three_times)
+        client.put("/_sandbox/faults/*", json={"outage": "refuse", "outage_seconds": 0.2})
+        with httpx.Client(base_url=str(client.base_url), timeout=2) as fresh:
+            back = wait_until_reachable(fresh)
+        assert back.status_code == 200
+        assert refused == [client.base_url.port] * 3
 
     def test_refuse_needs_a_duration(self, client: httpx.Client) -> None:
         """Without outage_seconds nobody could reach the admin routes to end it."""

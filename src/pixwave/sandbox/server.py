@@ -9,24 +9,32 @@ and clearing the outage binds the same port again.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from typing import Any
 
+import structlog
 import uvicorn
 
 from pixwave.sandbox.core import Simulator
+
+log = structlog.get_logger("pixwave.sandbox")
 
 
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this: without it a small response waits on the client's
-    # delayed ACK (~40 ms per request on loopback) whenever uvloop serves the socket.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this: without it a small response waits on the client's
+        # delayed ACK (~40 ms per request on loopback) whenever uvloop serves the socket.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -61,9 +69,28 @@ class SandboxServer(uvicorn.Server):
 
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            create_protocol, sock=bind(self.host, self.port), backlog=config.backlog
+            create_protocol, sock=await self._bind_again(), backlog=config.backlog
         )
         self.servers.append(server)
+
+    async def _bind_again(self) -> socket.socket:
+        """The port, once it is free. While it was closed, the kernel may have handed it to
+        an outgoing connection as its local port (a port picked with ``port=0`` lies in the
+        ephemeral range): binding then fails until that connection is gone. Giving up would
+        leave the simulator refusing for good, so it keeps trying, and says so."""
+        waited = 0.0
+        while True:
+            try:
+                return bind(self.host, self.port)
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                if waited % 10 == 0:
+                    log.warning(
+                        "sandbox.port_taken", port=self.port, waited_s=waited, error=str(error)
+                    )
+            await asyncio.sleep(0.25)
+            waited += 0.25
 
 
 def build_server(
