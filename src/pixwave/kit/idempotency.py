@@ -14,6 +14,10 @@
   the record's primary key still lets only one execution commit; the loser rolls back and
   replays the winner.
 * Keys are scoped to the caller and kept `IDEMPOTENCY_TTL_SECONDS` (24 h).
+* A request may run in a group commit instead of a transaction of its own (`grouped`; see
+  `kit.groupcommit`): the same rules hold there — its answer or refusal is stored with its
+  effect, a key already answered is replayed — and whatever the group cannot decide runs here,
+  alone.
 """
 
 from __future__ import annotations
