@@ -79,7 +79,8 @@ class Aws:
         return url
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
-        """Every message in the queue, in arrival order: body and attributes."""
+        """Every message in the queue, in the order it hands them out (a standard queue keeps
+        no strict order): body and attributes."""
         messages: list[dict[str, Any]] = []
         while True:
             answer = self.sqs.receive_message(
