@@ -21,7 +21,7 @@ from pixwave.gateways.base import PixGateway
 from pixwave.gateways.health import HealthConfig, build_health_store
 from pixwave.gateways.registry import build_gateways, configured, simulated_gateways
 from pixwave.gateways.router import Router
-from pixwave.kit.groupcommit import GroupCommit, Prepare, S, lock_nothing
+from pixwave.kit.groupcommit import GroupCommit, Prepare, S
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
 from pixwave.limits.service import MoneyLimits
@@ -129,7 +129,6 @@ def build_resources(
         private_webhook_urls=private_urls_allowed(settings),
         limits=MoneyLimits(settings),
         transfers=group("transfers", prepare_transfers),
-        deposits=group("deposits", lock_nothing),
     )
     register_jobs(broker, resources)
     return resources

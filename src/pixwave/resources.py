@@ -30,7 +30,7 @@ from pixwave.payments.cache import TransactionCache
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
-    from pixwave.kit.groupcommit import GroupCommit, NothingLocked
+    from pixwave.kit.groupcommit import GroupCommit
     from pixwave.limits.service import MoneyLimits
     from pixwave.payments.engine import Engine
     from pixwave.wallet.service import TransferGroup
@@ -77,8 +77,6 @@ class Resources:
     limits: MoneyLimits
     #: Groups concurrent transfers into one commit (`GROUP_COMMIT`); None runs each alone.
     transfers: GroupCommit[TransferGroup] | None
-    #: Groups concurrent deposits' acceptance the same way.
-    deposits: GroupCommit[NothingLocked] | None
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)

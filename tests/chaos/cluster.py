@@ -94,6 +94,17 @@ def binary(name: str, *candidates: str) -> str:
     raise MissingBinary(f"{name} is not installed (apt-get install -y mariadb-server redis-server)")
 
 
+def _distinct_ports(names: tuple[str, ...] | list[str]) -> dict[str, int]:
+    """A listening port per name, never the same twice (each is free only when picked)."""
+    ports: dict[str, int] = {}
+    for name in names:
+        port = free_listening_port()
+        while port in ports.values():
+            port = free_listening_port()
+        ports[name] = port
+    return ports
+
+
 @dataclass
 class Process:
     """One process group we started; ``log`` collects stdout and stderr of every start."""
@@ -202,9 +213,7 @@ class Cluster:
     # Below the ephemeral range: a refuse outage closes a simulator's port, and the kernel
     # could hand an ephemeral one to an outgoing connection meanwhile (seen: the port never
     # came back in time for the checker's read).
-    sim_ports: dict[str, int] = field(
-        default_factory=lambda: {g: free_listening_port() for g in GATEWAYS}
-    )
+    sim_ports: dict[str, int] = field(default_factory=lambda: _distinct_ports(GATEWAYS))
     processes: dict[str, Process] = field(default_factory=dict)
 
     # --- addresses ----------------------------------------------------------------------------

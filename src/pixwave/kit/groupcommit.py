@@ -54,8 +54,8 @@ _TAKEN = select(_R.scope, _R.key).where(
 
 
 class NotGrouped(Exception):
-    """This payment was not decided in a group (the group failed as a whole, or its work said
-    it cannot be decided there): run it on its own."""
+    """This payment was not decided in a group (the group failed as a whole): run it on its
+    own."""
 
 
 class KeyTaken(Exception):
@@ -72,23 +72,6 @@ class GroupState(Protocol):
 
     def finish(self, session: AsyncSession) -> None:
         """Queue the group's net writes to the locked rows."""
-
-
-class NothingLocked:
-    """The state of a group whose payments only insert rows (deposits being accepted)."""
-
-    def mark(self) -> None:
-        return None
-
-    def rewind(self, to: None) -> None:
-        return None
-
-    def finish(self, session: AsyncSession) -> None:
-        return None
-
-
-async def lock_nothing(_session: AsyncSession, _claims: Sequence[Any]) -> NothingLocked:
-    return NothingLocked()
 
 
 S = TypeVar("S", bound=GroupState)
@@ -206,10 +189,10 @@ class GroupCommit(Generic[S]):
         queued, applied = mark(session), state.mark()
         try:
             result = await job.work(session, state)
-        except (PixWaveError, NotGrouped) as refusal:
+        except PixWaveError as refusal:
             rewind(session, queued)
             state.rewind(applied)
-            if isinstance(refusal, PixWaveError) and refusal.status_code < 500:
+            if refusal.status_code < 500:
                 self.store(
                     session, job.record, refusal.status_code, orjson.dumps(refusal.problem())
                 )

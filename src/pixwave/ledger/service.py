@@ -14,7 +14,7 @@ the caller's unit of work does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, or_, select, true, update
@@ -216,12 +216,12 @@ async def post(
     :meth:`LockedAccounts.finish`).
     """
     _check_balanced(entries)
+    net: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        net[entry.account_id] += entry.amount
     if locked is not None:
-        locked.apply(entries, wallets_only=wallets_only)
+        locked.apply(net, wallets_only=wallets_only)
     else:
-        net: dict[str, int] = defaultdict(int)
-        for entry in entries:
-            net[entry.account_id] += entry.amount
         _apply(session, [_Change(acct, amount, 0, wallets_only) for acct, amount in net.items()])
     return _write_entries(
         session, kind=kind, entries=entries, reference=reference, description=description
@@ -270,24 +270,21 @@ class LockedAccounts:
             account.available -= amount
             account.delta -= amount
 
-    def apply(self, entries: Sequence[Posting], *, wallets_only: bool) -> None:
-        """Move the balances of one balanced posting, or raise having moved nothing: the same
-        refusals, in the same order of preference, as the guarded updates of :func:`post`."""
-        net: dict[str, int] = defaultdict(int)
-        for entry in entries:
-            net[entry.account_id] += entry.amount
-        found: list[tuple[_Locked, int]] = []
+    def apply(self, net: Mapping[str, int], *, wallets_only: bool) -> None:
+        """Move the balances by one posting's net amounts, or raise having moved nothing: the
+        same refusals, in the same order of preference, as the guarded updates of :func:`post`."""
+        found: list[tuple[str, _Locked, int]] = []
         for account_id in sorted(net):
             account = self._accounts.get(account_id)
             if account is None or (wallets_only and not account.is_wallet):
                 raise AccountNotFound(f"ledger account {account_id} does not exist")
-            found.append((account, net[account_id]))
-        for (account, amount), account_id in zip(found, sorted(net), strict=True):
+            found.append((account_id, account, net[account_id]))
+        for account_id, account, amount in found:
             if amount < 0 and not account.allow_negative and account.available + amount < 0:
                 raise InsufficientFunds(
                     "the available balance does not cover this amount", wallet_id=account_id
                 )
-        for account, amount in found:
+        for _account_id, account, amount in found:
             account.available += amount
             account.delta += amount
             self._journal.append((account, amount))

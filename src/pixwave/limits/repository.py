@@ -58,10 +58,13 @@ _SUM = select(*_both(correlated=False))
 
 
 def _params(wallet_id: str, windows: Windows) -> dict[str, Any]:
+    return {"wallet_id": wallet_id, **_window_params(windows)}
+
+
+def _window_params(windows: Windows) -> dict[str, Any]:
     # By day the night's window is empty: one statement serves both.
     night = windows.night or Window(windows.day.starts, windows.day.starts)
     return {
-        "wallet_id": wallet_id,
         "since": windows.since,
         "day_starts": windows.day.starts,
         "day_ends": windows.day.ends,
@@ -116,9 +119,8 @@ async def sum_many(
     """What each wallet (by user id) sent in the periods, in one statement. Plain reads: the
     caller locked the users' rows first, in its transaction's first statement, so the snapshot
     these read is taken after every lock was granted (see `lock_and_sum`)."""
-    params = _params("", windows)
-    del params["wallet_id"]
-    rows = await session.execute(_SUM_BY_WALLET, {**params, "wallet_ids": list(wallets.values())})
+    params = {**_window_params(windows), "wallet_ids": list(wallets.values())}
+    rows = await session.execute(_SUM_BY_WALLET, params)
     by_wallet = {row[0]: Spent(today=int(row[1]), tonight=int(row[2])) for row in rows}
     return {user: by_wallet.get(wallet, Spent(0, 0)) for user, wallet in wallets.items()}
 

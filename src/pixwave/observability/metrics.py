@@ -161,7 +161,7 @@ LEDGER_POSTINGS = Counter(
     ["kind"],
 )
 
-#: Payments per group commit (see ``kit/groupcommit.py``), by kind (transfers, deposits): 1
+#: Payments per group commit (see ``kit/groupcommit.py``), by kind (transfers): 1
 #: means no one else joined.
 GROUP_COMMIT_SIZE = Histogram(
     "pixwave_group_commit_size",

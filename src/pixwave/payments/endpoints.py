@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import CurrentPrincipal, Principal
 from pixwave.exceptions import InvalidPixKey, InvalidText
-from pixwave.kit.groupcommit import NothingLocked
-from pixwave.kit.idempotency import Grouped, Idempotent
+from pixwave.kit.idempotency import Idempotent
 from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
 from pixwave.kit.problems import PixWaveRoute, problems
 from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
@@ -205,12 +204,7 @@ async def create_deposit(
     async def work(session: AsyncSession) -> TransactionRead:
         return await flows.create_deposit(session, resources, principal, body)
 
-    async def in_group(session: AsyncSession, _nothing: NothingLocked) -> TransactionRead:
-        return await work(session)
-
-    grouped = None if resources.deposits is None else Grouped(resources.deposits, in_group, None)
-    accepted = await call.run(body, work, status_code=202, grouped=grouped)
-    return await _answer(request, principal, accepted, prefer)
+    return await _answer(request, principal, await call.run(body, work, status_code=202), prefer)
 
 
 @router.post(
