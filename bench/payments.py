@@ -10,6 +10,9 @@ Scenarios (all by default, `--scenario NAME` for some):
   renderer replaced by a fixed image, which says what rendering costs.
 - `webhooks`: charges paid at the simulators, whose webhooks credit the wallets; against the
   API's ingest-only rate (signed notifications posted with no worker running).
+- `credits`: the notifications of paid charges waiting in the inbox, drained by the workers
+  alone (no payer, ingest or webhook delivery meanwhile): the credit path's own cost, with
+  `ENGINE_BATCH` on and off (`--credit-modes`), each on a fresh backlog in the same run.
 - `cached_get`: `GET /v1/transactions/{id}` with the Redis cache, against
   `TRANSACTION_CACHE_SECONDS=0`.
 - `failover`: steady deposits while the preferred gateway's port is closed; the seconds before
@@ -77,7 +80,7 @@ from pixwave.pix import build_dynamic_brcode, build_static_brcode, qr_png_base64
 from transfers import code_version, mariadb_version, percentile, run_wrk
 
 LUA = ROOT / "bench" / "lua"
-SCENARIOS = ("deposits", "charges", "webhooks", "cached_get", "failover")
+SCENARIOS = ("deposits", "charges", "webhooks", "credits", "cached_get", "failover")
 
 #: The issue's goals, as (figure, comparison, target).
 GOALS: dict[str, tuple[str, str, float]] = {
@@ -86,6 +89,7 @@ GOALS: dict[str, tuple[str, str, float]] = {
     "charges ready ≥ 500/s": ("charges_per_s", ">=", 500),
     "time to QR p99 ≤ 250 ms": ("charges_open_p99_ms", "<=", 250),
     "webhooks credited ≥ 2,000/s": ("webhooks_credited_per_s", ">=", 2000),
+    "credits from a backlog ≥ 1,000/s": ("credits_per_s", ">=", 1000),
     "cached GET ≥ 8,000/s": ("cached_get_per_s", ">=", 8000),
     "failover: stops touching the cut gateway ≤ 1 s": ("failover_touch_stop_s", "<=", 1.0),
     "failover: success during the cut = 100 %": ("failover_success_pct", ">=", 100.0),
@@ -605,6 +609,96 @@ def scenario_webhooks(
     shared.actors, shared.transaction_ids = actors, ids
 
 
+# --- scenario 3b: credits from a backlog ----------------------------------------------------
+
+#: The engine's two modes, each measured on its own backlog in the same run.
+CREDIT_MODES = {"batched": "true", "alone": "false"}
+
+
+def unhandled_events() -> int:
+    return int(query("SELECT COUNT(*) FROM inbox_events WHERE processed_at IS NULL")[0][0])
+
+
+def scenario_credits(args: argparse.Namespace, layout: Layout, scratch: Path, out: Report) -> None:
+    """What the workers alone cost per credit: the notifications of paid charges wait in the
+    inbox (workers and scheduler stopped), then the workers start and drain them. Nothing
+    else runs meanwhile — no payer, no simulator webhook, no ingest — so the figures are the
+    credit path's own: the worker, the gateway read it makes (the simulator), MariaDB, Redis.
+    Once per `ENGINE_BATCH` mode, each on a fresh backlog, alternating as `--credit-modes`."""
+    modes = [m.strip() for m in args.credit_modes.split(",") if m.strip()]
+    print(
+        f"credits: {args.charges} paid charges' notifications waiting in the inbox, drained by "
+        f"the workers; modes {', '.join(modes)} (ENGINE_BATCH)"
+    )
+    recreate_state()
+    actors = asyncio.run(create_actors(args.wallets))
+    by_mode: dict[str, dict[str, Any]] = {}
+    # Charges are looked at by their notifications only: a poll must not credit first.
+    with cluster(scratch, layout, CHARGE_POLL_SECONDS="3600") as c:
+        start_cluster(c, args)
+        sims = {g: c.sim_url(g) for g in GATEWAYS}
+        for mode in modes:
+            ids = prepare_ready_deposits(c, args, actors)
+            if not quiet():
+                raise RuntimeError("setup: the cluster did not come to rest")
+            for name in [n for n in c.processes if n.startswith("worker-")] + ["scheduler"]:
+                c.stop(name)
+            marks = ",".join(["%s"] * len(ids))
+            rows = query(
+                f"SELECT id, gateway, brcode FROM transactions WHERE id IN ({marks})",  # noqa: S608
+                ids,
+            )
+            pay = run_load(
+                "pay_charges", sims, [(r[0], r[1], r[2]) for r in rows], args.payers,
+                cpus=layout.generator,
+            )  # fmt: skip
+            if not wait_until(lambda n=len(ids): unhandled_events() >= n, 120, every=0.2):
+                raise RuntimeError(f"setup: {unhandled_events()} of {len(ids)} notifications")
+            with CpuSampler(c) as sampler:
+                c.start_workers(
+                    processes=args.worker_processes,
+                    concurrency=args.worker_concurrency,
+                    ENGINE_BATCH=CREDIT_MODES[mode],
+                )
+                credited = wait_until(all_in(ids, "succeeded"), args.settle_timeout, every=0.1)
+            succeeded = event_times("transaction.succeeded")
+            times = sorted(succeeded[i][1] for i in ids if i in succeeded)
+            # From the first credit to the last: the workers' start-up is not the credit path.
+            span = times[-1] - times[0] if len(times) > 1 else 0.0
+            count = len(times) - 1
+            cpu = sampler.between(times[0], times[-1]) if times else {}
+            rate = count / span if span else 0.0
+            print(
+                f"  {mode}: credited {len(times)}/{len(ids)} in {span:.2f} s = "
+                f"{rate:,.1f} credits/s; paid with errors {error_text(pay.errors)}"
+            )
+            print(f"    {cpu_line(cpu, count, 'credit')}")
+            if not credited:
+                out.wrong.append(f"credits ({mode}): {len(ids) - len(times)} not credited")
+            by_mode[mode] = {
+                "credits_per_s": round(rate, 1),
+                "credited": len(times),
+                "cpu_ms": cpu_per(cpu, count),
+            }
+            c.start_scheduler()
+    first = by_mode[modes[0]]
+    out.figures.update(
+        credits_per_s=first["credits_per_s"],
+        credits_cpu_ms=first["cpu_ms"],
+        credits_modes=by_mode,
+    )
+    if "batched" in by_mode and "alone" in by_mode:
+        batched, alone = by_mode["batched"], by_mode["alone"]
+        ratio = batched["credits_per_s"] / alone["credits_per_s"] if alone["credits_per_s"] else 0
+        worker = (batched["cpu_ms"].get("worker", 0), alone["cpu_ms"].get("worker", 0))
+        print(
+            f"  batched/alone: rate × {ratio:.2f}; worker CPU ms per credit "
+            f"{worker[0]:.2f} vs {worker[1]:.2f}"
+        )
+        out.figures["credits_batched_over_alone"] = round(ratio, 2)
+    out.audit("credits")
+
+
 # --- scenario 4: cached GET ------------------------------------------------------------------
 
 
@@ -910,6 +1004,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--inflight", type=int, default=32, help="deposits in flight (charges, closed loop)")
     add("--charges", type=int, default=300, help="ready charges to pay (webhooks, cached_get)")
     add("--payers", type=int, default=16, help="concurrent payers at the simulators")
+    add(
+        "--credit-modes",
+        default="batched,alone",
+        help="ENGINE_BATCH modes of the credits scenario, in order (batched, alone)",
+    )
     add("--settle-timeout", type=float, default=120, help="seconds to wait for credits")
     add("--failover-rate", type=float, default=10, help="deposits per second (failover)")
     add("--failover-duration", type=int, default=20, help="seconds of steady deposits")
@@ -964,6 +1063,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scenario_charges(args, layout, where, report)
             elif name == "webhooks":
                 scenario_webhooks(args, layout, where, report, shared)
+            elif name == "credits":
+                scenario_credits(args, layout, where, report)
             elif name == "cached_get":
                 scenario_cached_get(args, layout, where, report, shared)
             elif name == "failover":

@@ -21,6 +21,7 @@ from pixwave.gateways.base import PixGateway
 from pixwave.gateways.health import HealthConfig, build_health_store
 from pixwave.gateways.registry import build_gateways, configured, simulated_gateways
 from pixwave.gateways.router import Router
+from pixwave.inbox.tasks import inbox_batcher
 from pixwave.kit.groupcommit import GroupCommit, Prepare, S
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
@@ -31,6 +32,7 @@ from pixwave.payments.cache import TransactionCache
 from pixwave.payments.engine import Engine
 from pixwave.payments.engine.settings import EngineSettings
 from pixwave.payments.lease import build_leases
+from pixwave.payments.tasks import advance_batcher
 from pixwave.resources import Resources
 from pixwave.wallet.service import prepare_transfers
 from pixwave.worker.broker import build_broker, job_queue, register_jobs
@@ -130,6 +132,8 @@ def build_resources(
         limits=MoneyLimits(settings),
         transfers=group("transfers", prepare_transfers),
     )
+    resources.inbox_batch = inbox_batcher(resources)
+    resources.advance_batch = advance_batcher(resources)
     register_jobs(broker, resources)
     return resources
 

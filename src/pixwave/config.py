@@ -99,6 +99,23 @@ class Settings(BaseSettings):
     group_commit_max_size: int = Field(
         default=64, ge=1, le=1000, description="Transfers at most in one group commit."
     )
+    engine_batch: bool = Field(
+        default=True,
+        description="Move the payments a process holds jobs for together — webhook "
+        "notifications and payment looks: one read, the gateway reads at once, the credits "
+        "in one database transaction and one COMMIT (ENGINE_BATCH); false moves each alone.",
+    )
+    engine_batch_window_ms: float = Field(
+        default=50.0,
+        ge=0,
+        le=1000,
+        description="While a batch is in flight, how long the next one waits for it at most "
+        "before it goes too (a quiet worker never waits; a gateway read that hangs delays "
+        "the next batch no longer than this).",
+    )
+    engine_batch_max_size: int = Field(
+        default=64, ge=1, le=1000, description="Payments at most in one batch."
+    )
 
     # --- money limits on withdrawals and transfers --------------------------------------------
     limit_per_transaction: int | None = Field(

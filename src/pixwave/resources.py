@@ -30,6 +30,7 @@ from pixwave.payments.cache import TransactionCache
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
 
+    from pixwave.kit.batching import Batcher
     from pixwave.kit.groupcommit import GroupCommit
     from pixwave.limits.service import MoneyLimits
     from pixwave.payments.engine import Engine
@@ -77,6 +78,11 @@ class Resources:
     limits: MoneyLimits
     #: Groups concurrent transfers into one commit (`GROUP_COMMIT`); None runs each alone.
     transfers: GroupCommit[TransferGroup] | None
+    #: Inbox events handled together, payment looks taken together, the credits of each
+    #: batch in one commit (`ENGINE_BATCH`); None moves each alone. Set right after
+    #: construction (they run jobs on these resources).
+    inbox_batch: Batcher[str, None] | None = None
+    advance_batch: Batcher[str, None] | None = None
 
     def webhook_url(self, gateway: str) -> str | None:
         base = self.webhook_base_urls.get(gateway)

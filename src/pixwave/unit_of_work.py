@@ -79,11 +79,14 @@ def defer(
 def group_inserts(session: AsyncSession) -> None:
     """Send this transaction's queued plain INSERTs as one multi-row INSERT per statement.
 
-    For a group commit (`kit.groupcommit`), which queues the same few inserts for many
-    payments: the server parses one statement per table instead of one per row. The writes
-    that carry an expectation (balance moves, compare-and-sets) are sent first, in their order;
-    the inserts follow grouped by statement, in the order each statement was first queued — so
-    a parent row (a ledger transaction) still goes before its children (its entries).
+    For a group commit (`kit.groupcommit`, `payments.engine.batch`), which queues the same few
+    inserts for many payments: the server parses one statement per table instead of one per
+    row. The inserts go first, grouped by statement in the order each statement was first
+    queued — so a parent row (a ledger transaction) still goes before its children (its
+    entries) and before an update that points at it (a credited transaction's ledger
+    transaction); the writes that carry an expectation (balance moves, compare-and-sets)
+    follow, in their order. A group has checked its guards in memory already, so a missed
+    expectation is the exception, and fails the group.
     """
     sync_session = session.sync_session
     if not sync_session.in_transaction():
@@ -158,10 +161,10 @@ def _flush(session: Session) -> None:
         return
     counts: list[int] = []
     try:
-        for write in pending:
-            counts.append(int(connection.execute(write.statement, write.params).rowcount))
         for rows in inserts:
             connection.execute(rows[0].statement, [write.params for write in rows])
+        for write in pending:
+            counts.append(int(connection.execute(write.statement, write.params).rowcount))
     except exc.DBAPIError:
         _check_all(connection, pending, counts)  # a missed expectation is the real cause
         raise
@@ -237,23 +240,23 @@ def _send_together(
 ) -> None:
     """One multi-statement round trip, then each statement's matched-row expectation.
 
-    ``inserts`` (see :func:`group_inserts`) follow ``pending``, one multi-row INSERT each.
+    ``inserts`` (see :func:`group_inserts`) go before ``pending``, one multi-row INSERT each.
     When a statement fails, the server skips the rest; a missed expectation before it is the
     real cause (a debit to a missing account fails its guard before its entry's foreign key),
     so it is reported first.
     """
     parts: list[str] = []
     args: list[Any] = []
-    for write in pending:
-        compiled = _compile(write.statement, connection, tuple(sorted(write.params)))
-        parts.append(compiled.string)
-        args.extend(_driver_values(compiled, write.params))
     for rows in inserts:
         compiled = _compile(rows[0].statement, connection, tuple(sorted(rows[0].params)))
         head, _, values = compiled.string.rpartition(" VALUES ")
         parts.append(f"{head} VALUES {', '.join([values] * len(rows))}")
         for write in rows:
             args.extend(_driver_values(compiled, write.params))
+    for write in pending:
+        compiled = _compile(write.statement, connection, tuple(sorted(write.params)))
+        parts.append(compiled.string)
+        args.extend(_driver_values(compiled, write.params))
     sql = ";\n".join(parts)
     driver = connection.connection.driver_connection
     assert driver is not None, "a live connection always has its driver connection"
@@ -266,14 +269,14 @@ def _send_together(
             await_only(cursor.nextset())
             counts.append(int(cursor.rowcount))
     except MySQLError as error:
-        _check_all(connection, pending, counts)
+        _check_all(connection, pending, counts[len(inserts) :])
         wrapper = (
             exc.IntegrityError if isinstance(error, MySQLIntegrityError) else exc.OperationalError
         )
         raise wrapper(sql, args, error) from error
     finally:
         await_only(cursor.close())
-    _check_all(connection, pending, counts)
+    _check_all(connection, pending, counts[len(inserts) :])
 
 
 @event.listens_for(Session, "do_orm_execute")

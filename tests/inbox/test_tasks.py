@@ -72,6 +72,7 @@ class TestMatching:
             await session.commit()
         return row_id
 
+    @pytest.mark.parametrize("batched", [True, False], ids=["batched", "alone"])
     @pytest.mark.parametrize(("owner", "poked"), [("efi", True), ("mercadopago", False)])
     async def test_only_the_payments_own_gateway_pokes_it(
         self,
@@ -79,6 +80,7 @@ class TestMatching:
         monkeypatch: pytest.MonkeyPatch,
         owner: str,
         poked: bool,
+        batched: bool,
     ) -> None:
         actor = await create_actor(any_resources, balance=10_00)
         async with any_resources.sessionmaker() as session:
@@ -98,7 +100,16 @@ class TestMatching:
             async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
                 advanced.append(transaction_id)
 
+            async def advance_many(
+                self, transaction_ids: list[str], *, poke: bool = False
+            ) -> dict[str, None]:
+                advanced.extend(transaction_ids)
+                return dict.fromkeys(transaction_ids)
+
         monkeypatch.setattr(any_resources, "payments", Recorder())
+        if not batched:
+            monkeypatch.setattr(any_resources, "inbox_batch", None)
+        assert (any_resources.inbox_batch is not None) is batched
         monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
         await handle(any_resources, await self.event_for(any_resources, "efi", created.id))
         assert advanced == ([created.id] if poked else [])

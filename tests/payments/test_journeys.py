@@ -421,16 +421,16 @@ class TestWebhooks:
         """The inbox job raises (the database blinked): the stored notification is handed to
         a job again after INBOX_RETRY_SECONDS and handled — nothing is left unprocessed."""
         await world.disable("efi", enabled=False)
-        real_get = inbox_repository.get_with_payment
-        failed: list[str] = []
+        real_get = inbox_repository.get_many_with_payment
+        failed: list[list[str]] = []
 
-        async def fail_once(session: Any, event_row_id: str) -> Any:
+        async def fail_once(session: Any, event_row_ids: list[str]) -> Any:
             if not failed:
-                failed.append(event_row_id)
+                failed.append(event_row_ids)
                 raise OperationalError("SELECT …", {}, MySQLOperationalError(2013, "Lost"))
-            return await real_get(session, event_row_id)
+            return await real_get(session, event_row_ids)
 
-        monkeypatch.setattr(inbox_repository, "get_with_payment", fail_once)
+        monkeypatch.setattr(inbox_repository, "get_many_with_payment", fail_once)
         actor = await create_actor(world.resources)
         created = await world.deposit(actor, 9_00)
         ready = await world.status(actor, created["id"], "awaiting_payment")

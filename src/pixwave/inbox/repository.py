@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +90,13 @@ async def get_with_payment(
 ) -> tuple[dict[str, Any], str | None] | None:
     """The event and the transaction whose provider id (charge, send or refund) or txid is
     its resource — one round trip for what the job needs first."""
+    return (await get_many_with_payment(session, [event_id])).get(event_id)
+
+
+async def get_many_with_payment(
+    session: AsyncSession, event_ids: Sequence[str]
+) -> dict[str, tuple[dict[str, Any], str | None]]:
+    """:func:`get_with_payment` for many events, in one query; a missing id is absent."""
     matched = (
         select(T.id)
         .where(
@@ -98,16 +106,15 @@ async def get_with_payment(
         .limit(1)
         .scalar_subquery()
     )
-    row = (
-        await session.execute(
-            select(TABLE, matched.label("transaction_id")).where(C.id == event_id)
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    fields = dict(row._mapping)
-    transaction_id = fields.pop("transaction_id")
-    return fields, None if transaction_id is None else str(transaction_id)
+    rows = await session.execute(
+        select(TABLE, matched.label("transaction_id")).where(C.id.in_(event_ids))
+    )
+    found: dict[str, tuple[dict[str, Any], str | None]] = {}
+    for row in rows:
+        fields = dict(row._mapping)
+        transaction_id = fields.pop("transaction_id")
+        found[fields["id"]] = (fields, None if transaction_id is None else str(transaction_id))
+    return found
 
 
 _MARK_PROCESSED = (

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from pixwave.db import utcnow
 from pixwave.inbox import repository
 from pixwave.inbox.service import HANDLE
+from pixwave.kit.batching import Batcher
 from pixwave.notifications import outbox
 from pixwave.payments import repository as payments
+from pixwave.payments.tasks import engine_batcher
 from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import job, periodic
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.inbox")
@@ -31,20 +35,79 @@ ABANDONED_ALERT = "alert.inbox_event_unhandled"
 
 @job(HANDLE)
 async def handle(resources: JobContext, event_row_id: str) -> None:
+    """Let the engine look at the payment the notification is about, then mark it handled.
+
+    With ``ENGINE_BATCH`` (the default) the event joins the worker's next batch (see
+    :func:`drain`); the job still finishes only once its event is handled, so a worker that
+    dies first leaves the message to be delivered again."""
+    batch = resources.inbox_batch
+    if batch is not None:
+        await batch.submit(event_row_id)
+        return
     async with resources.sessionmaker() as session:
         found = await repository.get_with_payment(session, event_row_id)
         if found is None or found[0]["processed_at"] is not None:
             return
-        event, transaction_id = found
-        spec = resources.specs.get(event["gateway"])
-        if transaction_id is None and spec is not None:
-            # A provider id that is our reference in its own spelling (a txid, say).
-            candidate = spec.transaction_id(event["resource_id"])
-            # Only a payment of that gateway: one gateway's notification never pokes another's.
-            if candidate is not None and await payments.exists(
-                session, candidate, gateway=event["gateway"]
-            ):
-                transaction_id = candidate
+        transaction_id = await _payment_of(resources, session, *found)
+    if transaction_id is not None:
+        await resources.payments.advance(transaction_id, poke=True)
+    async with resources.sessionmaker() as session:
+        repository.mark_processed(session, event_row_id)
+        await flush_and_commit(session)
+
+
+async def drain(resources: JobContext, event_row_ids: list[str]) -> list[BaseException | None]:
+    """Handle many events at once: one read of the events and their payments, the payments
+    moved together (`Engine.advance_many`: the paid deposits credited in one COMMIT), one
+    write marking the events handled. Each event's outcome is its payment's: an event whose
+    payment raised stays unhandled, for its job's retry (or the retry tick)."""
+    payment_of: dict[str, str | None] = {}
+    async with resources.sessionmaker() as session:
+        found = await repository.get_many_with_payment(session, event_row_ids)
+        for event_row_id, (event, transaction_id) in found.items():
+            if event["processed_at"] is None:
+                payment_of[event_row_id] = await _payment_of(
+                    resources, session, event, transaction_id
+                )
+    moved = await resources.payments.advance_many(
+        [t for t in payment_of.values() if t is not None], poke=True
+    )
+    outcomes = [moved.get(payment_of.get(e) or "") for e in event_row_ids]
+    handled = [e for e, t in payment_of.items() if t is None or moved[t] is None]
+    if handled:
+        async with resources.sessionmaker() as session:
+            for event_row_id in handled:
+                repository.mark_processed(session, event_row_id)
+            await flush_and_commit(session)
+    return outcomes
+
+
+def inbox_batcher(resources: JobContext) -> Batcher[str, None] | None:
+    """The process's batch of inbox events (``ENGINE_BATCH``); None handles each alone."""
+
+    async def run(event_row_ids: list[str]) -> list[BaseException | None]:
+        return await drain(resources, event_row_ids)
+
+    return engine_batcher(resources.settings, "inbox", run)
+
+
+async def _payment_of(
+    resources: JobContext,
+    session: AsyncSession,
+    event: dict[str, Any],
+    transaction_id: str | None,
+) -> str | None:
+    """The payment the event is about (matched by the query, or by a provider id that is our
+    reference in its own spelling); None, logged, when it names none of ours."""
+    spec = resources.specs.get(event["gateway"])
+    if transaction_id is None and spec is not None:
+        # A provider id that is our reference in its own spelling (a txid, say).
+        candidate = spec.transaction_id(event["resource_id"])
+        # Only a payment of that gateway: one gateway's notification never pokes another's.
+        if candidate is not None and await payments.exists(
+            session, candidate, gateway=event["gateway"]
+        ):
+            transaction_id = candidate
     if transaction_id is None:
         log.warning(
             "inbox.unmatched",
@@ -52,11 +115,7 @@ async def handle(resources: JobContext, event_row_id: str) -> None:
             kind=event["kind"],
             resource_id=event["resource_id"],
         )
-    else:
-        await resources.payments.advance(transaction_id, poke=True)
-    async with resources.sessionmaker() as session:
-        repository.mark_processed(session, event_row_id)
-        await flush_and_commit(session)
+    return transaction_id
 
 
 async def retry_once(resources: JobContext) -> int:

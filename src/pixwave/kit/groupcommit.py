@@ -28,9 +28,8 @@ path, where a payment whose group did commit after all finds its key taken and r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -42,8 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixwave.db import table
 from pixwave.exceptions import PixWaveError
+from pixwave.kit.batching import Batcher
 from pixwave.kit.models import IdempotencyRecord
-from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS, GROUP_COMMIT_SIZE
+from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
 from pixwave.unit_of_work import flush_and_commit, group_inserts, mark, rewind
 
 log = structlog.get_logger("pixwave.groupcommit")
@@ -81,18 +81,17 @@ GroupedWork = Callable[[AsyncSession, S], Awaitable[BaseModel]]
 Store = Callable[[AsyncSession, dict[str, Any], int, bytes], None]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Job(Generic[S]):
     record: dict[str, Any]
     status_code: int
     work: GroupedWork[S]
     claim: Any
-    future: asyncio.Future[Response] = field(repr=False)
 
 
 class GroupCommit(Generic[S]):
     """One per kind of payment (``name``: its metrics label) and process; ``submit`` is called
-    under the key's lock."""
+    under the key's lock. Groups form as `kit.batching` says."""
 
     def __init__(
         self,
@@ -104,16 +103,13 @@ class GroupCommit(Generic[S]):
         window_seconds: float,
         max_size: int,
     ) -> None:
-        self.sizes = GROUP_COMMIT_SIZE.labels(name)
         self.fallbacks = GROUP_COMMIT_FALLBACKS.labels(name)
         self.sessionmaker = sessionmaker
         self.store = store
         self.prepare = prepare
-        self.window_seconds = window_seconds
-        self.max_size = max_size
-        self._open: list[_Job[S]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self.batcher: Batcher[_Job[S], Response] = Batcher(
+            name, self._run, window_seconds=window_seconds, max_size=max_size
+        )
 
     async def submit(
         self,
@@ -124,49 +120,15 @@ class GroupCommit(Generic[S]):
     ) -> Response:
         """Run ``work`` in the next group; its answer, or its refusal raised (stored either
         way), or :class:`KeyTaken`, or :class:`NotGrouped`."""
-        loop = asyncio.get_running_loop()
-        job = _Job(record, status_code, work, claim, loop.create_future())
-        self._open.append(job)
-        if not self._running or len(self._open) >= self.max_size:
-            self._close()  # nothing in flight (no one to wait for), or full
-        elif self._timer is None:
-            self._timer = loop.call_later(self.window_seconds, self._close)
-        return await job.future
+        return await self.batcher.submit(_Job(record, status_code, work, claim))
 
-    def _close(self) -> None:
-        """Send the open group on its way; the next payment opens another."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        jobs = [job for job in self._open if not job.future.done()]  # not cancelled meanwhile
-        self._open = []
-        if jobs:
-            task = asyncio.create_task(self._run(jobs))
-            self._running.add(task)
-            task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        """A group is done: those who gathered meanwhile go now, without waiting out the
-        window."""
-        self._running.discard(task)
-        if self._open:
-            self._close()
-
-    async def _run(self, jobs: list[_Job[S]]) -> None:
-        self.sizes.observe(len(jobs))
+    async def _run(self, jobs: list[_Job[S]]) -> Sequence[Response | Exception]:
         try:
-            outcomes = await self._commit(jobs)
+            return await self._commit(jobs)
         except Exception as error:
             log.warning("groupcommit.failed", size=len(jobs), error=repr(error))
             self.fallbacks.inc(len(jobs))
-            outcomes = [NotGrouped("the group failed; running alone")] * len(jobs)
-        for job, outcome in zip(jobs, outcomes, strict=True):
-            if job.future.done():
-                continue
-            if isinstance(outcome, Response):
-                job.future.set_result(outcome)
-            else:
-                job.future.set_exception(outcome)
+            return [NotGrouped("the group failed; running alone")] * len(jobs)
 
     async def _commit(self, jobs: list[_Job[S]]) -> list[Response | Exception]:
         outcomes: list[Response | Exception] = []

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from pixwave.db import utcnow
+from pixwave.kit.batching import Batcher, RunBatch
 from pixwave.payments import repository
 from pixwave.worker.jobs import job, periodic
 
 if TYPE_CHECKING:
+    from pixwave.config import Settings
     from pixwave.worker.context import JobContext
 
 log = structlog.get_logger("pixwave.payments")
@@ -24,7 +26,37 @@ SWEEP_BATCH = 500
 
 @job(ADVANCE)
 async def advance(resources: JobContext, transaction_id: str) -> None:
-    await resources.payments.advance(transaction_id, poke=True)
+    """Move the payment on — with ``ENGINE_BATCH``, together with the others this process
+    holds jobs for (`Engine.advance_many`); the job ends when its payment's look does."""
+    batch = resources.advance_batch
+    if batch is None:
+        await resources.payments.advance(transaction_id, poke=True)
+    else:
+        await batch.submit(transaction_id)
+
+
+def advance_batcher(resources: JobContext) -> Batcher[str, None] | None:
+    """The process's batch of payment looks (``ENGINE_BATCH``); None moves each alone."""
+
+    async def run(transaction_ids: list[str]) -> list[BaseException | None]:
+        moved = await resources.payments.advance_many(transaction_ids, poke=True)
+        return [moved[t] for t in transaction_ids]
+
+    return engine_batcher(resources.settings, "advance", run)
+
+
+def engine_batcher(
+    settings: Settings, name: str, run: RunBatch[str, None]
+) -> Batcher[str, None] | None:
+    """A batcher of the engine's work named ``name``, as ``ENGINE_BATCH_*`` say."""
+    if not settings.engine_batch:
+        return None
+    return Batcher(
+        name,
+        run,
+        window_seconds=settings.engine_batch_window_ms / 1000,
+        max_size=settings.engine_batch_max_size,
+    )
 
 
 async def sweep_once(resources: JobContext) -> int:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pixwave.config import Settings
     from pixwave.gateways.router import Router
     from pixwave.gateways.spec import GatewaySpec
+    from pixwave.kit.batching import Batcher
     from pixwave.kit.locks import LockManager
     from pixwave.notifications.sns import SnsPublisher
     from pixwave.payments.engine import Engine
@@ -38,6 +39,16 @@ class JobContext(Protocol):
 
     @property
     def jobs(self) -> JobQueue: ...
+
+    @property
+    def inbox_batch(self) -> Batcher[str, None] | None:
+        """Inbox events handled together (``ENGINE_BATCH``); None: each alone."""
+        ...
+
+    @property
+    def advance_batch(self) -> Batcher[str, None] | None:
+        """Payment looks taken together (``ENGINE_BATCH``); None: each alone."""
+        ...
 
     @property
     def payments(self) -> Engine:

@@ -13,7 +13,9 @@ payment after a crash asks that gateway before doing anything else.
 
 Where things are:
 
-- ``advance.py``   the entry point: lease, a step run again after a deadlock, the flow per type
+- ``advance.py``   the entry point: lease, a step run again after a deadlock
+- ``flows.py``     the flow per type, run from the row a run has read
+- ``batch.py``     many payments looked at together; paid deposits credited in one COMMIT
 - ``run.py``       one ownership of one transaction: the row, lease renewal, writes, calls
 - ``attempts.py``  the attempt rows of a run (written, unwritten, announced, answered)
 - ``loop.py``      the one retry loop, asking ``payments/retry.py``'s table what comes next

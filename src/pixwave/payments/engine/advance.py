@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Final
 
 import structlog
 from sqlalchemy.exc import DBAPIError
@@ -22,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixwave.db import is_transient, utcnow
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.router import Router
-from pixwave.payments.engine import cash_in, cash_out, refund
-from pixwave.payments.engine.run import Collaborators, Invalidate, LeaseLost, Run
+from pixwave.payments.engine.batch import Outcomes, advance_many
+from pixwave.payments.engine.flows import move
+from pixwave.payments.engine.run import Collaborators, Invalidate, Run
 from pixwave.payments.engine.settings import EngineSettings
 from pixwave.payments.lease import Leases
-from pixwave.payments.status import UNFINISHED, TransactionStatus, TransactionType
+from pixwave.payments.status import TransactionStatus
 
 log = structlog.get_logger("pixwave.payments")
 S = TransactionStatus
@@ -36,13 +36,6 @@ TRANSIENT_RETRIES = 3
 #: Looks one advance() takes at most (notes left meanwhile, steps run again); the sweep
 #: brings the payment back for more.
 MAX_LOOKS = 5
-
-#: The flow that moves each type of transaction on.
-FLOWS: Final[dict[TransactionType, Callable[[Run, S], Awaitable[None]]]] = {
-    TransactionType.CASH_IN: cash_in.advance,
-    TransactionType.CASH_OUT: cash_out.advance,
-    TransactionType.REFUND: refund.advance,
-}
 
 
 class Engine:
@@ -109,28 +102,16 @@ class Engine:
             if not (noted or run_again):
                 return
 
+    async def advance_many(self, transaction_ids: Sequence[str], *, poke: bool = False) -> Outcomes:
+        """:meth:`advance` for each, sharing the work they have in common: one read, the
+        gateway reads at once, the credits in one COMMIT (see `batch`). Each id's outcome is
+        None, or what :meth:`advance` would have raised for it."""
+        return await advance_many(self, transaction_ids, poke=poke)
+
 
 async def step(use: Collaborators, transaction_id: str, token: str, leased_at: float) -> None:
     """One look at the transaction, with its lease held (since ``leased_at``, on the
     monotonic clock): its flow moves it as far as it can."""
     run = await Run.start(use, transaction_id, token, leased_at)
-    if run is None:
-        return
-    try:
-        status = S(run.row["status"])
-        if status not in UNFINISHED:
-            if run.row["next_attempt_at"] is not None:
-                await run.schedule(None)
-            return
-        flow = FLOWS.get(TransactionType(run.row["type"]))
-        if flow is not None:
-            await flow(run, status)
-    except LeaseLost:
-        log.warning("payments.lease_lost", transaction_id=transaction_id)
-    finally:
-        try:
-            await run.write_attempts()
-        except Exception as exc:  # history only; never mask what happened in the step
-            log.warning(
-                "payments.attempts_not_written", transaction_id=transaction_id, error=repr(exc)
-            )
+    if run is not None:
+        await move(run)

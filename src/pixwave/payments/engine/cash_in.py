@@ -8,7 +8,7 @@ the wallet exactly once, an unpaid one is cancelled at the gateway once it expir
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -18,7 +18,7 @@ from pixwave.gateways.base import Charge, ChargeRequest, ChargeStatus, PixGatewa
 from pixwave.gateways.errors import GatewayError, GatewayRejected
 from pixwave.gateways.health import Operation
 from pixwave.ledger import service as ledger
-from pixwave.ledger.service import Posting
+from pixwave.ledger.service import LockedAccounts, Posting
 from pixwave.payments import service
 from pixwave.payments.engine import endings
 from pixwave.payments.engine.loop import NOT_CONFIGURED, RetryLoop, Routed
@@ -129,16 +129,28 @@ def _charge_of(run: Run) -> tuple[str, str]:
 
 async def check_charge(run: Run) -> None:
     """Read the charge: credit it, close it, expire it, or look again later."""
+    charge = await read_charge(run)
+    if charge is not None:
+        await on_charge(run, charge)
+
+
+async def read_charge(run: Run) -> Charge | None:
+    """The charge as its gateway has it now; None when it could not be read (the next look
+    is already scheduled)."""
     gateway, charge_id = _charge_of(run)
     connector = run.connector(gateway)
     if connector is None:
         await endings.retry_later(run, NOT_CONFIGURED, run.settings.charge_poll_seconds)
-        return
+        return None
     try:
-        charge = await run.call(gateway, Operation.QUERY, 0, connector.get_charge(charge_id))
+        return await run.call(gateway, Operation.QUERY, 0, connector.get_charge(charge_id))
     except GatewayError:
         await endings.retry_later(run, "charge_status_unknown", run.settings.charge_poll_seconds)
-        return
+        return None
+
+
+async def on_charge(run: Run, charge: Charge) -> None:
+    """What the charge just read means for the deposit."""
     if charge.status is ChargeStatus.PAID:
         await credit(run, charge)
     elif charge.status is ChargeStatus.CANCELLED:
@@ -195,6 +207,18 @@ async def close_charge(run: Run, status: S) -> None:
 
 async def credit(run: Run, charge: Charge) -> None:
     """The payer paid: credit the wallet exactly once (the transition is the guard)."""
+    if await run.write(crediting(run, charge)):
+        credited(run)
+
+
+def crediting(
+    run: Run, charge: Charge, locked: LockedAccounts | None = None, source: str | None = None
+) -> Callable[[AsyncSession], Awaitable[None]]:
+    """The credit's writes: the ledger posting from the gateway's clearing account to the
+    wallet, and the compare-and-set to ``succeeded`` on the status the run saw. In a batch of
+    credits (`engine.batch`) the balances move in memory (``locked``) and the clearing
+    account's id was looked up first (``source``): a query here would send the batch's queued
+    writes early."""
     row = run.row
     gateway = row["gateway"]
     if gateway is None:
@@ -208,13 +232,16 @@ async def credit(run: Run, charge: Charge) -> None:
         )
 
     async def work(session: AsyncSession) -> None:
-        source = await ledger.system_account(session, endings.gateway_account_code(gateway))
+        clearing = source or await ledger.system_account(
+            session, endings.gateway_account_code(gateway)
+        )
         ledger_transaction_id = await ledger.post(
             session,
             kind="cash_in",
-            entries=[Posting(source, -row["amount"]), Posting(row["wallet_id"], row["amount"])],
+            entries=[Posting(clearing, -row["amount"]), Posting(row["wallet_id"], row["amount"])],
             reference=run.id,
             description=f"Pix received via {gateway}",
+            locked=locked,
         )
         await service.transition(
             session,
@@ -227,10 +254,13 @@ async def credit(run: Run, charge: Charge) -> None:
             failure_code=None,
         )
 
-    if await run.write(work):
-        log.info(
-            "payments.deposit_credited",
-            transaction_id=run.id,
-            gateway=gateway,
-            amount=row["amount"],
-        )
+    return work
+
+
+def credited(run: Run) -> None:
+    log.info(
+        "payments.deposit_credited",
+        transaction_id=run.id,
+        gateway=run.row["gateway"],
+        amount=run.row["amount"],
+    )

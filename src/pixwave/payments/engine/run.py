@@ -33,7 +33,7 @@ from pixwave.payments import repository, service
 from pixwave.payments.engine.attempts import AttemptBook
 from pixwave.payments.engine.settings import EngineSettings
 from pixwave.payments.lease import Leases
-from pixwave.payments.repository import TransactionRow
+from pixwave.payments.repository import AttemptRow, TransactionRow
 from pixwave.payments.status import IllegalTransition, StatusMoved, TransactionStatus
 from pixwave.pix import PixFormatError, parse_pix_key
 from pixwave.unit_of_work import after_commit, flush_and_commit
@@ -195,13 +195,9 @@ class Run:
 
     async def write(self, work: Callable[[AsyncSession], Awaitable[None]]) -> bool:
         """One database transaction; False when the row moved under us (someone else won)."""
-        inserted, answered = self.attempts.batch()
         async with self.use.sessionmaker() as session:
             try:
-                for attempt in inserted:
-                    repository.insert_attempt(session, attempt)
-                for attempt in answered:
-                    repository.answer_attempt(session, attempt)
+                inserted, answered = self.queue_attempts(session)
                 await work(session)
                 # Every write changes what GET /v1/transactions/{id} shows (status or attempts).
                 self.invalidate(session, self.id)
@@ -211,6 +207,16 @@ class Run:
                 return False
         self.attempts.committed(inserted, answered)
         return True
+
+    def queue_attempts(self, session: AsyncSession) -> tuple[list[AttemptRow], list[AttemptRow]]:
+        """Queue the attempt rows and answers not written yet; what was queued is handed to
+        ``attempts.committed`` once the transaction commits."""
+        inserted, answered = self.attempts.batch()
+        for attempt in inserted:
+            repository.insert_attempt(session, attempt)
+        for attempt in answered:
+            repository.answer_attempt(session, attempt)
+        return inserted, answered
 
     async def write_attempts(self) -> None:
         """The attempts and answers no state change took with it (the step ended without one)."""

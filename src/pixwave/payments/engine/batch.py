@@ -1,0 +1,206 @@
+"""`Engine.advance_many(ids)`: look at many payments at once, crediting the paid deposits
+among them in one database transaction and one COMMIT.
+
+The inbox hands a worker's pending notifications here together (`inbox.tasks`). Each payment
+keeps its own rules — its lease, its own gateway read, its own compare-and-set — and only the
+work that is the same for all of them is shared:
+
+1. the leases are taken together, and the rows read in one query;
+2. every deposit awaiting its payer has its charge read from its gateway, concurrently (the
+   batch is bounded, so are the calls);
+3. the paid ones are credited together (:func:`credit_together`): the clearing accounts and
+   the wallets are locked once, in id order, each credit is applied in memory, and every entry,
+   status change, attempt and outbox event goes in one round trip, then one COMMIT. A gateway's
+   clearing account row is written once per batch, not once per credit (ADR 23);
+4. anything else — a charge not paid yet, a payment of another type or state, a credit the
+   batch could not take, a note left meanwhile — goes the ordinary way, one payment at a time.
+
+A batch that fails as a whole (a deadlock, a status that moved under a credit) is rolled back
+and each of its credits is written alone, exactly as without batching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from pixwave.db import is_transient
+from pixwave.gateways.base import Charge, ChargeStatus
+from pixwave.ledger import service as ledger
+from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
+from pixwave.payments import repository
+from pixwave.payments.engine import cash_in, endings
+from pixwave.payments.engine.flows import keep_attempts, move
+from pixwave.payments.engine.run import Collaborators, LeaseLost, Run
+from pixwave.payments.status import TransactionStatus, TransactionType
+from pixwave.unit_of_work import flush_and_commit, group_inserts, mark, rewind
+
+if TYPE_CHECKING:
+    from pixwave.payments.engine.advance import Engine
+
+log = structlog.get_logger("pixwave.payments")
+S = TransactionStatus
+T = TypeVar("T")
+
+#: Outcome per transaction id: None when it was looked at (whatever that found), else the
+#: error its caller should see (the inbox then leaves the notification for a retry).
+Outcomes = dict[str, BaseException | None]
+
+_FALLBACKS = GROUP_COMMIT_FALLBACKS.labels("credits")
+#: Gateway reads of one batch at once. More buys no time on a busy worker, and costs CPU: the
+#: HTTP client's pool looks at every connection it holds for each request it places.
+READS_AT_ONCE = 8
+
+
+async def advance_many(engine: Engine, ids: Sequence[str], *, poke: bool) -> Outcomes:
+    """Move each transaction on, as :meth:`Engine.advance` would, sharing what can be shared."""
+    use = engine.use
+    unique = list(dict.fromkeys(ids))
+    outcomes: Outcomes = dict.fromkeys(unique)
+    ttl = use.settings.lease_seconds
+    tokens = await asyncio.gather(
+        *(use.leases.enter(i, ttl, note=poke) for i in unique), return_exceptions=True
+    )
+    leased: dict[str, str] = {}
+    for transaction_id, token in zip(unique, tokens, strict=True):
+        if isinstance(token, BaseException):
+            outcomes[transaction_id] = token
+        elif token is not None:  # None: its owner will see the note as it lets go
+            leased[transaction_id] = token
+    again: set[str] = set()
+    try:
+        if leased:
+            looks = _Looks(use, outcomes, again)
+            await looks.run(leased, use.monotonic())
+    finally:
+        left = await asyncio.gather(
+            *(use.leases.leave(i, token) for i, token in leased.items()), return_exceptions=True
+        )
+    for transaction_id, noted in zip(leased, left, strict=True):
+        if noted is True:
+            again.add(transaction_id)
+    for transaction_id in again:  # one more look, the ordinary way (its own loop and retries)
+        if outcomes[transaction_id] is None:
+            try:
+                await engine.advance(transaction_id, poke=poke)
+            except Exception as error:
+                outcomes[transaction_id] = error
+    return outcomes
+
+
+def _awaits_payer(run: Run) -> bool:
+    row = run.row
+    return (
+        row["type"] == TransactionType.CASH_IN
+        and row["status"] in (S.AWAITING_PAYMENT, S.NEEDS_REVIEW)
+        and row["gateway_payment_id"] is not None
+    )
+
+
+class _Looks:
+    """One batch's runs, and what became of each."""
+
+    def __init__(self, use: Collaborators, outcomes: Outcomes, again: set[str]) -> None:
+        self.use = use
+        self.outcomes = outcomes
+        self.again = again
+
+    async def run(self, leased: dict[str, str], leased_at: float) -> None:
+        try:
+            async with self.use.sessionmaker() as session:
+                rows = await repository.get_many(session, list(leased))
+        except Exception as error:
+            for transaction_id in leased:
+                self.outcomes[transaction_id] = error
+            return
+        runs = [Run(self.use, rows[i], leased[i], leased_at) for i in leased if i in rows]
+        deposits = [run for run in runs if _awaits_payer(run)]
+        others = [run for run in runs if not _awaits_payer(run)]
+        reads = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def read(run: Run) -> Charge | None:
+            async with reads:
+                return await self.guard(run, cash_in.read_charge(run))
+
+        charges = await asyncio.gather(*(read(run) for run in deposits))
+        paid = [
+            (run, charge)
+            for run, charge in zip(deposits, charges, strict=True)
+            if charge is not None and charge.status is ChargeStatus.PAID
+        ]
+        unpaid = [
+            self.guard(run, cash_in.on_charge(run, charge))
+            for run, charge in zip(deposits, charges, strict=True)
+            if charge is not None and charge.status is not ChargeStatus.PAID
+        ]
+        await asyncio.gather(
+            self.credit(paid), *unpaid, *(self.guard(run, move(run)) for run in others)
+        )
+        await asyncio.gather(*(keep_attempts(run) for run in deposits))
+
+    async def credit(self, paid: list[tuple[Run, Charge]]) -> None:
+        alone = paid
+        if len(paid) > 1:
+            try:
+                written = await credit_together(self.use, paid)
+            except Exception as error:
+                log.warning("payments.credit_batch_failed", size=len(paid), error=repr(error))
+                _FALLBACKS.inc(len(paid))
+            else:
+                alone = [(run, charge) for run, charge in paid if run not in written]
+        await asyncio.gather(
+            *(self.guard(run, cash_in.credit(run, charge)) for run, charge in alone)
+        )
+
+    async def guard(self, run: Run, step: Awaitable[T]) -> T | None:
+        """One payment's step: what it raises is its own outcome, never its neighbours'."""
+        try:
+            return await step
+        except LeaseLost:
+            log.warning("payments.lease_lost", transaction_id=run.id)
+        except DBAPIError as error:
+            if is_transient(error):  # rolled back: look again, the ordinary way
+                self.again.add(run.id)
+            else:
+                self.outcomes[run.id] = error
+        except Exception as error:
+            self.outcomes[run.id] = error
+        return None
+
+
+async def credit_together(use: Collaborators, paid: Sequence[tuple[Run, Charge]]) -> set[Run]:
+    """Credit the paid deposits in one transaction; return the runs written. A credit the
+    batch cannot take (its transition is refused, its wallet is gone) is left out and rewound,
+    and is for the caller to write alone, where it meets the same rule as without batching."""
+    written: list[tuple[Run, tuple[list[repository.AttemptRow], list[repository.AttemptRow]]]] = []
+    async with use.sessionmaker() as session:
+        group_inserts(session)
+        sources = {
+            gateway: await ledger.system_account(session, endings.gateway_account_code(gateway))
+            for gateway in sorted({str(run.row["gateway"]) for run, _ in paid})
+        }
+        wallets = [str(run.row["wallet_id"]) for run, _ in paid]
+        locked = await ledger.lock_accounts(session, [*sources.values(), *wallets])
+        for run, charge in paid:
+            queued, applied = mark(session), locked.mark()
+            try:
+                attempts = run.queue_attempts(session)
+                source = sources[str(run.row["gateway"])]
+                await cash_in.crediting(run, charge, locked, source=source)(session)
+                run.invalidate(session, run.id)
+            except Exception as refused:
+                rewind(session, queued)
+                locked.rewind(applied)
+                log.info("payments.credit_left_out", transaction_id=run.id, error=repr(refused))
+                continue
+            written.append((run, attempts))
+        locked.finish(session)
+        await flush_and_commit(session)
+    for run, (inserted, answered) in written:
+        run.attempts.committed(inserted, answered)
+        cash_in.credited(run)
+    return {run for run, _ in written}
