@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import bindparam, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,6 +137,27 @@ class TestGroupedInserts:
                     defer(session, _INSERT, _row(f"evt_{grouped}_{i}"))
                 await flush(session)
                 assert await inserts(session) - before == expected
+
+    async def test_the_rows_go_before_an_update_that_needs_them(
+        self, any_resources: Resources
+    ) -> None:
+        """A batch of credits inserts its ledger transactions and updates the payments that
+        point at them: grouped, the inserts go first, so a queued update of a row inserted in
+        the same group finds it (queued before it or not)."""
+        outbox = table(OutboxEvent)
+        touch = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"))
+            .values(event_type=bindparam("kind"))
+        )
+        async with any_resources.sessionmaker() as session:
+            group_inserts(session)
+            defer(session, _INSERT, _row("evt_parent"))
+            defer(session, touch, {"row_id": "evt_parent", "kind": "touched"}, expect_rowcount=1)
+            defer(session, _INSERT, _row("evt_other"))
+            await flush_and_commit(session)
+            kinds = dict((await session.execute(select(outbox.c.id, outbox.c.event_type))).all())
+        assert kinds == {"evt_parent": "touched", "evt_other": "test"}
 
     async def test_a_duplicate_in_the_group_fails_the_whole_send(
         self, any_resources: Resources

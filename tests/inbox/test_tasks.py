@@ -17,6 +17,7 @@ from pixwave.inbox.tasks import (
     ABANDONED_ALERT,
     GIVE_UP_AFTER,
     abandon_overdue,
+    drain,
     handle,
     retry_once,
 )
@@ -50,27 +51,28 @@ class TestReferenceMapping:
         assert EFI.transaction_id(reference) == expected
 
 
+async def event_for(resources: Resources, gateway: str, transaction_id: str) -> str:
+    row_id = new_id("inb")
+    async with resources.sessionmaker() as session:
+        assert await repository.store(
+            session,
+            {
+                "id": row_id,
+                "gateway": gateway,
+                "event_id": f"E{row_id}",
+                "kind": "send",
+                "resource_id": transaction_id.replace("_", ""),
+                "data": {},
+                "received_at": utcnow(),
+            },
+        )
+        await session.commit()
+    return row_id
+
+
 class TestMatching:
     """A notification whose resource id spells a transaction id pokes that payment only when
     the payment is the notifying gateway's: one gateway's notification never pokes another's."""
-
-    async def event_for(self, resources: Resources, gateway: str, transaction_id: str) -> str:
-        row_id = new_id("inb")
-        async with resources.sessionmaker() as session:
-            assert await repository.store(
-                session,
-                {
-                    "id": row_id,
-                    "gateway": gateway,
-                    "event_id": f"E{row_id}",
-                    "kind": "send",
-                    "resource_id": transaction_id.replace("_", ""),
-                    "data": {},
-                    "received_at": utcnow(),
-                },
-            )
-            await session.commit()
-        return row_id
 
     @pytest.mark.parametrize("batched", [True, False], ids=["batched", "alone"])
     @pytest.mark.parametrize(("owner", "poked"), [("efi", True), ("mercadopago", False)])
@@ -111,8 +113,53 @@ class TestMatching:
             monkeypatch.setattr(any_resources, "inbox_batch", None)
         assert (any_resources.inbox_batch is not None) is batched
         monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
-        await handle(any_resources, await self.event_for(any_resources, "efi", created.id))
+        await handle(any_resources, await event_for(any_resources, "efi", created.id))
         assert advanced == ([created.id] if poked else [])
+
+
+class TestDrain:
+    """`drain`: the events a worker holds handled together; an event is marked handled only
+    when its payment's look succeeded."""
+
+    async def test_an_event_whose_payment_failed_stays_unhandled(
+        self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        actor = await create_actor(any_resources, balance=10_00)
+        payments: list[str] = []
+        for _ in range(3):
+            async with any_resources.sessionmaker() as session:
+                created = await flows.create_withdrawal(
+                    session,
+                    any_resources,
+                    actor.principal,
+                    WithdrawalCreate(amount=1_00, pix_key="pix@bcb.gov.br"),
+                )
+                await session.execute(
+                    update(PAYMENTS).where(PAYMENTS.c.id == created.id).values(gateway="efi")
+                )
+                await session.commit()
+            payments.append(created.id)
+        events = [await event_for(any_resources, "efi", p) for p in payments]
+        events.append(events[0])  # the same event twice in one batch
+        broken = RuntimeError("the database blinked")
+        asked: list[list[str]] = []
+
+        class Engine:
+            async def advance_many(
+                self, transaction_ids: list[str], *, poke: bool = False
+            ) -> dict[str, BaseException | None]:
+                asked.append(list(transaction_ids))
+                return {t: broken if t == payments[1] else None for t in transaction_ids}
+
+        monkeypatch.setattr(any_resources, "payments", Engine())
+        monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
+        outcomes = await drain(any_resources, [*events, "evt_unknown"])
+
+        assert outcomes == [None, broken, None, None, None]
+        assert sorted(asked[0]) == sorted(payments)
+        async with any_resources.sessionmaker() as session:
+            handled = dict((await session.execute(select(INBOX.c.id, INBOX.c.processed_at))).all())
+        assert [handled[e] is not None for e in events[:3]] == [True, False, True]
 
 
 class TestRetryAndAbandon:

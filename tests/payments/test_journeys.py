@@ -173,15 +173,24 @@ def simulators() -> Iterator[dict[str, Sim]]:
         context.__exit__(None, None, None)
 
 
-@pytest.fixture
+@pytest.fixture(params=[True, False], ids=["batched", "alone"])
 async def world(
-    simulators: dict[str, Sim], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    simulators: dict[str, Sim],
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[World]:
+    """Every journey twice: with the engine's batches (``ENGINE_BATCH``, the default) and
+    with each payment moved alone."""
     url = await migrated_database("mariadb", Path(tmp_path_factory.getbasetemp()))
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     settings = make_settings(
-        database_url=url, redis_url=redis_url, app_url=f"http://127.0.0.1:{port}", **ENGINE_SETTINGS
+        database_url=url,
+        redis_url=redis_url,
+        app_url=f"http://127.0.0.1:{port}",
+        engine_batch=request.param,
+        **ENGINE_SETTINGS,
     )
     gateways = {
         name: build_gateway(name, settings, sandbox_url=sim.thread.base_url,

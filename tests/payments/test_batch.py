@@ -1,0 +1,253 @@
+"""`Engine.advance_many`: many payments looked at together, the paid deposits credited in one
+database transaction — on MariaDB and SQLite, over fake gateways and a clock moved by hand.
+
+Each test checks what batching must never change (every payment treated by its own rules,
+one credit per deposit, the ledger balanced — audited after each test) and what it does
+change (one COMMIT for the credits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixwave.gateways.base import Charge
+from pixwave.ledger import service as ledger
+from pixwave.ledger.models import LedgerTransaction
+from pixwave.notifications.models import OutboxEvent
+from pixwave.payments import repository
+from pixwave.payments.engine import batch, cash_in
+from pixwave.payments.engine.run import Run
+from pixwave.resources import Resources
+from tests.support import Actor, EngineBench, unavailable
+
+
+@pytest.fixture
+async def engine(any_resources: Resources) -> EngineBench:
+    return EngineBench(any_resources, "primary", "secondary")
+
+
+async def ready(engine: EngineBench, actor: Actor, amount: int) -> str:
+    """A deposit whose charge awaits its payer."""
+    deposit = await engine.deposit(actor, amount)
+    row = await engine.advance(deposit)
+    assert row["status"] == "awaiting_payment"
+    return deposit
+
+
+async def paid(engine: EngineBench, actor: Actor, amount: int) -> str:
+    deposit = await ready(engine, actor, amount)
+    row = await engine.row(deposit)
+    assert row["gateway"] is not None
+    assert row["gateway_payment_id"] is not None
+    engine[row["gateway"]].pay(row["gateway_payment_id"])
+    return deposit
+
+
+async def clearing(engine: EngineBench, gateway: str) -> int:
+    async with engine.resources.sessionmaker() as session:
+        account = await ledger.system_account(session, f"gateway:{gateway}")
+        return (await ledger.get_balance(session, account)).posted
+
+
+async def count(engine: EngineBench, model: Any, *where: Any) -> int:
+    async with engine.resources.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
+
+
+class Commits:
+    """Counts the batch's COMMITs and the credits each wrote."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.commits = 0
+        self.written: list[int] = []
+        real_commit, real_together = batch.flush_and_commit, batch.credit_together
+
+        async def commit(session: AsyncSession) -> None:
+            self.commits += 1
+            await real_commit(session)
+
+        async def together(use: Any, credits: Any) -> set[Run]:
+            written = await real_together(use, credits)
+            self.written.append(len(written))
+            return written
+
+        monkeypatch.setattr(batch, "flush_and_commit", commit)
+        monkeypatch.setattr(batch, "credit_together", together)
+
+
+class TestCredits:
+    async def test_paid_deposits_are_credited_in_one_commit(
+        self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Five paid deposits — two wallets, two gateways — credited by one transaction: one
+        ledger transaction and one `transaction.succeeded` event each, the attempt of each
+        gateway read on record, each clearing account debited by its own gateway's sum."""
+        alice, bob = await engine.actor(), await engine.actor()
+        ids = [
+            await paid(engine, alice, 10_00),
+            await paid(engine, alice, 20_00),
+            await paid(engine, bob, 30_00),
+            await paid(engine, bob, 40_00),
+        ]
+        engine["primary"].script("create_charge", unavailable(), unavailable(), unavailable())
+        elsewhere = await paid(engine, alice, 5_00)
+        assert (await engine.row(elsewhere))["gateway"] == "secondary"
+        ids.append(elsewhere)
+        commits = Commits(monkeypatch)
+
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        assert outcomes == dict.fromkeys(ids)
+        assert commits.written == [5]
+        assert commits.commits == 1
+        for deposit in ids:
+            row = await engine.row(deposit)
+            assert row["status"] == "succeeded"
+            assert row["ledger_transaction_id"] is not None
+            assert row["next_attempt_at"] is None
+            attempts = await engine.attempts(deposit)
+            assert attempts[-1] == (row["gateway"], "query", 0, "succeeded")
+            assert await count(engine, OutboxEvent, OutboxEvent.aggregate_id == deposit,
+                               OutboxEvent.event_type == "transaction.succeeded") == 1  # fmt: skip
+        assert await engine.balance(alice) == (35_00, 0)
+        assert await engine.balance(bob) == (70_00, 0)
+        assert await clearing(engine, "primary") == -100_00
+        assert await clearing(engine, "secondary") == -5_00
+        assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 5
+
+    async def test_looking_again_or_twice_in_one_batch_credits_once(
+        self, engine: EngineBench
+    ) -> None:
+        actor = await engine.actor()
+        first, second = await paid(engine, actor, 7_00), await paid(engine, actor, 8_00)
+        outcomes = await engine.engine.advance_many([first, second, first, second], poke=True)
+        assert outcomes == {first: None, second: None}
+        await engine.engine.advance_many([first, second], poke=True)
+        assert await engine.balance(actor) == (15_00, 0)
+        assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 2
+
+
+class TestEachByItsOwnRules:
+    async def test_every_other_payment_goes_the_ordinary_way(self, engine: EngineBench) -> None:
+        """Beside a paid deposit: an unpaid one is scheduled for its next look, a new one gets
+        its charge, a withdrawal is sent, one owned by another runner is left a note and not
+        touched, an unknown id is nothing."""
+        actor = await engine.actor(balance=50_00)
+        credited = await paid(engine, actor, 10_00)
+        unpaid = await ready(engine, actor, 11_00)
+        new = await engine.deposit(actor, 12_00)
+        withdrawal = await engine.withdraw(actor, 13_00)
+        owned = await paid(engine, actor, 14_00)
+        token = await engine.leases.enter(owned, 60, note=False)
+        assert token is not None
+        reads_before = engine["primary"].count("get_charge")
+
+        ids = [credited, unpaid, new, withdrawal, owned, "txn_unknown"]
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        assert outcomes == dict.fromkeys(ids)
+        assert (await engine.row(credited))["status"] == "succeeded"
+        unpaid_row = await engine.row(unpaid)
+        assert unpaid_row["status"] == "awaiting_payment"
+        assert unpaid_row["next_attempt_at"] is not None
+        assert unpaid_row["next_attempt_at"] > engine.time.now()
+        assert (await engine.row(new))["status"] == "awaiting_payment"
+        assert (await engine.row(withdrawal))["status"] == "succeeded"
+        assert (await engine.row(owned))["status"] == "awaiting_payment"
+        assert engine["primary"].count("get_charge") == reads_before + 2  # credited, unpaid
+        assert await engine.leases.leave(owned, token)  # the note waits for its owner
+        assert await engine.balance(actor) == (50_00 + 10_00 - 13_00, 0)
+
+    async def test_a_payment_that_raises_fails_alone(self, engine: EngineBench) -> None:
+        """One gateway read raises something unexpected: that payment's outcome is the error
+        (its job fails and is retried), its neighbours are credited."""
+        actor = await engine.actor()
+        ids = [await paid(engine, actor, amount) for amount in (1_00, 2_00, 3_00)]
+        raised: list[int] = []
+
+        async def boom() -> None:
+            if not raised:
+                raised.append(1)
+                raise RuntimeError("the connector broke")
+
+        engine["primary"].during["get_charge"] = boom
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        failed = [i for i, outcome in outcomes.items() if outcome is not None]
+        assert len(failed) == 1
+        assert isinstance(outcomes[failed[0]], RuntimeError)
+        statuses = {i: (await engine.row(i))["status"] for i in ids}
+        assert statuses[failed[0]] == "awaiting_payment"
+        assert sorted(s for i, s in statuses.items() if i != failed[0]) == ["succeeded"] * 2
+
+
+class TestWhenTheBatchCannotTakeACredit:
+    async def test_a_batch_that_fails_as_a_whole_writes_each_credit_alone(
+        self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The batch read one deposit before another runner credited it: its compare-and-set
+        misses, the whole batch rolls back, and each credit is written alone — the stale one
+        is not credited twice, the others are credited once."""
+        actor = await engine.actor()
+        stale, *others = [await paid(engine, actor, amount) for amount in (4_00, 5_00, 6_00)]
+        before = await engine.row(stale)
+        await engine.advance(stale)  # credited by another runner, after the batch's read
+        real_get_many = repository.get_many
+
+        async def read_before(session: AsyncSession, ids: Any) -> Any:
+            rows = await real_get_many(session, ids)
+            rows[stale] = dict(before)
+            return rows
+
+        monkeypatch.setattr(repository, "get_many", read_before)
+        fallbacks = batch._FALLBACKS._value.get()
+        commits = Commits(monkeypatch)
+
+        outcomes = await engine.engine.advance_many([stale, *others], poke=True)
+
+        assert outcomes == dict.fromkeys([stale, *others])
+        assert commits.written == []  # the batch raised: nothing of it was written
+        assert batch._FALLBACKS._value.get() == fallbacks + 3
+        assert [(await engine.row(i))["status"] for i in others] == ["succeeded"] * 2
+        assert await engine.balance(actor) == (15_00, 0)
+        assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 3
+
+    async def test_a_credit_left_out_is_written_alone_and_the_rest_commit(
+        self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """One credit cannot be decided in the batch: it is rewound (nothing of it is
+        written there) and written alone after; the others commit together."""
+        actor = await engine.actor()
+        ids = [await paid(engine, actor, amount) for amount in (1_00, 2_00, 3_00)]
+        left_out = ids[1]
+        real = cash_in.crediting
+
+        def crediting(
+            run: Run, charge: Charge, locked: Any = None, source: str | None = None
+        ) -> Callable[[AsyncSession], Awaitable[None]]:
+            work = real(run, charge, locked, source)
+            if locked is None or run.id != left_out:
+                return work
+
+            async def half_then_refuse(session: AsyncSession) -> None:
+                await work(session)  # its posting and transition are queued …
+                raise RuntimeError("… then refused")
+
+            return half_then_refuse
+
+        monkeypatch.setattr(cash_in, "crediting", crediting)
+        commits = Commits(monkeypatch)
+
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        assert outcomes == dict.fromkeys(ids)
+        assert commits.written == [2]
+        assert [(await engine.row(i))["status"] for i in ids] == ["succeeded"] * 3
+        assert await engine.balance(actor) == (6_00, 0)
+        assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 3
+        assert await clearing(engine, "primary") == -6_00
