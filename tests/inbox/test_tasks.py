@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from pixwave.db import table, utcnow
+from pixwave.gateways.base import TRUSTED_PAYMENT
 from pixwave.gateways.efi.spec import EFI
 from pixwave.inbox import repository
 from pixwave.inbox.repository import TABLE as INBOX
@@ -19,11 +20,13 @@ from pixwave.inbox.tasks import (
     abandon_overdue,
     drain,
     handle,
+    notified,
     retry_once,
 )
 from pixwave.kit.ids import new_id
 from pixwave.notifications.models import OutboxEvent
 from pixwave.payments import flows
+from pixwave.payments.engine.batch import Notified
 from pixwave.payments.models import Transaction
 from pixwave.payments.schemas import WithdrawalCreate
 from pixwave.resources import Resources
@@ -103,7 +106,7 @@ class TestMatching:
                 advanced.append(transaction_id)
 
             async def advance_many(
-                self, transaction_ids: list[str], *, poke: bool = False
+                self, transaction_ids: list[str], *, poke: bool = False, notified: Any = None
             ) -> dict[str, None]:
                 advanced.extend(transaction_ids)
                 return dict.fromkeys(transaction_ids)
@@ -146,7 +149,7 @@ class TestDrain:
 
         class Engine:
             async def advance_many(
-                self, transaction_ids: list[str], *, poke: bool = False
+                self, transaction_ids: list[str], *, poke: bool = False, notified: Any = None
             ) -> dict[str, BaseException | None]:
                 asked.append(list(transaction_ids))
                 return {t: broken if t == payments[1] else None for t in transaction_ids}
@@ -160,6 +163,35 @@ class TestDrain:
         async with any_resources.sessionmaker() as session:
             handled = dict((await session.execute(select(INBOX.c.id, INBOX.c.processed_at))).all())
         assert [handled[e] is not None for e in events[:3]] == [True, False, True]
+
+
+class TestTrustedEvents:
+    """Only a charge event the connector marked trusted is credited from what it says."""
+
+    def event(self, kind: str, **data: str) -> dict[str, Any]:
+        return {"kind": kind, "resource_id": "txid123", "data": data}
+
+    def test_a_trusted_charge_event_states_the_payment(self) -> None:
+        event = self.event("charge", amount="2500", end_to_end_id="E1", **{TRUSTED_PAYMENT: "mtls"})
+        assert notified(event) == Notified("txid123", 2500, "E1")
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            {"kind": "charge", "resource_id": "t", "data": {"amount": "2500"}},
+            {
+                "kind": "refund",
+                "resource_id": "t",
+                "data": {"amount": "1", TRUSTED_PAYMENT: "mtls"},
+            },
+            {"kind": "charge", "resource_id": "t", "data": {TRUSTED_PAYMENT: "mtls"}},
+            {"kind": "charge", "resource_id": "t", "data": {"amount": "x", TRUSTED_PAYMENT: "m"}},
+            {"kind": "charge", "resource_id": "t", "data": None},
+        ],
+        ids=["untrusted", "not-a-charge", "no-amount", "bad-amount", "no-data"],
+    )
+    def test_anything_else_is_read_back(self, event: dict[str, Any]) -> None:
+        assert notified(event) is None
 
 
 class TestRetryAndAbandon:

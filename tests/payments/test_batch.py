@@ -21,6 +21,7 @@ from pixwave.ledger.models import LedgerTransaction
 from pixwave.notifications.models import OutboxEvent
 from pixwave.payments import repository
 from pixwave.payments.engine import batch, cash_in
+from pixwave.payments.engine.batch import Notified
 from pixwave.payments.engine.run import Run
 from pixwave.resources import Resources
 from tests.support import Actor, EngineBench, unavailable
@@ -251,3 +252,50 @@ class TestWhenTheBatchCannotTakeACredit:
         assert await engine.balance(actor) == (6_00, 0)
         assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 3
         assert await clearing(engine, "primary") == -6_00
+
+
+class TestTrustedNotifications:
+    """``EFI_WEBHOOK_TRUST_MTLS``: a deposit a trusted notification says was paid is credited
+    from it, without reading the charge back — when its txid and amount are the charge's."""
+
+    async def test_a_matching_notification_is_credited_without_a_gateway_read(
+        self, engine: EngineBench
+    ) -> None:
+        actor = await engine.actor()
+        deposit = await ready(engine, actor, 25_00)
+        row = await engine.row(deposit)
+        assert row["txid"] is not None
+        reads = engine["primary"].count("get_charge")
+        told = Notified(row["txid"], 25_00, "E00000000202612061400abcdefghijk")
+
+        outcomes = await engine.engine.advance_many([deposit], notified={deposit: told})
+
+        assert outcomes == {deposit: None}
+        done = await engine.row(deposit)
+        assert done["status"] == "succeeded"
+        assert done["end_to_end_id"] == "E00000000202612061400abcdefghijk"
+        assert engine["primary"].count("get_charge") == reads
+        assert await engine.balance(actor) == (25_00, 0)
+
+    @pytest.mark.parametrize("wrong", ["amount", "txid"])
+    async def test_a_notification_that_disagrees_is_read_back(
+        self, engine: EngineBench, wrong: str
+    ) -> None:
+        """A notification naming another amount or txid than the charge's is not believed:
+        the charge is read from its gateway, and an unpaid one is not credited."""
+        actor = await engine.actor()
+        deposit = await ready(engine, actor, 25_00)
+        row = await engine.row(deposit)
+        assert row["txid"] is not None
+        told = Notified(
+            "another-txid" if wrong == "txid" else row["txid"],
+            99_00 if wrong == "amount" else 25_00,
+            None,
+        )
+        reads = engine["primary"].count("get_charge")
+
+        await engine.engine.advance_many([deposit], notified={deposit: told})
+
+        assert engine["primary"].count("get_charge") == reads + 1
+        assert (await engine.row(deposit))["status"] == "awaiting_payment"
+        assert await engine.balance(actor) == (0, 0)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 
 class Capability(StrEnum):
@@ -157,8 +157,16 @@ class WebhookEvent:
     kind: WebhookKind
     resource_id: str
     #: What the notification itself says, when it says anything (Efí does, MP does not).
-    #: Advisory only: the engine confirms by reading the resource from the gateway.
+    #: Advisory only — the engine confirms by reading the resource from the gateway — unless
+    #: it holds ``TRUSTED_PAYMENT``.
     data: Mapping[str, str] = field(default_factory=dict)
+
+
+#: In a charge event's ``data``: the notification came over a scheme the operator chose to
+#: trust with the payment itself (Efí's verified mTLS, ``EFI_WEBHOOK_TRUST_MTLS``), so its
+#: ``amount`` and ``end_to_end_id`` may be credited without reading the charge back — after
+#: they are checked against the charge. Set by the connector, never read from a body.
+TRUSTED_PAYMENT: Final = "trusted"
 
 
 @runtime_checkable

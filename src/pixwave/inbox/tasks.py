@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from pixwave.db import utcnow
+from pixwave.gateways.base import TRUSTED_PAYMENT, WebhookKind
 from pixwave.inbox import repository
 from pixwave.inbox.service import HANDLE
 from pixwave.kit.batching import Batcher
 from pixwave.notifications import outbox
 from pixwave.payments import repository as payments
+from pixwave.payments.engine.batch import Notified
 from pixwave.payments.tasks import engine_batcher
 from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import job, periodic
@@ -49,7 +51,14 @@ async def handle(resources: JobContext, event_row_id: str) -> None:
         if found is None or found[0]["processed_at"] is not None:
             return
         transaction_id = await _payment_of(resources, session, *found)
-    if transaction_id is not None:
+    told = None if transaction_id is None else notified(found[0])
+    if told is not None and transaction_id is not None:
+        moved = await resources.payments.advance_many(
+            [transaction_id], poke=True, notified={transaction_id: told}
+        )
+        if (error := moved[transaction_id]) is not None:
+            raise error
+    elif transaction_id is not None:
         await resources.payments.advance(transaction_id, poke=True)
     async with resources.sessionmaker() as session:
         repository.mark_processed(session, event_row_id)
@@ -62,15 +71,17 @@ async def drain(resources: JobContext, event_row_ids: list[str]) -> list[BaseExc
     write marking the events handled. Each event's outcome is its payment's: an event whose
     payment raised stays unhandled, for its job's retry (or the retry tick)."""
     payment_of: dict[str, str | None] = {}
+    told: dict[str, Notified] = {}
     async with resources.sessionmaker() as session:
         found = await repository.get_many_with_payment(session, event_row_ids)
         for event_row_id, (event, transaction_id) in found.items():
             if event["processed_at"] is None:
-                payment_of[event_row_id] = await _payment_of(
-                    resources, session, event, transaction_id
-                )
+                payment = await _payment_of(resources, session, event, transaction_id)
+                payment_of[event_row_id] = payment
+                if payment is not None and (paid := notified(event)) is not None:
+                    told[payment] = paid
     moved = await resources.payments.advance_many(
-        [t for t in payment_of.values() if t is not None], poke=True
+        [t for t in payment_of.values() if t is not None], poke=True, notified=told
     )
     outcomes = [moved.get(payment_of.get(e) or "") for e in event_row_ids]
     handled = [e for e, t in payment_of.items() if t is None or moved[t] is None]
@@ -80,6 +91,19 @@ async def drain(resources: JobContext, event_row_ids: list[str]) -> list[BaseExc
                 repository.mark_processed(session, event_row_id)
             await flush_and_commit(session)
     return outcomes
+
+
+def notified(event: dict[str, Any]) -> Notified | None:
+    """The received Pix a trusted notification states (see ``TRUSTED_PAYMENT``); None for
+    every other event — those are read back from their gateway."""
+    data = event["data"] or {}
+    if event["kind"] != WebhookKind.CHARGE or not data.get(TRUSTED_PAYMENT):
+        return None
+    try:
+        amount = int(data["amount"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Notified(event["resource_id"], amount, data.get("end_to_end_id"))
 
 
 def inbox_batcher(resources: JobContext) -> Batcher[str, None] | None:

@@ -7,11 +7,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from pixwave.gateways.base import InboundWebhook, WebhookKind
+from pixwave.gateways.base import TRUSTED_PAYMENT, InboundWebhook, WebhookKind
 from pixwave.gateways.efi import EfiWebhookAuth
-from pixwave.gateways.efi.spec import EfiSettings
+from pixwave.gateways.efi.spec import EFI, EfiSettings
 from pixwave.gateways.efi.webhooks import authenticate, parse_webhook, verify_webhook
 from pixwave.gateways.errors import WebhookRejected
+from pixwave.gateways.http import Timeouts
+from pixwave.gateways.spec import Common, Instance
 from tests.gateways.efi import FakeEfi, make_connector
 
 SECRET = "9f8e7d6c5b4a"
@@ -222,6 +224,58 @@ class TestEitherScheme:
         auth = EfiWebhookAuth(mtls_header=None, hmac_secret=None)
         request = webhook(headers={"x-ssl-client-verify": "SUCCESS"}, query={"hmac": SECRET})
         assert reason_of(auth, request) == "no_authentication_configured"
+
+
+class TestTrustedPayments:
+    """``EFI_WEBHOOK_TRUST_MTLS``: only a received Pix that came over verified mTLS, with the
+    operator's opt-in, is marked for crediting from the notification itself."""
+
+    TRUSTING = EfiWebhookAuth(
+        mtls_header="x-ssl-client-verify", hmac_secret=SECRET, trust_mtls_payments=True
+    )
+    BODY: ClassVar[dict[str, Any]] = {"pix": [RECEIVED, REFUNDED, SENT]}
+
+    def trusted(self, auth: EfiWebhookAuth, request: InboundWebhook) -> list[str]:
+        return [e.kind.value for e in verify_webhook(auth, request) if TRUSTED_PAYMENT in e.data]
+
+    def test_a_received_pix_over_verified_mtls_is_trusted_when_opted_in(self) -> None:
+        request = webhook(self.BODY, headers={"x-ssl-client-verify": "SUCCESS"})
+        events = verify_webhook(self.TRUSTING, request)
+        charge = next(e for e in events if e.kind is WebhookKind.CHARGE)
+        assert charge.data == {
+            "end_to_end_id": "E1803615022211340s08793XPJ",
+            "amount": "1",
+            TRUSTED_PAYMENT: "mtls",
+        }
+        assert self.trusted(self.TRUSTING, request) == ["charge"]  # never refunds nor sends
+
+    def test_the_url_secret_is_never_trusted_with_the_payment(self) -> None:
+        request = webhook(self.BODY, query={"hmac": SECRET})
+        assert self.trusted(self.TRUSTING, request) == []
+
+    def test_mtls_is_not_trusted_without_the_opt_in(self) -> None:
+        auth = EfiWebhookAuth(mtls_header="x-ssl-client-verify")
+        request = webhook(self.BODY, headers={"x-ssl-client-verify": "SUCCESS"})
+        assert self.trusted(auth, request) == []
+
+    def test_the_body_cannot_claim_trust(self) -> None:
+        """A field named like the mark in the notification changes nothing: the parser reads
+        named fields only."""
+        forged = {"pix": [{**RECEIVED, TRUSTED_PAYMENT: "mtls"}]}
+        request = webhook(forged, query={"hmac": SECRET})
+        assert self.trusted(self.TRUSTING, request) == []
+
+    def test_the_opt_in_needs_the_mtls_header(self) -> None:
+        settings = EfiSettings.model_validate(
+            {
+                "EFI_CLIENT_ID": "id",
+                "EFI_CLIENT_SECRET": "secret",
+                "EFI_PIX_KEY": "key@example.com",
+                "webhook_trust_mtls": True,
+            }
+        )
+        with pytest.raises(ValueError, match="EFI_WEBHOOK_MTLS_HEADER"):
+            EFI.build(Instance("efi", settings), Common(timeouts=Timeouts()))
 
 
 class TestParseReceived:

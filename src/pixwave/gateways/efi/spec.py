@@ -66,6 +66,13 @@ class EfiSettings(ProviderSettings):
     webhook_mtls_value: str = Field(
         default="SUCCESS", description="What that header holds when the certificate verified."
     )
+    webhook_trust_mtls: bool = Field(
+        default=False,
+        description="Opt-in: credit a charge from an mTLS-verified notification itself (its "
+        "pix[] item: txid, valor, endToEndId; checked against the charge) instead of reading "
+        "the charge back from Efí first. Needs EFI_WEBHOOK_MTLS_HEADER; notifications "
+        "authenticated by the ?hmac= secret are always read back.",
+    )
 
     @property
     def url(self) -> str:
@@ -110,6 +117,11 @@ class EfiSpec(SpeaksTheStandard, GatewaySpec[EfiSettings]):
         if settings.client_id is None or settings.client_secret is None or not settings.pix_key:
             raise ValueError("GERENCIANET_CLIENT_ID, _CLIENT_SECRET and _PIX_KEY are all needed")
         hmac_secret = settings.webhook_hmac
+        if settings.webhook_trust_mtls and not settings.webhook_mtls_header:
+            raise ValueError(
+                "EFI_WEBHOOK_TRUST_MTLS needs EFI_WEBHOOK_MTLS_HEADER: only a notification "
+                "whose client certificate was verified may be trusted"
+            )
         return EfiConnector(
             client_id=settings.client_id.get_secret_value(),
             client_secret=settings.client_secret.get_secret_value(),
@@ -124,6 +136,7 @@ class EfiSpec(SpeaksTheStandard, GatewaySpec[EfiSettings]):
                 allowed_ips=frozenset(
                     ip.strip() for ip in settings.webhook_allowed_ips.split(",") if ip.strip()
                 ),
+                trust_mtls_payments=settings.webhook_trust_mtls,
             ),
             transport=common.transport,
             clock=common.clock,

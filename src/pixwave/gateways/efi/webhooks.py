@@ -58,9 +58,9 @@ class EfiNotifications(Notifications):
 NOTIFICATIONS: Final = EfiNotifications(GATEWAY, "Efí")
 
 
-def authenticate(auth: WebhookAuth, request: InboundWebhook) -> None:
-    """Return when the request is Efí's by one configured scheme; raise WebhookRejected."""
-    NOTIFICATIONS.authenticate(auth, request)
+def authenticate(auth: WebhookAuth, request: InboundWebhook) -> str:
+    """The scheme by which the request is Efí's; raise WebhookRejected."""
+    return NOTIFICATIONS.authenticate(auth, request)
 
 
 def parse_webhook(body: bytes) -> list[WebhookEvent]:

@@ -22,11 +22,11 @@ import hmac
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Final
 
-from pixwave.gateways.base import InboundWebhook, WebhookEvent, WebhookKind
+from pixwave.gateways.base import TRUSTED_PAYMENT, InboundWebhook, WebhookEvent, WebhookKind
 from pixwave.gateways.errors import WebhookRejected
 from pixwave.kit.money import from_decimal_string
 
@@ -46,6 +46,9 @@ class WebhookAuth:
     #: The ?hmac= query secret registered with the URL (kept out of ``repr`` and tracebacks).
     hmac_secret: str | None = field(default=None, repr=False)
     allowed_ips: frozenset[str] = frozenset()  # empty = no IP check
+    #: Opt-in: a received Pix notified over verified mTLS may be credited from the
+    #: notification itself (``TRUSTED_PAYMENT``), without reading the charge back.
+    trust_mtls_payments: bool = False
 
 
 class Notifications:
@@ -59,8 +62,8 @@ class Notifications:
     def reject(self, reason: str, message: str) -> WebhookRejected:
         return WebhookRejected(reason, f"{self.provider} webhook rejected: {message}")
 
-    def authenticate(self, auth: WebhookAuth, request: InboundWebhook) -> None:
-        """Return when the request is the PSP's by one configured scheme; else raise."""
+    def authenticate(self, auth: WebhookAuth, request: InboundWebhook) -> str:
+        """The scheme (``mtls`` or ``hmac``) by which the request is the PSP's; else raise."""
         if auth.mtls_header is None and auth.hmac_secret is None:
             raise self.reject(
                 "no_authentication_configured",
@@ -70,7 +73,7 @@ class Notifications:
         if auth.mtls_header is not None:
             mtls_seen = request.headers.get(auth.mtls_header.lower())
             if mtls_seen is not None and _same(mtls_seen, auth.mtls_header_value):
-                return
+                return "mtls"
         mtls_problem = (
             f"header {auth.mtls_header!r} is "
             + ("missing" if mtls_seen is None else f"{mtls_seen!r}, not {auth.mtls_header_value!r}")
@@ -93,6 +96,7 @@ class Notifications:
                 f"client address {request.client_ip!r} is not among {self.provider}'s webhook "
                 "addresses",
             )
+        return "hmac"
 
     # --- parsing --------------------------------------------------------------------------
     def invalid(self, message: str) -> WebhookRejected:
@@ -176,9 +180,21 @@ class Notifications:
         return events
 
     def verify(self, auth: WebhookAuth, request: InboundWebhook) -> list[WebhookEvent]:
-        """Authenticate, then parse; raises WebhookRejected and processes nothing on failure."""
-        self.authenticate(auth, request)
-        return self.parse(request.body)
+        """Authenticate, then parse; raises WebhookRejected and processes nothing on failure.
+
+        With ``trust_mtls_payments``, the received Pix of a notification that came over
+        verified mTLS are marked ``TRUSTED_PAYMENT``: the engine may credit them from what
+        they say (checked against the charge) instead of asking the PSP first."""
+        scheme = self.authenticate(auth, request)
+        events = self.parse(request.body)
+        if scheme != "mtls" or not auth.trust_mtls_payments:
+            return events
+        return [
+            replace(event, data={**event.data, TRUSTED_PAYMENT: scheme})
+            if event.kind is WebhookKind.CHARGE
+            else event
+            for event in events
+        ]
 
 
 def _same(given: str, expected: str) -> bool:
