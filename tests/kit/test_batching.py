@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from pixwave.kit.batching import Batcher
+from pixwave.kit.batching import Batcher, Settle
 
 #: A window no test waits out: a batch that leaves did so for another reason.
 NEVER = 60.0
@@ -21,7 +21,7 @@ class Recorder:
         self.release: asyncio.Event | None = None
         self.started = asyncio.Event()
 
-    async def run(self, items: list[int]) -> Sequence[int | BaseException]:
+    async def run(self, items: list[int], settle: Settle[int]) -> Sequence[int | BaseException]:
         self.batches.append(items)
         self.started.set()
         if self.release is not None:
@@ -99,7 +99,7 @@ async def test_each_caller_gets_its_own_outcome() -> None:
 async def test_a_batch_that_raises_fails_every_caller_and_the_next_one_works() -> None:
     calls = 0
 
-    async def broken(items: list[int]) -> Sequence[int | BaseException]:
+    async def broken(items: list[int], settle: Settle[int]) -> Sequence[int | BaseException]:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -125,3 +125,24 @@ async def test_a_caller_cancelled_while_waiting_is_left_out() -> None:
     assert await asyncio.wait_for(kept, timeout=5) == 30
     await first
     assert recorder.batches == [[1], [3]]
+
+
+async def test_a_caller_settled_early_does_not_wait_for_the_rest() -> None:
+    """The batch answers one item as soon as it is done; the slow one's caller waits on."""
+    slow = asyncio.Event()
+
+    async def run(items: list[int], settle: Settle[int]) -> Sequence[int | BaseException]:
+        if items == [0]:
+            return [0]
+        settle(0, items[0])
+        await slow.wait()
+        return [999, items[1]]  # the settled item's outcome here is ignored
+
+    batcher = Batcher("test", run, window_seconds=NEVER, max_size=2)
+    first = asyncio.create_task(batcher.submit(0))  # in flight: the next two gather
+    fast, late = asyncio.create_task(batcher.submit(1)), asyncio.create_task(batcher.submit(2))
+    assert await asyncio.wait_for(first, timeout=5) == 0
+    assert await asyncio.wait_for(fast, timeout=5) == 1
+    assert not late.done()
+    slow.set()
+    assert await late == 2

@@ -8,6 +8,7 @@ change (one COMMIT for the credits).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -163,6 +164,29 @@ class TestEachByItsOwnRules:
         assert engine["primary"].count("get_charge") == reads_before + 2  # credited, unpaid
         assert await engine.leases.leave(owned, token)  # the note waits for its owner
         assert await engine.balance(actor) == (50_00 + 10_00 - 13_00, 0)
+
+    async def test_a_payment_done_is_told_before_a_slow_neighbour_ends(
+        self, engine: EngineBench
+    ) -> None:
+        """A job ends with its own payment's look, not the batch's slowest: here the send of
+        a withdrawal waits until the deposit beside it was reported done."""
+        actor = await engine.actor(balance=50_00)
+        deposit = await paid(engine, actor, 10_00)
+        withdrawal = await engine.withdraw(actor, 5_00)
+        deposit_told = asyncio.Event()
+        engine["primary"].during["send_pix"] = deposit_told.wait
+        told: list[tuple[str, BaseException | None]] = []
+
+        def settled(transaction_id: str, outcome: BaseException | None) -> None:
+            told.append((transaction_id, outcome))
+            if transaction_id == deposit:
+                deposit_told.set()
+
+        batch_done = engine.engine.advance_many([deposit, withdrawal], settled=settled)
+        await asyncio.wait_for(batch_done, timeout=10)
+
+        assert told == [(deposit, None), (withdrawal, None)]
+        assert (await engine.row(withdrawal))["status"] == "succeeded"
 
     async def test_a_payment_that_raises_fails_alone(self, engine: EngineBench) -> None:
         """One gateway read raises something unexpected: that payment's outcome is the error

@@ -11,7 +11,7 @@ from pixwave.db import utcnow
 from pixwave.gateways.base import TRUSTED_PAYMENT, WebhookKind
 from pixwave.inbox import repository
 from pixwave.inbox.service import HANDLE
-from pixwave.kit.batching import Batcher
+from pixwave.kit.batching import Batcher, Settle
 from pixwave.notifications import outbox
 from pixwave.payments import repository as payments
 from pixwave.payments.engine.batch import Notified
@@ -109,7 +109,9 @@ def notified(event: dict[str, Any]) -> Notified | None:
 def inbox_batcher(resources: JobContext) -> Batcher[str, None] | None:
     """The process's batch of inbox events (``ENGINE_BATCH``); None handles each alone."""
 
-    async def run(event_row_ids: list[str]) -> list[BaseException | None]:
+    async def run(event_row_ids: list[str], _settle: Settle[None]) -> list[BaseException | None]:
+        # An event is marked handled with the others, after every payment's look: its job
+        # ends then too.
         return await drain(resources, event_row_ids)
 
     return engine_batcher(resources.settings, "inbox", run)

@@ -21,9 +21,12 @@ from pixwave.observability.metrics import GROUP_COMMIT_SIZE
 I = TypeVar("I")  # noqa: E741 - the item, as in Batcher[I, R]
 R = TypeVar("R")
 
+#: Answers the caller of item ``index`` now, before the batch is over (its outcome in the
+#: returned sequence is then ignored): a slow item need not hold the others' callers.
+Settle = Callable[[int, R | BaseException], None]
 #: Runs one batch: one outcome per item, in order — a result, or the exception that item's
-#: caller gets. Raising fails every item of the batch with that exception.
-RunBatch = Callable[[list[I]], Awaitable[Sequence[R | BaseException]]]
+#: caller gets. Raising fails every item not settled yet with that exception.
+RunBatch = Callable[[list[I], Settle[R]], Awaitable[Sequence[R | BaseException]]]
 
 
 @dataclass(slots=True)
@@ -78,14 +81,19 @@ class Batcher(Generic[I, R]):
 
     async def _run(self, batch: list[_Waiting[I, R]]) -> None:
         self.sizes.observe(len(batch))
+
+        def settle(index: int, outcome: R | BaseException) -> None:
+            future = batch[index].future
+            if future.done():  # settled already, or its caller was cancelled
+                return
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
         try:
-            outcomes = await self.run([w.item for w in batch])
+            outcomes = await self.run([w.item for w in batch], settle)
         except Exception as error:  # a bug in the batch itself: no caller may hang on it
             outcomes = [error] * len(batch)
-        for waiting, outcome in zip(batch, outcomes, strict=True):
-            if waiting.future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                waiting.future.set_exception(outcome)
-            else:
-                waiting.future.set_result(outcome)
+        for index, outcome in enumerate(outcomes):
+            settle(index, outcome)

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixwave.db import table
 from pixwave.exceptions import PixWaveError
-from pixwave.kit.batching import Batcher
+from pixwave.kit.batching import Batcher, Settle
 from pixwave.kit.models import IdempotencyRecord
 from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
 from pixwave.unit_of_work import flush_and_commit, group_inserts, mark, rewind
@@ -122,7 +122,10 @@ class GroupCommit(Generic[S]):
         way), or :class:`KeyTaken`, or :class:`NotGrouped`."""
         return await self.batcher.submit(_Job(record, status_code, work, claim))
 
-    async def _run(self, jobs: list[_Job[S]]) -> Sequence[Response | Exception]:
+    async def _run(
+        self, jobs: list[_Job[S]], _settle: Settle[Response]
+    ) -> Sequence[Response | Exception]:
+        """A group's members are answered together: their writes commit together."""
         try:
             return await self._commit(jobs)
         except Exception as error:

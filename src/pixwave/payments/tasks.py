@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from pixwave.db import utcnow
-from pixwave.kit.batching import Batcher, RunBatch
+from pixwave.kit.batching import Batcher, RunBatch, Settle
 from pixwave.payments import repository
 from pixwave.worker.jobs import job, periodic
 
@@ -38,8 +38,16 @@ async def advance(resources: JobContext, transaction_id: str) -> None:
 def advance_batcher(resources: JobContext) -> Batcher[str, None] | None:
     """The process's batch of payment looks (``ENGINE_BATCH``); None moves each alone."""
 
-    async def run(transaction_ids: list[str]) -> list[BaseException | None]:
-        moved = await resources.payments.advance_many(transaction_ids, poke=True)
+    async def run(transaction_ids: list[str], settle: Settle[None]) -> list[BaseException | None]:
+        jobs: dict[str, list[int]] = {}
+        for index, transaction_id in enumerate(transaction_ids):
+            jobs.setdefault(transaction_id, []).append(index)
+
+        def settled(transaction_id: str, outcome: BaseException | None) -> None:
+            for index in jobs.get(transaction_id, ()):
+                settle(index, outcome)
+
+        moved = await resources.payments.advance_many(transaction_ids, poke=True, settled=settled)
         return [moved[t] for t in transaction_ids]
 
     return engine_batcher(resources.settings, "advance", run)

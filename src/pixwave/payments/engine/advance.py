@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pixwave.db import is_transient, utcnow
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.router import Router
-from pixwave.payments.engine.batch import Notified, Outcomes, advance_many
+from pixwave.payments.engine.batch import Notified, Outcomes, Settled, advance_many
 from pixwave.payments.engine.flows import move
 from pixwave.payments.engine.run import Collaborators, Invalidate, Run
 from pixwave.payments.engine.settings import EngineSettings
@@ -108,12 +108,16 @@ class Engine:
         *,
         poke: bool = False,
         notified: Mapping[str, Notified] | None = None,
+        settled: Settled | None = None,
     ) -> Outcomes:
         """:meth:`advance` for each, sharing the work they have in common: one read, the
         gateway reads at once, the credits in one COMMIT (see `batch`). Each id's outcome is
         None, or what :meth:`advance` would have raised for it. ``notified``: deposits paid
-        as a trusted notification says (credited from it when it matches the charge)."""
-        return await advance_many(self, transaction_ids, poke=poke, notified=notified)
+        as a trusted notification says (credited from it when it matches the charge).
+        ``settled`` hears of each payment as soon as its own look is over (see `batch`)."""
+        return await advance_many(
+            self, transaction_ids, poke=poke, notified=notified, settled=settled
+        )
 
 
 async def step(use: Collaborators, transaction_id: str, token: str, leased_at: float) -> None:

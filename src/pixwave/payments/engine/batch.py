@@ -22,7 +22,7 @@ and each of its credits is written alone, exactly as without batching.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -50,6 +50,12 @@ T = TypeVar("T")
 #: Outcome per transaction id: None when it was looked at (whatever that found), else the
 #: error its caller should see (the inbox then leaves the notification for a retry).
 Outcomes = dict[str, BaseException | None]
+#: Told of a payment as soon as its own look in the batch is over, with its outcome so far, so
+#: its job can end without waiting for the slowest payment of the batch (a charge created
+#: through retries and backoff, say). A note that arrives meanwhile still earns the payment one
+#: more look, after the batch; what that look meets is the engine's own business (the sweep
+#: brings the payment back if it fails).
+Settled = Callable[[str, BaseException | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ async def advance_many(
     *,
     poke: bool,
     notified: Mapping[str, Notified] | None = None,
+    settled: Settled | None = None,
 ) -> Outcomes:
     """Move each transaction on, as :meth:`Engine.advance` would, sharing what can be shared.
 
@@ -95,7 +102,7 @@ async def advance_many(
     again: set[str] = set()
     try:
         if leased:
-            looks = _Looks(use, outcomes, again, notified or {})
+            looks = _Looks(use, outcomes, again, notified or {}, settled)
             await looks.run(leased, use.monotonic())
     finally:
         left = await asyncio.gather(
@@ -162,11 +169,18 @@ class _Looks:
         outcomes: Outcomes,
         again: set[str],
         notified: Mapping[str, Notified],
+        settled: Settled | None,
     ) -> None:
         self.use = use
         self.outcomes = outcomes
         self.again = again
         self.notified = notified
+        self.settled = settled
+
+    def over(self, run: Run) -> None:
+        """This payment's look is over: its caller may go."""
+        if self.settled is not None:
+            self.settled(run.id, self.outcomes[run.id])
 
     async def run(self, leased: dict[str, str], leased_at: float) -> None:
         try:
@@ -188,21 +202,30 @@ class _Looks:
             async with reads:
                 return await self.guard(run, cash_in.read_charge(run))
 
-        charges = await asyncio.gather(*(read(run) for run in deposits))
-        paid = [
-            (run, charge)
-            for run, charge in zip(deposits, charges, strict=True)
-            if charge is not None and charge.status is ChargeStatus.PAID
-        ]
-        unpaid = [
-            self.guard(run, cash_in.on_charge(run, charge))
-            for run, charge in zip(deposits, charges, strict=True)
-            if charge is not None and charge.status is not ChargeStatus.PAID
-        ]
-        await asyncio.gather(
-            self.credit(paid), *unpaid, *(self.guard(run, move(run)) for run in others)
-        )
-        await asyncio.gather(*(keep_attempts(run) for run in deposits))
+        async def alone(run: Run, step: Awaitable[None] | None) -> None:
+            if step is None:  # `move`: it keeps its own attempts
+                await self.guard(run, move(run))
+            else:
+                await self.guard(run, step)
+                await keep_attempts(run)
+            self.over(run)
+
+        async def look_at_charges() -> None:
+            charges = await asyncio.gather(*(read(run) for run in deposits))
+            paid = [
+                (run, charge)
+                for run, charge in zip(deposits, charges, strict=True)
+                if charge is not None and charge.status is ChargeStatus.PAID
+            ]
+            answered = [
+                alone(run, cash_in.on_charge(run, charge) if charge else asyncio.sleep(0))
+                for run, charge in zip(deposits, charges, strict=True)
+                if charge is None or charge.status is not ChargeStatus.PAID
+            ]  # a charge not read has its next look written already
+            await asyncio.gather(self.credit(paid), *answered)
+
+        # The others' steps (a charge to create, a send) need no read first: they start now.
+        await asyncio.gather(look_at_charges(), *(alone(run, None) for run in others))
 
     async def credit(self, paid: list[tuple[Run, Charge]]) -> None:
         alone = paid
@@ -217,6 +240,9 @@ class _Looks:
         await asyncio.gather(
             *(self.guard(run, cash_in.credit(run, charge)) for run, charge in alone)
         )
+        await asyncio.gather(*(keep_attempts(run) for run, _ in paid))
+        for run, _ in paid:
+            self.over(run)
 
     async def guard(self, run: Run, step: Awaitable[T]) -> T | None:
         """One payment's step: what it raises is its own outcome, never its neighbours'."""
