@@ -31,7 +31,7 @@ from pixwave.payments.models import Transaction
 from pixwave.payments.schemas import WithdrawalCreate
 from pixwave.resources import Resources
 from pixwave.worker.jobs import JobQueue
-from tests.factories import create_actor
+from tests.factories import Actor, create_actor
 
 OUTBOX = table(OutboxEvent)
 PAYMENTS = table(Transaction)
@@ -54,7 +54,14 @@ class TestReferenceMapping:
         assert EFI.transaction_id(reference) == expected
 
 
-async def event_for(resources: Resources, gateway: str, transaction_id: str) -> str:
+async def event_for(
+    resources: Resources,
+    gateway: str,
+    transaction_id: str,
+    *,
+    kind: str = "send",
+    data: dict[str, str] | None = None,
+) -> str:
     row_id = new_id("inb")
     async with resources.sessionmaker() as session:
         assert await repository.store(
@@ -63,14 +70,30 @@ async def event_for(resources: Resources, gateway: str, transaction_id: str) -> 
                 "id": row_id,
                 "gateway": gateway,
                 "event_id": f"E{row_id}",
-                "kind": "send",
+                "kind": kind,
                 "resource_id": transaction_id.replace("_", ""),
-                "data": {},
+                "data": data or {},
                 "received_at": utcnow(),
             },
         )
         await session.commit()
     return row_id
+
+
+async def withdrawal_at(resources: Resources, actor: Actor, gateway: str) -> str:
+    """A withdrawal the engine sent through ``gateway`` (as far as its row says)."""
+    async with resources.sessionmaker() as session:
+        created = await flows.create_withdrawal(
+            session,
+            resources,
+            actor.principal,
+            WithdrawalCreate(amount=1_00, pix_key="pix@bcb.gov.br"),
+        )
+        await session.execute(
+            update(PAYMENTS).where(PAYMENTS.c.id == created.id).values(gateway=gateway)
+        )
+        await session.commit()
+    return created.id
 
 
 class TestMatching:
@@ -88,17 +111,7 @@ class TestMatching:
         batched: bool,
     ) -> None:
         actor = await create_actor(any_resources, balance=10_00)
-        async with any_resources.sessionmaker() as session:
-            created = await flows.create_withdrawal(
-                session,
-                any_resources,
-                actor.principal,
-                WithdrawalCreate(amount=1_00, pix_key="pix@bcb.gov.br"),
-            )
-            await session.execute(
-                update(PAYMENTS).where(PAYMENTS.c.id == created.id).values(gateway=owner)
-            )
-            await session.commit()
+        created_id = await withdrawal_at(any_resources, actor, owner)
         advanced: list[str] = []
 
         class Recorder:
@@ -116,8 +129,8 @@ class TestMatching:
             monkeypatch.setattr(any_resources, "inbox_batch", None)
         assert (any_resources.inbox_batch is not None) is batched
         monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
-        await handle(any_resources, await event_for(any_resources, "efi", created.id))
-        assert advanced == ([created.id] if poked else [])
+        await handle(any_resources, await event_for(any_resources, "efi", created_id))
+        assert advanced == ([created_id] if poked else [])
 
 
 class TestDrain:
@@ -128,20 +141,7 @@ class TestDrain:
         self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         actor = await create_actor(any_resources, balance=10_00)
-        payments: list[str] = []
-        for _ in range(3):
-            async with any_resources.sessionmaker() as session:
-                created = await flows.create_withdrawal(
-                    session,
-                    any_resources,
-                    actor.principal,
-                    WithdrawalCreate(amount=1_00, pix_key="pix@bcb.gov.br"),
-                )
-                await session.execute(
-                    update(PAYMENTS).where(PAYMENTS.c.id == created.id).values(gateway="efi")
-                )
-                await session.commit()
-            payments.append(created.id)
+        payments = [await withdrawal_at(any_resources, actor, "efi") for _ in range(3)]
         events = [await event_for(any_resources, "efi", p) for p in payments]
         events.append(events[0])  # the same event twice in one batch
         broken = RuntimeError("the database blinked")
@@ -163,6 +163,34 @@ class TestDrain:
         async with any_resources.sessionmaker() as session:
             handled = dict((await session.execute(select(INBOX.c.id, INBOX.c.processed_at))).all())
         assert [handled[e] is not None for e in events[:3]] == [True, False, True]
+
+
+class TestDrainTrusted:
+    async def test_a_trusted_event_hands_its_payment_to_the_engine(
+        self, any_resources: Resources, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The engine is told what the trusted notification said; an untrusted one is not."""
+        actor = await create_actor(any_resources, balance=10_00)
+        trusted, plain = [await withdrawal_at(any_resources, actor, "efi") for _ in range(2)]
+        said = {"amount": "100", "end_to_end_id": "E1", TRUSTED_PAYMENT: "mtls"}
+        events = [
+            await event_for(any_resources, "efi", trusted, kind="charge", data=said),
+            await event_for(any_resources, "efi", plain, kind="charge", data={"amount": "100"}),
+        ]
+        told: list[Any] = []
+
+        class Engine:
+            async def advance_many(
+                self, transaction_ids: list[str], *, poke: bool = False, notified: Any = None
+            ) -> dict[str, None]:
+                told.append(notified)
+                return dict.fromkeys(transaction_ids)
+
+        monkeypatch.setattr(any_resources, "payments", Engine())
+        monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
+        await drain(any_resources, events)
+        txid = trusted.replace("_", "")
+        assert told == [{trusted: Notified(txid, 100, "E1")}]
 
 
 class TestTrustedEvents:

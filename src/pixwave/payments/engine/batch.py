@@ -60,8 +60,8 @@ Settled = Callable[[str, BaseException | None], None]
 
 @dataclass(frozen=True, slots=True)
 class Notified:
-    """A received Pix as a notification the operator trusts states it (Efí over verified
-    mTLS, ``EFI_WEBHOOK_TRUST_MTLS``; see ``gateways.base.TRUSTED_PAYMENT``)."""
+    """A received Pix as a notification the operator trusts states it (a scheme a gateway
+    family lets the operator trust, see ``gateways.base.TRUSTED_PAYMENT``)."""
 
     txid: str
     amount: int
