@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,15 +97,22 @@ async def get_many_with_payment(
     session: AsyncSession, event_ids: Sequence[str]
 ) -> dict[str, tuple[dict[str, Any], str | None]]:
     """:func:`get_with_payment` for many events, in one query; a missing id is absent."""
-    matched = (
+    # Two lookups, each on its own index ((gateway, gateway_payment_id), and txid), rather
+    # than one with an OR: MariaDB would serve the OR from the gateway prefix alone, scanning
+    # every transaction of the gateway for each event.
+    by_provider_id = (
         select(T.id)
-        .where(
-            T.gateway == C.gateway,
-            or_(T.gateway_payment_id == C.resource_id, T.txid == C.resource_id),
-        )
+        .where(T.gateway == C.gateway, T.gateway_payment_id == C.resource_id)
         .limit(1)
         .scalar_subquery()
     )
+    by_txid = (
+        select(T.id)
+        .where(T.txid == C.resource_id, T.gateway == C.gateway)
+        .limit(1)
+        .scalar_subquery()
+    )
+    matched = func.coalesce(by_provider_id, by_txid)
     rows = await session.execute(
         select(TABLE, matched.label("transaction_id")).where(C.id.in_(event_ids))
     )
