@@ -85,3 +85,21 @@ async def test_a_lost_lease_is_neither_extended_nor_released_by_its_old_owner(
     await leases.leave("txn_a", old)
     assert await leases.enter("txn_a", 5, note=False) is None  # still the new owner's
     assert await leases.extend("txn_a", new, 5)
+
+
+async def test_many_at_once_follow_the_same_rules(leases: Leases) -> None:
+    """A batch of the engine takes and lets go of many leases in one round trip: a payment
+    owned by another runner is turned away (and noted), the others are taken."""
+    owner = await leases.enter("txn_b", 5, note=False)
+    assert owner is not None
+    tokens = await leases.enter_many(["txn_a", "txn_b", "txn_c"], 5, note=True)
+    assert tokens[0] is not None
+    assert tokens[1] is None
+    assert tokens[2] is not None
+    assert await leases.enter("txn_a", 5, note=False) is None  # really taken
+    held = [("txn_a", tokens[0]), ("txn_c", tokens[2])]
+    assert await leases.enter("txn_c", 5, note=True) is None  # news for txn_c meanwhile
+    assert await leases.leave_many(held) == [False, True]
+    assert await leases.leave("txn_b", owner) is True  # the batch's note for the owner
+    assert await leases.enter_many(["txn_a", "txn_c"], 5, note=False) != [None, None]
+    assert await leases.leave_many([]) == []

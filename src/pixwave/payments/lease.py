@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -48,6 +48,14 @@ class Leases(Protocol):
     async def leave(self, transaction_id: str, token: str) -> bool:
         """Let go; True when a note arrived meanwhile (the caller should look again)."""
 
+    async def enter_many(
+        self, transaction_ids: Sequence[str], ttl_seconds: float, *, note: bool
+    ) -> list[str | None]:
+        """:meth:`enter` for each, in one round trip (a batch of the engine)."""
+
+    async def leave_many(self, held: Sequence[tuple[str, str]]) -> list[bool]:
+        """:meth:`leave` for each (transaction id, token), in one round trip."""
+
 
 def lease_name(transaction_id: str) -> str:
     # The hash tag puts the lease and its note (see ``RedisLeases._keys``) in one Redis Cluster
@@ -59,6 +67,7 @@ class RedisLeases:
     """Shared by every API and worker process; the lease is a :class:`RedisLocks` lock."""
 
     def __init__(self, redis: Redis, locks: RedisLocks, note_prefix: str = "pixwave:poke:") -> None:
+        self.redis = redis
         self.locks = locks
         self.note_prefix = note_prefix
         self._enter = redis.register_script(_ENTER)
@@ -83,6 +92,28 @@ class RedisLeases:
 
     async def leave(self, transaction_id: str, token: str) -> bool:
         return bool(int(await self._leave(keys=self._keys(transaction_id), args=[token])))
+
+    async def enter_many(
+        self, transaction_ids: Sequence[str], ttl_seconds: float, *, note: bool
+    ) -> list[str | None]:
+        tokens = [secrets.token_hex(8) for _ in transaction_ids]
+        ttl = max(1, int(ttl_seconds * 1000))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for transaction_id, token in zip(transaction_ids, tokens, strict=True):
+                await self._enter(
+                    keys=self._keys(transaction_id),
+                    args=[token, ttl, 1 if note else 0],
+                    client=pipe,
+                )
+            taken = await pipe.execute()
+        return [token if int(t) else None for token, t in zip(tokens, taken, strict=True)]
+
+    async def leave_many(self, held: Sequence[tuple[str, str]]) -> list[bool]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for transaction_id, token in held:
+                await self._leave(keys=self._keys(transaction_id), args=[token], client=pipe)
+            noted = await pipe.execute()
+        return [bool(int(n)) for n in noted]
 
 
 class MemoryLeases:
@@ -124,6 +155,14 @@ class MemoryLeases:
             self._notes.discard(transaction_id)
             return True
         return False
+
+    async def enter_many(
+        self, transaction_ids: Sequence[str], ttl_seconds: float, *, note: bool
+    ) -> list[str | None]:
+        return [await self.enter(i, ttl_seconds, note=note) for i in transaction_ids]
+
+    async def leave_many(self, held: Sequence[tuple[str, str]]) -> list[bool]:
+        return [await self.leave(i, token) for i, token in held]
 
 
 def build_leases(

@@ -90,33 +90,34 @@ async def advance_many(
     unique = list(dict.fromkeys(ids))
     outcomes: Outcomes = dict.fromkeys(unique)
     ttl = use.settings.lease_seconds
-    tokens = await asyncio.gather(
-        *(use.leases.enter(i, ttl, note=poke) for i in unique), return_exceptions=True
-    )
-    leased: dict[str, str] = {}
-    for transaction_id, token in zip(unique, tokens, strict=True):
-        if isinstance(token, BaseException):
-            outcomes[transaction_id] = token
-        elif token is not None:  # None: its owner will see the note as it lets go
-            leased[transaction_id] = token
+    try:
+        tokens = await use.leases.enter_many(unique, ttl, note=poke)
+    except Exception as error:  # Redis: no payment of the batch could be taken
+        return dict.fromkeys(unique, error)
+    # None: another runner owns it, and will see the note as it lets go.
+    leased = {i: token for i, token in zip(unique, tokens, strict=True) if token is not None}
     again: set[str] = set()
     try:
         if leased:
             looks = _Looks(use, outcomes, again, notified or {}, settled)
             await looks.run(leased, use.monotonic())
     finally:
-        left = await asyncio.gather(
-            *(use.leases.leave(i, token) for i, token in leased.items()), return_exceptions=True
-        )
-    for transaction_id, noted in zip(leased, left, strict=True):
-        if noted is True:
-            again.add(transaction_id)
-    for transaction_id in again:  # one more look, the ordinary way (its own loop and retries)
-        if outcomes[transaction_id] is None:
-            try:
-                await engine.advance(transaction_id, poke=poke)
-            except Exception as error:
-                outcomes[transaction_id] = error
+        try:
+            notes = await use.leases.leave_many(list(leased.items())) if leased else []
+        except Exception as error:  # the leases expire on their own; no note is read
+            log.warning("payments.leases_not_left", size=len(leased), error=repr(error))
+            notes = [False] * len(leased)
+    again.update(i for i, noted in zip(leased, notes, strict=True) if noted)
+    # One more look, the ordinary way (its own loop and retries), for a note or a rollback.
+    looked = [i for i in again if outcomes[i] is None]
+    errors = await asyncio.gather(
+        *(engine.advance(i, poke=poke) for i in looked), return_exceptions=True
+    )
+    for transaction_id, failed in zip(looked, errors, strict=True):
+        if isinstance(failed, Exception):
+            outcomes[transaction_id] = failed
+        elif isinstance(failed, BaseException):
+            raise failed  # cancelled: not a payment's outcome
     return outcomes
 
 
