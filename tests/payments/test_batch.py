@@ -86,9 +86,10 @@ class TestCredits:
     async def test_paid_deposits_are_credited_in_one_commit(
         self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Five paid deposits — two wallets, two gateways — credited by one transaction: one
-        ledger transaction and one `transaction.succeeded` event each, the attempt of each
-        gateway read on record, each clearing account debited by its own gateway's sum."""
+        """Six paid deposits — two wallets, two gateways — credited by one transaction per
+        gateway: one ledger transaction and one `transaction.succeeded` event each, the attempt
+        of each gateway read on record, each clearing account debited by its own gateway's
+        sum."""
         alice, bob = await engine.actor(), await engine.actor()
         ids = [
             await paid(engine, alice, 10_00),
@@ -96,17 +97,18 @@ class TestCredits:
             await paid(engine, bob, 30_00),
             await paid(engine, bob, 40_00),
         ]
-        engine["primary"].script("create_charge", unavailable(), unavailable(), unavailable())
-        elsewhere = await paid(engine, alice, 5_00)
-        assert (await engine.row(elsewhere))["gateway"] == "secondary"
-        ids.append(elsewhere)
+        for amount in (2_00, 3_00):
+            engine["primary"].script("create_charge", unavailable(), unavailable(), unavailable())
+            elsewhere = await paid(engine, alice, amount)
+            assert (await engine.row(elsewhere))["gateway"] == "secondary"
+            ids.append(elsewhere)
         commits = Commits(monkeypatch)
 
         outcomes = await engine.engine.advance_many(ids, poke=True)
 
         assert outcomes == dict.fromkeys(ids)
-        assert commits.written == [5]
-        assert commits.commits == 1
+        assert sorted(commits.written) == [2, 4]
+        assert commits.commits == 2
         for deposit in ids:
             row = await engine.row(deposit)
             assert row["status"] == "succeeded"
@@ -120,7 +122,29 @@ class TestCredits:
         assert await engine.balance(bob) == (70_00, 0)
         assert await clearing(engine, "primary") == -100_00
         assert await clearing(engine, "secondary") == -5_00
-        assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 5
+        assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 6
+
+    async def test_a_slow_gateway_delays_only_its_own_credits(self, engine: EngineBench) -> None:
+        """The primary's read hangs until the secondary's deposit is credited and reported:
+        each gateway's credits commit as soon as its own reads are in."""
+        actor = await engine.actor()
+        slow = await paid(engine, actor, 10_00)
+        engine["primary"].script("create_charge", unavailable(), unavailable(), unavailable())
+        fast = await paid(engine, actor, 20_00)
+        assert (await engine.row(fast))["gateway"] == "secondary"
+        fast_done = asyncio.Event()
+        engine["primary"].during["get_charge"] = fast_done.wait
+        told: list[str] = []
+
+        def settled(transaction_id: str, outcome: BaseException | None) -> None:
+            told.append(transaction_id)
+            if transaction_id == fast:
+                fast_done.set()
+
+        both = engine.engine.advance_many([slow, fast], settled=settled)
+        await asyncio.wait_for(both, timeout=10)
+        assert told == [fast, slow]
+        assert await engine.balance(actor) == (30_00, 0)
 
     async def test_looking_again_or_twice_in_one_batch_credits_once(
         self, engine: EngineBench

@@ -211,22 +211,30 @@ class _Looks:
                 await keep_attempts(run)
             self.over(run)
 
-        async def look_at_charges() -> None:
-            charges = await asyncio.gather(*(read(run) for run in deposits))
+        async def look_at_charges(runs: list[Run]) -> None:
+            charges = await asyncio.gather(*(read(run) for run in runs))
             paid = [
                 (run, charge)
-                for run, charge in zip(deposits, charges, strict=True)
+                for run, charge in zip(runs, charges, strict=True)
                 if charge is not None and charge.status is ChargeStatus.PAID
             ]
             answered = [
                 alone(run, cash_in.on_charge(run, charge) if charge else asyncio.sleep(0))
-                for run, charge in zip(deposits, charges, strict=True)
+                for run, charge in zip(runs, charges, strict=True)
                 if charge is None or charge.status is not ChargeStatus.PAID
             ]  # a charge not read has its next look written already
             await asyncio.gather(self.credit(paid), *answered)
 
+        # One flow per gateway: a gateway that answers slowly delays its own credits, never
+        # another's (and each clearing account is written by one transaction per batch).
+        by_gateway: dict[str, list[Run]] = {}
+        for run in deposits:
+            by_gateway.setdefault(str(run.row["gateway"]), []).append(run)
         # The others' steps (a charge to create, a send) need no read first: they start now.
-        await asyncio.gather(look_at_charges(), *(alone(run, None) for run in others))
+        await asyncio.gather(
+            *(look_at_charges(runs) for runs in by_gateway.values()),
+            *(alone(run, None) for run in others),
+        )
 
     async def credit(self, paid: list[tuple[Run, Charge]]) -> None:
         alone = paid
