@@ -1,14 +1,15 @@
 """`Engine.advance_many(ids)`: look at many payments at once, crediting the paid deposits
 among them in one database transaction and one COMMIT.
 
-The inbox hands a worker's pending notifications here together (`inbox.tasks`). Each payment
+The inbox hands a worker's pending notifications here together (`inbox.tasks`), and the
+`payments.advance` jobs a process holds come together too (`payments.tasks`). Each payment
 keeps its own rules — its lease, its own gateway read, its own compare-and-set — and only the
 work that is the same for all of them is shared:
 
-1. the leases are taken together, and the rows read in one query;
-2. every deposit awaiting its payer has its charge read from its gateway, concurrently (the
-   batch is bounded, so are the calls);
-3. the paid ones are credited together (:func:`credit_together`): the clearing accounts and
+1. the leases are taken together (one Redis round trip), and the rows read in one query;
+2. every deposit awaiting its payer has its charge read from its gateway, a few at a time;
+3. the paid ones of each gateway are credited together (:func:`credit_together`) as soon as
+   that gateway's reads are in — a slow gateway delays only its own: the clearing account and
    the wallets are locked once, in id order, each credit is applied in memory, and every entry,
    status change, attempt and outbox event goes in one round trip, then one COMMIT. A gateway's
    clearing account row is written once per batch, not once per credit (ADR 23);
