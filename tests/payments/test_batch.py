@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select
@@ -24,8 +24,11 @@ from pixwave.payments import repository
 from pixwave.payments.engine import batch, cash_in
 from pixwave.payments.engine.batch import Notified
 from pixwave.payments.engine.run import Run
+from pixwave.payments.repository import TransactionRow
 from pixwave.resources import Resources
-from tests.support import Actor, EngineBench, unavailable
+from pixwave.unit_of_work import flush_and_commit
+from tests.factories import Actor
+from tests.support import EngineBench, unavailable
 
 
 @pytest.fixture
@@ -58,7 +61,8 @@ async def clearing(engine: EngineBench, gateway: str) -> int:
 
 async def count(engine: EngineBench, model: Any, *where: Any) -> int:
     async with engine.resources.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
+        found = await session.scalar(select(func.count()).select_from(model).where(*where))
+        return int(found or 0)
 
 
 class Commits:
@@ -67,11 +71,11 @@ class Commits:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.commits = 0
         self.written: list[int] = []
-        real_commit, real_together = batch.flush_and_commit, batch.credit_together
+        real_together = batch.credit_together
 
         async def commit(session: AsyncSession) -> None:
             self.commits += 1
-            await real_commit(session)
+            await flush_and_commit(session)
 
         async def together(use: Any, credits: Any) -> set[Run]:
             written = await real_together(use, credits)
@@ -133,7 +137,11 @@ class TestCredits:
         fast = await paid(engine, actor, 20_00)
         assert (await engine.row(fast))["gateway"] == "secondary"
         fast_done = asyncio.Event()
-        engine["primary"].during["get_charge"] = fast_done.wait
+
+        async def held_back() -> None:
+            await fast_done.wait()
+
+        engine["primary"].during["get_charge"] = held_back
         told: list[str] = []
 
         def settled(transaction_id: str, outcome: BaseException | None) -> None:
@@ -198,7 +206,11 @@ class TestEachByItsOwnRules:
         deposit = await paid(engine, actor, 10_00)
         withdrawal = await engine.withdraw(actor, 5_00)
         deposit_told = asyncio.Event()
-        engine["primary"].during["send_pix"] = deposit_told.wait
+
+        async def held_back() -> None:
+            await deposit_told.wait()
+
+        engine["primary"].during["send_pix"] = held_back
         told: list[tuple[str, BaseException | None]] = []
 
         def settled(transaction_id: str, outcome: BaseException | None) -> None:
@@ -250,7 +262,7 @@ class TestWhenTheBatchCannotTakeACredit:
 
         async def read_before(session: AsyncSession, ids: Any) -> Any:
             rows = await real_get_many(session, ids)
-            rows[stale] = dict(before)
+            rows[stale] = cast(TransactionRow, dict(before))
             return rows
 
         monkeypatch.setattr(repository, "get_many", read_before)
