@@ -4,8 +4,8 @@ The answer is fast and says nothing about the payment: the provider only needs t
 have it. Duplicates (the provider retries) hit the unique (gateway, event_id) and change
 nothing; out-of-order deliveries do not matter because the handler does not trust the
 notification's content — it asks the gateway for the resource's current state. (The one
-exception is an operator's opt-in: a received Pix that Efí notified over verified mTLS may be
-credited from the notification when it matches the charge; see ``TRUSTED_PAYMENT``.)
+exception is an operator's opt-in: a received Pix notified over a scheme the operator trusts
+may be credited from the notification when it matches the charge; see ``TRUSTED_PAYMENT``.)
 """
 
 from __future__ import annotations
