@@ -247,6 +247,45 @@ class TestEachByItsOwnRules:
         assert sorted(s for i, s in statuses.items() if i != failed[0]) == ["succeeded"] * 2
 
 
+class TestWhenRedisFails:
+    async def test_leases_not_taken_fail_every_payment_and_move_nothing(
+        self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Redis refuses the batch's leases: each payment's outcome is that error (its job is
+        retried), and nothing was read, written or asked of a gateway."""
+        actor = await engine.actor()
+        ids = [await paid(engine, actor, amount) for amount in (1_00, 2_00)]
+        reads = engine["primary"].count("get_charge")
+
+        async def refused(*_: Any, **__: Any) -> list[str | None]:
+            raise ConnectionError("Redis is gone")
+
+        monkeypatch.setattr(engine.leases, "enter_many", refused)
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        assert all(isinstance(outcomes[i], ConnectionError) for i in ids)
+        assert engine["primary"].count("get_charge") == reads
+        assert [(await engine.row(i))["status"] for i in ids] == ["awaiting_payment"] * 2
+        assert await engine.balance(actor) == (0, 0)
+
+    async def test_leases_not_let_go_lose_no_credit(
+        self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Redis fails as the batch lets go: the credits stand (the leases expire on their
+        own), and no payment is reported failed."""
+        actor = await engine.actor()
+        ids = [await paid(engine, actor, amount) for amount in (1_00, 2_00)]
+
+        async def refused(*_: Any, **__: Any) -> list[bool]:
+            raise ConnectionError("Redis is gone")
+
+        monkeypatch.setattr(engine.leases, "leave_many", refused)
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        assert outcomes == dict.fromkeys(ids)
+        assert await engine.balance(actor) == (3_00, 0)
+
+
 class TestWhenTheBatchCannotTakeACredit:
     async def test_a_batch_that_fails_as_a_whole_writes_each_credit_alone(
         self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
