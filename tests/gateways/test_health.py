@@ -22,6 +22,7 @@ from pixwave.gateways.health import (
     HealthStore,
     MemoryHealthStore,
     RedisHealthStore,
+    Sample,
     build_health_store,
     p95,
 )
@@ -140,6 +141,21 @@ class TestOpening:
         assert health.circuit is CircuitState.OPEN
         assert health.open_until == at(T0 + 10)
         assert not await store.allow("mercadopago", "send")
+
+    async def test_samples_recorded_together_count_like_one_by_one(
+        self, store: HealthStore
+    ) -> None:
+        """A batch's reads are recorded in one round trip (`record_many`): four failures and
+        a success leave it closed, the fifth failure in the next batch opens it, and the
+        samples of another operation count for theirs only."""
+        first = [Sample("mercadopago", "send", Outcome.UNAVAILABLE, 100)] * 4
+        other = [Sample("mercadopago", "query", Outcome.UNAVAILABLE, 100)] * 3
+        await store.record_many([*first, *other])
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.CLOSED
+        await store.record_many([Sample("mercadopago", "send", Outcome.UNAVAILABLE, 100)])
+        assert (await store.snapshot("mercadopago", "send")).circuit is CircuitState.OPEN
+        assert (await store.snapshot("mercadopago", "query")).circuit is CircuitState.CLOSED
+        await store.record_many([])
 
     @pytest.mark.parametrize(
         ("successes", "failures"), [(6, 5), (100, 9)], ids=["rate", "in-a-row"]

@@ -154,6 +154,17 @@ class TestCredits:
         assert told == [fast, slow]
         assert await engine.balance(actor) == (30_00, 0)
 
+    async def test_the_reads_count_for_the_gateways_health(self, engine: EngineBench) -> None:
+        """A batch sends its reads' health samples together, once the reads are in: the router
+        sees each of them, as if they had been recorded one by one."""
+        actor = await engine.actor()
+        ids = [await paid(engine, actor, amount) for amount in (1_00, 2_00, 3_00)]
+        before = (await engine.health.snapshot("primary", "query")).samples
+        await engine.engine.advance_many(ids, poke=True)
+        health = await engine.health.snapshot("primary", "query")
+        assert health.samples == before + 3
+        assert health.success_rate == 1.0
+
     async def test_looking_again_or_twice_in_one_batch_credits_once(
         self, engine: EngineBench
     ) -> None:

@@ -58,6 +58,7 @@ from pixwave.gateways.health import (
     HealthState,
     HealthStore,
     Operation,
+    Sample,
     Verdict,
     gateway_verdict,
     is_judged,
@@ -253,6 +254,10 @@ class Router:
 
     async def record(self, name: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
         await self.health.record(name, operation, outcome, latency_ms)
+
+    async def record_many(self, samples: Sequence[Sample]) -> None:
+        """:meth:`record` for each, in one round trip (the gateway reads of a batch)."""
+        await self.health.record_many(samples)
 
     async def _read_all(
         self, name: str, operations: list[Operation]

@@ -17,6 +17,7 @@ from pixwave.gateways.health.model import (
     GatewaySettings,
     HealthConfig,
     HealthState,
+    Sample,
     datetime_of,
     default_priorities,
     health_of,
@@ -72,6 +73,10 @@ class MemoryHealthStore:
         for stale in [i for i in pair.buckets if i < first]:
             del pair.buckets[stale]
         return [bucket for i, bucket in pair.buckets.items() if first <= i <= index]
+
+    async def record_many(self, samples: Sequence[Sample]) -> None:
+        for s in samples:
+            await self.record(s.gateway, s.operation, s.outcome, s.latency_ms)
 
     async def record(self, gateway: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
         c = self.config

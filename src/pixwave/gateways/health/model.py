@@ -206,6 +206,16 @@ def gateway_verdict(settings: GatewaySettings, operations: Mapping[str, Verdict]
     return Verdict(worst.state, f"{operation}: {worst.reason}")
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One call's outcome, as :meth:`HealthStore.record` counts it."""
+
+    gateway: str
+    operation: str
+    outcome: Outcome
+    latency_ms: int
+
+
 class HealthStore(Protocol):
     """Where outcomes, circuits and operator settings live."""
 
@@ -213,6 +223,10 @@ class HealthStore(Protocol):
 
     async def record(self, gateway: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
         """Count one call's outcome, and move the circuit if that changes it."""
+        ...
+
+    async def record_many(self, samples: Sequence[Sample]) -> None:
+        """:meth:`record` for each, in order, in one round trip (a batch's gateway reads)."""
         ...
 
     async def allow(self, gateway: str, operation: str) -> bool:

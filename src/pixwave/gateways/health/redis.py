@@ -21,6 +21,7 @@ from pixwave.gateways.health.model import (
     GatewaySettings,
     HealthConfig,
     HealthState,
+    Sample,
     datetime_of,
     default_priorities,
     health_of,
@@ -91,12 +92,14 @@ class RedisHealthStore:
     def _time(self) -> str:
         return "" if self._now is None else str(int(self._now() * 1000))
 
-    async def record(self, gateway: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
+    def _record_args(
+        self, gateway: str, operation: str, outcome: Outcome, latency_ms: int
+    ) -> dict[str, Any]:
         c = self.config
         up = Outcome(outcome) in UP_OUTCOMES
-        transition, open_until, successes, failures = await self._record(
-            keys=self._keys(gateway, operation),
-            args=[
+        return {
+            "keys": self._keys(gateway, operation),
+            "args": [
                 self._time(),
                 self._base(gateway, operation),
                 1 if up else 0,
@@ -110,16 +113,22 @@ class RedisHealthStore:
                 CIRCUIT_TTL_MS,
                 c.consecutive_failures,
             ],
-        )
-        transition = transition.decode() if isinstance(transition, bytes) else str(transition)
-        if transition not in TRANSITION_LOGS:
-            return  # the common case: nothing changed
-        fields: dict[str, Any] = {}
-        if transition != "closed":
-            fields["open_until"] = datetime_of(int(open_until)).isoformat()
-        if transition == "opened":
-            fields.update(failures=int(failures), samples=int(successes) + int(failures))
-        log_transition(gateway, operation, transition, **fields)
+        }
+
+    async def record(self, gateway: str, operation: str, outcome: Outcome, latency_ms: int) -> None:
+        answer = await self._record(**self._record_args(gateway, operation, outcome, latency_ms))
+        _log_if_moved(gateway, operation, answer)
+
+    async def record_many(self, samples: Sequence[Sample]) -> None:
+        if not samples:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for s in samples:
+                args = self._record_args(s.gateway, s.operation, s.outcome, s.latency_ms)
+                await self._record(**args, client=pipe)
+            answers = await pipe.execute()
+        for sample, answer in zip(samples, answers, strict=True):
+            _log_if_moved(sample.gateway, sample.operation, answer)
 
     async def allow(self, gateway: str, operation: str) -> bool:
         answer = int(
@@ -238,3 +247,17 @@ async def adopt_legacy_settings(redis: Redis, prefix: str = "pixwave:{health}:")
         await redis.delete(old)
         carried.append(gateway)
     return carried
+
+
+def _log_if_moved(gateway: str, operation: str, answer: Sequence[Any]) -> None:
+    """Log the circuit's move, when the record script reports one."""
+    transition, open_until, successes, failures = answer
+    transition = transition.decode() if isinstance(transition, bytes) else str(transition)
+    if transition not in TRANSITION_LOGS:
+        return  # the common case: nothing changed
+    fields: dict[str, Any] = {}
+    if transition != "closed":
+        fields["open_until"] = datetime_of(int(open_until)).isoformat()
+    if transition == "opened":
+        fields.update(failures=int(failures), samples=int(successes) + int(failures))
+    log_transition(gateway, operation, transition, **fields)

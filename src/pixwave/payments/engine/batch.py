@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from pixwave.db import is_transient
 from pixwave.gateways.base import Charge, ChargeStatus
+from pixwave.gateways.health import Sample
 from pixwave.ledger import service as ledger
 from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
 from pixwave.payments import repository
@@ -193,49 +194,63 @@ class _Looks:
                 self.outcomes[transaction_id] = error
             return
         runs = [Run(self.use, rows[i], leased[i], leased_at) for i in leased if i in rows]
-        deposits = [run for run in runs if _awaits_payer(run)]
-        others = [run for run in runs if not _awaits_payer(run)]
-        reads = asyncio.Semaphore(READS_AT_ONCE)
-
-        async def read(run: Run) -> Charge | None:
-            told = self.notified.get(run.id)
-            if told is not None and (charge := _paid_as_notified(run, told)) is not None:
-                return charge
-            async with reads:
-                return await self.guard(run, cash_in.read_charge(run))
-
-        async def alone(run: Run, step: Awaitable[None] | None) -> None:
-            if step is None:  # `move`: it keeps its own attempts
-                await self.guard(run, move(run))
-            else:
-                await self.guard(run, step)
-                await keep_attempts(run)
-            self.over(run)
-
-        async def look_at_charges(runs: list[Run]) -> None:
-            charges = await asyncio.gather(*(read(run) for run in runs))
-            paid = [
-                (run, charge)
-                for run, charge in zip(runs, charges, strict=True)
-                if charge is not None and charge.status is ChargeStatus.PAID
-            ]
-            answered = [
-                alone(run, cash_in.on_charge(run, charge) if charge else asyncio.sleep(0))
-                for run, charge in zip(runs, charges, strict=True)
-                if charge is None or charge.status is not ChargeStatus.PAID
-            ]  # a charge not read has its next look written already
-            await asyncio.gather(self.credit(paid), *answered)
-
         # One flow per gateway: a gateway that answers slowly delays its own credits, never
         # another's (and each clearing account is written by one transaction per batch).
         by_gateway: dict[str, list[Run]] = {}
-        for run in deposits:
-            by_gateway.setdefault(str(run.row["gateway"]), []).append(run)
+        for run in runs:
+            if _awaits_payer(run):
+                by_gateway.setdefault(str(run.row["gateway"]), []).append(run)
+        reads = asyncio.Semaphore(READS_AT_ONCE)
         # The others' steps (a charge to create, a send) need no read first: they start now.
         await asyncio.gather(
-            *(look_at_charges(runs) for runs in by_gateway.values()),
-            *(alone(run, None) for run in others),
+            *(self.look_at_charges(deposits, reads) for deposits in by_gateway.values()),
+            *(self.alone(run, None) for run in runs if not _awaits_payer(run)),
         )
+
+    async def look_at_charges(self, runs: list[Run], reads: asyncio.Semaphore) -> None:
+        """One gateway's deposits awaiting their payer: read, then credit the paid together."""
+        samples: list[Sample] = []
+        for run in runs:
+            run.samples = samples
+        charges = await asyncio.gather(*(self.read(run, reads) for run in runs))
+        for run in runs:
+            run.samples = None  # from here on, each call records its own
+        await self.record(samples)
+        paid = [
+            (run, charge)
+            for run, charge in zip(runs, charges, strict=True)
+            if charge is not None and charge.status is ChargeStatus.PAID
+        ]
+        answered = [
+            self.alone(run, cash_in.on_charge(run, charge) if charge else asyncio.sleep(0))
+            for run, charge in zip(runs, charges, strict=True)
+            if charge is None or charge.status is not ChargeStatus.PAID
+        ]  # a charge not read has its next look written already
+        await asyncio.gather(self.credit(paid), *answered)
+
+    async def read(self, run: Run, reads: asyncio.Semaphore) -> Charge | None:
+        """The charge as a trusted notification states it, or as its gateway answers."""
+        told = self.notified.get(run.id)
+        if told is not None and (charge := _paid_as_notified(run, told)) is not None:
+            return charge
+        async with reads:
+            return await self.guard(run, cash_in.read_charge(run))
+
+    async def alone(self, run: Run, step: Awaitable[None] | None) -> None:
+        """One payment's own step (None: its flow, from the row read), then it is over."""
+        if step is None:  # `move` keeps its own attempts
+            await self.guard(run, move(run))
+        else:
+            await self.guard(run, step)
+            await keep_attempts(run)
+        self.over(run)
+
+    async def record(self, samples: list[Sample]) -> None:
+        """The health samples of a gateway's reads, in one round trip; advisory, like each."""
+        try:
+            await self.use.router.record_many(samples)
+        except Exception as error:
+            log.warning("payments.health_record_failed", samples=len(samples), error=repr(error))
 
     async def credit(self, paid: list[tuple[Run, Charge]]) -> None:
         alone = paid

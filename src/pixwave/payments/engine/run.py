@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pixwave.gateways.base import PixGateway
 from pixwave.gateways.errors import GatewayError, Outcome
-from pixwave.gateways.health import Operation
+from pixwave.gateways.health import Operation, Sample
 from pixwave.gateways.router import PaymentContext, Router
 from pixwave.ledger.errors import HoldAlreadyResolved
 from pixwave.observability.metrics import PAYMENT_RETRIES
@@ -112,6 +112,9 @@ class Run:
         self.leased_at = leased_at
         self.row = row
         self.attempts = AttemptBook(self.id, use.clock, fee=self.expected_fee)
+        #: Where a batch collects this run's health samples, to send them together (None:
+        #: each is recorded as its call ends).
+        self.samples: list[Sample] | None = None
 
     @functools.cached_property
     def context(self) -> PaymentContext:
@@ -317,10 +320,13 @@ class Run:
         latency_ms: int,
         error: GatewayError | None,
     ) -> None:
-        try:
-            await self.use.router.record(gateway, operation, outcome, latency_ms)
-        except Exception as exc:  # health is advisory; the payment goes on
-            log.warning("payments.health_record_failed", gateway=gateway, error=repr(exc))
+        if self.samples is not None:
+            self.samples.append(Sample(gateway, operation, outcome, latency_ms))
+        else:
+            try:
+                await self.use.router.record(gateway, operation, outcome, latency_ms)
+            except Exception as exc:  # health is advisory; the payment goes on
+                log.warning("payments.health_record_failed", gateway=gateway, error=repr(exc))
         self.attempts.record(gateway, operation, try_number, outcome, latency_ms, error)
         log.info(
             "payments.attempt",
