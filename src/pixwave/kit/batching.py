@@ -5,8 +5,10 @@ the next batch, which leaves when the one in flight is done, after ``window_seco
 or when it holds ``max_size``. Under load batches grow by themselves (everything that arrived
 during one round trip rides the next); alone, a call pays nothing but a task switch.
 
-Used by the group commit of transfers (`kit.groupcommit`) and by the inbox, which credits the
-notifications a worker holds in one database transaction (`inbox.tasks`).
+Used by the group commit of transfers (`kit.groupcommit`), and by the jobs of the payments
+engine: the inbox's notifications (`inbox.tasks`) and the payment looks (`payments.tasks`) a
+worker holds are moved together, their credits in one database transaction per gateway
+(`payments.engine.batch`). A batch may answer a caller before it is over (``Settle``).
 """
 
 from __future__ import annotations
