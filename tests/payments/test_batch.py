@@ -387,20 +387,22 @@ class TestTrustedNotifications:
         assert engine["primary"].count("get_charge") == reads
         assert await engine.balance(actor) == (25_00, 0)
 
-    @pytest.mark.parametrize("wrong", ["amount", "txid"])
+    @pytest.mark.parametrize("wrong", ["amount", "txid", "end_to_end_id", "no_end_to_end_id"])
     async def test_a_notification_that_disagrees_is_read_back(
         self, engine: EngineBench, wrong: str
     ) -> None:
-        """A notification naming another amount or txid than the charge's is not believed:
-        the charge is read from its gateway, and an unpaid one is not credited."""
+        """A notification naming another amount or txid than the charge's, or without a
+        well-formed endToEndId (35 characters pass the lenient parser, 32 fit the column), is
+        not believed: the charge is read from its gateway, and an unpaid one is not credited."""
         actor = await engine.actor()
         deposit = await ready(engine, actor, 25_00)
         row = await engine.row(deposit)
         assert row["txid"] is not None
+        e2e = {"end_to_end_id": "E00000000202612061400abcdefghijk123", "no_end_to_end_id": None}
         told = Notified(
             "another-txid" if wrong == "txid" else row["txid"],
             99_00 if wrong == "amount" else 25_00,
-            None,
+            e2e.get(wrong, "E00000000202612061400abcdefghijk"),
         )
         reads = engine["primary"].count("get_charge")
 

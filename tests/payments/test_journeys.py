@@ -28,13 +28,14 @@ from sqlalchemy.exc import OperationalError
 from pixwave.accounts.models import Role
 from pixwave.app import create_app
 from pixwave.bootstrap import build_resources
-from pixwave.gateways.efi import EfiConnector
+from pixwave.gateways.efi import EfiConnector, EfiWebhookAuth
 from pixwave.gateways.efi.spec import SANDBOX_WEBHOOK_HMAC as SANDBOX_EFI_WEBHOOK_HMAC
 from pixwave.gateways.mercadopago.webhooks import build_manifest, compute_signature
 from pixwave.gateways.registry import build_gateway
 from pixwave.inbox import repository as inbox_repository
 from pixwave.notifications import relay
 from pixwave.notifications.sns import SnsPublisher
+from pixwave.payments import repository as payments_repository
 from pixwave.resources import Resources
 from pixwave.sandbox.core import Simulator
 from pixwave.sandbox.embedded import build_simulator
@@ -507,6 +508,58 @@ class TestWebhooks:
             assert replay.status_code == 200, replay.text
             assert replay.json() == {"received": 0}
         assert (await world.balance(actor))["posted"] == 9_00
+
+    @pytest.mark.parametrize(
+        ("headers", "query", "credited"),
+        [
+            ({"x-ssl-client-verify": "SUCCESS"}, "", True),
+            ({}, f"?hmac={SANDBOX_EFI_WEBHOOK_HMAC}&ignorar=", False),
+        ],
+        ids=["mtls-trusted", "hmac-read-back"],
+    )
+    async def test_efi_trusted_mtls_notification_credits_without_a_read(
+        self,
+        world: World,
+        monkeypatch: pytest.MonkeyPatch,
+        headers: dict[str, str],
+        query: str,
+        credited: bool,
+    ) -> None:
+        """EFI_WEBHOOK_TRUST_MTLS: a notification over verified mTLS is believed — the charge
+        is credited although Efí (the simulator) has not been paid, with the notification's
+        endToEndId. The same notification over the URL secret is read back from Efí, which
+        says unpaid: nothing is credited."""
+        await world.disable("mercadopago", enabled=False)
+        efi = world.resources.gateways["efi"]
+        assert isinstance(efi, EfiConnector)
+        trusting = EfiWebhookAuth(
+            mtls_header="x-ssl-client-verify",
+            hmac_secret=SANDBOX_EFI_WEBHOOK_HMAC,
+            allowed_ips=frozenset(),
+            trust_mtls_payments=True,
+        )
+        monkeypatch.setattr(efi, "webhook_auth", trusting)
+        actor = await create_actor(world.resources)
+        created = await world.deposit(actor, 9_00)
+        await world.status(actor, created["id"], "awaiting_payment")
+        async with world.resources.sessionmaker() as session:
+            row = await payments_repository.get(session, created["id"])
+        assert row is not None
+        assert row["txid"] is not None
+        e2e = "E00000000202612061500trustedMTLS"
+        body = {"pix": [{"endToEndId": e2e, "txid": row["txid"], "valor": "9.00",
+                         "horario": "2026-12-06T15:00:00.000Z"}]}  # fmt: skip
+        response = await world.api.post(f"/webhooks/efi/pix{query}", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"received": 1}
+        if credited:
+            done = await world.status(actor, created["id"], "succeeded")
+            assert done["end_to_end_id"] == e2e
+            assert (await world.balance(actor))["posted"] == 9_00
+        else:
+            await asyncio.sleep(1.0)  # the inbox job reads the charge back: still unpaid
+            assert (await world.get(actor, created["id"]))["status"] == "awaiting_payment"
+            assert (await world.balance(actor))["posted"] == 0
 
     async def test_a_forged_notification_is_refused(self, world: World) -> None:
         """No signature: 401 problem+json and nothing stored."""

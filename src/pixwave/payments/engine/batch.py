@@ -40,6 +40,7 @@ from pixwave.payments.engine import cash_in, endings
 from pixwave.payments.engine.flows import keep_attempts, move
 from pixwave.payments.engine.run import Collaborators, LeaseLost, Run
 from pixwave.payments.status import TransactionStatus, TransactionType
+from pixwave.pix import is_valid_end_to_end_id
 from pixwave.unit_of_work import flush_and_commit, group_inserts, mark, rewind
 
 if TYPE_CHECKING:
@@ -125,15 +126,24 @@ async def advance_many(
 
 def _paid_as_notified(run: Run, told: Notified) -> Charge | None:
     """The charge, paid as the trusted notification says — or None (then it is read back from
-    the gateway) when the notification's txid or amount is not the charge's."""
+    the gateway) when the notification's txid or amount is not the charge's, or its endToEndId
+    is not a well-formed one (the credit would record it)."""
     row = run.row
-    if row["txid"] != told.txid or row["amount"] != told.amount or row["gateway"] is None:
+    e2e = told.end_to_end_id
+    if (
+        row["txid"] != told.txid
+        or row["amount"] != told.amount
+        or row["gateway"] is None
+        or e2e is None
+        or not is_valid_end_to_end_id(e2e)
+    ):
         log.warning(
             "payments.notification_disagrees",
             transaction_id=run.id,
             txid=told.txid,
             expected=row["amount"],
             notified=told.amount,
+            end_to_end_id=e2e,
         )
         return None
     log.info("payments.paid_as_notified", transaction_id=run.id, gateway=row["gateway"])
