@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -96,6 +97,27 @@ async def withdrawal_at(resources: Resources, actor: Actor, gateway: str) -> str
     return created.id
 
 
+class RecordingEngine:
+    """The engine as the inbox sees it: records what it is asked, fails the ``failing``."""
+
+    def __init__(self, failing: Mapping[str, BaseException] | None = None) -> None:
+        self.failing = failing or {}
+        self.advanced: list[str] = []
+        self.batches: list[list[str]] = []
+        self.notified: list[Any] = []
+
+    async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
+        self.advanced.append(transaction_id)
+
+    async def advance_many(
+        self, transaction_ids: list[str], *, poke: bool = False, notified: Any = None
+    ) -> dict[str, BaseException | None]:
+        self.advanced.extend(transaction_ids)
+        self.batches.append(list(transaction_ids))
+        self.notified.append(notified)
+        return {t: self.failing.get(t) for t in transaction_ids}
+
+
 class TestMatching:
     """A notification whose resource id spells a transaction id pokes that payment only when
     the payment is the notifying gateway's: one gateway's notification never pokes another's."""
@@ -112,25 +134,14 @@ class TestMatching:
     ) -> None:
         actor = await create_actor(any_resources, balance=10_00)
         created_id = await withdrawal_at(any_resources, actor, owner)
-        advanced: list[str] = []
-
-        class Recorder:
-            async def advance(self, transaction_id: str, *, poke: bool = False) -> None:
-                advanced.append(transaction_id)
-
-            async def advance_many(
-                self, transaction_ids: list[str], *, poke: bool = False, notified: Any = None
-            ) -> dict[str, None]:
-                advanced.extend(transaction_ids)
-                return dict.fromkeys(transaction_ids)
-
-        monkeypatch.setattr(any_resources, "payments", Recorder())
+        engine = RecordingEngine()
+        monkeypatch.setattr(any_resources, "payments", engine)
         if not batched:
             monkeypatch.setattr(any_resources, "inbox_batch", None)
         assert (any_resources.inbox_batch is not None) is batched
         monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
         await handle(any_resources, await event_for(any_resources, "efi", created_id))
-        assert advanced == ([created_id] if poked else [])
+        assert engine.advanced == ([created_id] if poked else [])
 
 
 class TestDrain:
@@ -145,21 +156,13 @@ class TestDrain:
         events = [await event_for(any_resources, "efi", p) for p in payments]
         events.append(events[0])  # the same event twice in one batch
         broken = RuntimeError("the database blinked")
-        asked: list[list[str]] = []
-
-        class Engine:
-            async def advance_many(
-                self, transaction_ids: list[str], *, poke: bool = False, notified: Any = None
-            ) -> dict[str, BaseException | None]:
-                asked.append(list(transaction_ids))
-                return {t: broken if t == payments[1] else None for t in transaction_ids}
-
-        monkeypatch.setattr(any_resources, "payments", Engine())
+        engine = RecordingEngine({payments[1]: broken})
+        monkeypatch.setattr(any_resources, "payments", engine)
         monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
         outcomes = await drain(any_resources, [*events, "evt_unknown"])
 
         assert outcomes == [None, broken, None, None, None]
-        assert sorted(asked[0]) == sorted(payments)
+        assert [sorted(batch) for batch in engine.batches] == [sorted(payments)]
         async with any_resources.sessionmaker() as session:
             handled = dict((await session.execute(select(INBOX.c.id, INBOX.c.processed_at))).all())
         assert [handled[e] is not None for e in events[:3]] == [True, False, True]
@@ -177,20 +180,12 @@ class TestDrainTrusted:
             await event_for(any_resources, "efi", trusted, kind="charge", data=said),
             await event_for(any_resources, "efi", plain, kind="charge", data={"amount": "100"}),
         ]
-        told: list[Any] = []
-
-        class Engine:
-            async def advance_many(
-                self, transaction_ids: list[str], *, poke: bool = False, notified: Any = None
-            ) -> dict[str, None]:
-                told.append(notified)
-                return dict.fromkeys(transaction_ids)
-
-        monkeypatch.setattr(any_resources, "payments", Engine())
+        engine = RecordingEngine()
+        monkeypatch.setattr(any_resources, "payments", engine)
         monkeypatch.setattr(any_resources, "specs", {"efi": EFI})
         await drain(any_resources, events)
         txid = trusted.replace("_", "")
-        assert told == [{trusted: Notified(txid, 100, "E1")}]
+        assert engine.notified == [{trusted: Notified(txid, 100, "E1")}]
 
 
 class TestTrustedEvents:

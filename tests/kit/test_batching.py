@@ -29,6 +29,18 @@ class Recorder:
         return [ValueError(f"no {i}") if i < 0 else i * 10 for i in items]
 
 
+async def one_in_flight(
+    max_size: int = 10,
+) -> tuple[Recorder, Batcher[int, int], asyncio.Task[int], asyncio.Event]:
+    """A batcher whose first batch (item 1) is in flight until the event is set."""
+    recorder = Recorder()
+    release = recorder.release = asyncio.Event()
+    batcher = Batcher("test", recorder.run, window_seconds=NEVER, max_size=max_size)
+    first = asyncio.create_task(batcher.submit(1))
+    await recorder.started.wait()
+    return recorder, batcher, first, release
+
+
 async def test_a_call_alone_goes_at_once() -> None:
     """Nothing in flight: the call does not wait for the window."""
     recorder = Recorder()
@@ -38,30 +50,22 @@ async def test_a_call_alone_goes_at_once() -> None:
 
 
 async def test_calls_made_while_one_is_in_flight_leave_together_when_it_is_done() -> None:
-    recorder = Recorder()
-    recorder.release = asyncio.Event()
-    batcher = Batcher("test", recorder.run, window_seconds=NEVER, max_size=10)
-    first = asyncio.create_task(batcher.submit(1))
-    await recorder.started.wait()
+    recorder, batcher, first, release = await one_in_flight()
     rest = [asyncio.create_task(batcher.submit(i)) for i in (2, 3, 4)]
     await asyncio.sleep(0)
     assert recorder.batches == [[1]]  # the others wait for the one in flight
-    recorder.release.set()
+    release.set()
     assert await asyncio.wait_for(asyncio.gather(first, *rest), timeout=5) == [10, 20, 30, 40]
     assert recorder.batches == [[1], [2, 3, 4]]
 
 
 async def test_a_full_batch_goes_without_waiting() -> None:
-    recorder = Recorder()
-    recorder.release = asyncio.Event()
-    batcher = Batcher("test", recorder.run, window_seconds=NEVER, max_size=2)
-    first = asyncio.create_task(batcher.submit(1))
-    await recorder.started.wait()
+    recorder, batcher, first, release = await one_in_flight(max_size=2)
     full = [asyncio.create_task(batcher.submit(i)) for i in (2, 3)]
     for _ in range(3):  # the callers, then the batch's task
         await asyncio.sleep(0)
     assert recorder.batches == [[1], [2, 3]]  # full: it left while the first was in flight
-    recorder.release.set()
+    release.set()
     await asyncio.wait_for(asyncio.gather(first, *full), timeout=5)
 
 
@@ -83,13 +87,9 @@ async def test_the_window_bounds_the_wait_behind_a_batch_that_hangs() -> None:
 
 async def test_each_caller_gets_its_own_outcome() -> None:
     """One item's error is raised to its caller only; the others get their results."""
-    recorder = Recorder()
-    recorder.release = asyncio.Event()
-    batcher = Batcher("test", recorder.run, window_seconds=NEVER, max_size=10)
-    first = asyncio.create_task(batcher.submit(1))
-    await recorder.started.wait()
+    _recorder, batcher, first, release = await one_in_flight()
     good, bad = asyncio.create_task(batcher.submit(2)), asyncio.create_task(batcher.submit(-1))
-    recorder.release.set()
+    release.set()
     assert await first == 10
     assert await good == 20
     with pytest.raises(ValueError, match="no -1"):
@@ -113,15 +113,11 @@ async def test_a_batch_that_raises_fails_every_caller_and_the_next_one_works() -
 
 
 async def test_a_caller_cancelled_while_waiting_is_left_out() -> None:
-    recorder = Recorder()
-    recorder.release = asyncio.Event()
-    batcher = Batcher("test", recorder.run, window_seconds=NEVER, max_size=10)
-    first = asyncio.create_task(batcher.submit(1))
-    await recorder.started.wait()
+    recorder, batcher, first, release = await one_in_flight()
     gone, kept = asyncio.create_task(batcher.submit(2)), asyncio.create_task(batcher.submit(3))
     await asyncio.sleep(0)
     gone.cancel()
-    recorder.release.set()
+    release.set()
     assert await asyncio.wait_for(kept, timeout=5) == 30
     await first
     assert recorder.batches == [[1], [3]]
