@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
+from pymysql.err import OperationalError as MySQLOperationalError
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.gateways.base import Charge
@@ -28,7 +30,7 @@ from pixwave.payments.repository import TransactionRow
 from pixwave.resources import Resources
 from pixwave.unit_of_work import flush_and_commit
 from tests.factories import Actor
-from tests.support import EngineBench, unavailable
+from tests.support import EngineBench, ambiguous, unavailable
 
 
 @pytest.fixture
@@ -298,12 +300,12 @@ class TestWhenRedisFails:
 
 
 class TestWhenTheBatchCannotTakeACredit:
-    async def test_a_batch_that_fails_as_a_whole_writes_each_credit_alone(
+    async def test_a_batch_that_fails_as_a_whole_looks_at_each_payment_again(
         self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """The batch read one deposit before another runner credited it: its compare-and-set
-        misses, the whole batch rolls back, and each credit is written alone — the stale one
-        is not credited twice, the others are credited once."""
+        misses, the whole batch rolls back, and each payment is looked at again from a fresh
+        read — the stale one is not credited twice, the others are credited once."""
         actor = await engine.actor()
         stale, *others = [await paid(engine, actor, amount) for amount in (4_00, 5_00, 6_00)]
         before = await engine.row(stale)
@@ -327,6 +329,57 @@ class TestWhenTheBatchCannotTakeACredit:
         assert [(await engine.row(i))["status"] for i in others] == ["succeeded"] * 2
         assert await engine.balance(actor) == (15_00, 0)
         assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 3
+
+    async def test_a_commit_whose_answer_is_lost_credits_nothing_twice(
+        self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The batch's COMMIT lands but its answer is lost: the batch counts as failed, and each
+        payment is looked at again from a fresh read — where each is found credited, so
+        nothing is read from the gateway or written twice, and no job fails."""
+        actor = await engine.actor()
+        ids = [await paid(engine, actor, amount) for amount in (1_00, 2_00, 3_00)]
+        lost: list[bool] = []
+
+        async def commit_then_lose_the_answer(session: AsyncSession) -> None:
+            await flush_and_commit(session)
+            if not lost:
+                lost.append(True)
+                raise OperationalError("COMMIT", {}, MySQLOperationalError(2013, "Lost"))
+
+        monkeypatch.setattr(batch, "flush_and_commit", commit_then_lose_the_answer)
+        fallbacks = batch._FALLBACKS._value.get()
+        reads = engine["primary"].count("get_charge")
+
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        assert lost == [True]
+        assert engine["primary"].count("get_charge") == reads + 3  # the batch's reads only
+        assert outcomes == dict.fromkeys(ids)
+        assert batch._FALLBACKS._value.get() == fallbacks + 3
+        assert [(await engine.row(i))["status"] for i in ids] == ["succeeded"] * 3
+        assert await engine.balance(actor) == (6_00, 0)
+        assert await count(engine, LedgerTransaction, LedgerTransaction.kind == "cash_in") == 3
+
+    async def test_a_gateway_read_that_fails_leaves_that_deposit_for_its_next_look(
+        self, engine: EngineBench
+    ) -> None:
+        """One read times out: that deposit keeps waiting, with its next look written and the
+        failed read on record; the others are credited together."""
+        actor = await engine.actor()
+        ids = [await paid(engine, actor, amount) for amount in (1_00, 2_00, 3_00)]
+        engine["primary"].script("get_charge", ambiguous(acted=False))
+
+        outcomes = await engine.engine.advance_many(ids, poke=True)
+
+        assert outcomes == dict.fromkeys(ids)
+        rows = [await engine.row(i) for i in ids]
+        waiting = [r for r in rows if r["status"] == "awaiting_payment"]
+        assert len(waiting) == 1
+        assert waiting[0]["next_attempt_at"] is not None
+        assert waiting[0]["next_attempt_at"] > engine.time.now()
+        assert ("primary", "query", 0, "ambiguous") in await engine.attempts(waiting[0]["id"])
+        assert sorted(r["status"] for r in rows if r is not waiting[0]) == ["succeeded"] * 2
+        assert await engine.balance(actor) == (6_00 - waiting[0]["amount"], 0)
 
     async def test_a_credit_left_out_is_written_alone_and_the_rest_commit(
         self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch

@@ -83,7 +83,7 @@ async def drain(resources: JobContext, event_row_ids: list[str]) -> list[BaseExc
     moved = await resources.payments.advance_many(
         [t for t in payment_of.values() if t is not None], poke=True, notified=told
     )
-    outcomes = [moved.get(payment_of.get(e) or "") for e in event_row_ids]
+    outcomes = [moved[t] if (t := payment_of.get(e)) else None for e in event_row_ids]
     handled = [e for e, t in payment_of.items() if t is None or moved[t] is None]
     if handled:
         async with resources.sessionmaker() as session:

@@ -28,6 +28,9 @@ _READ_COLUMNS = [
     C.updated_at,
 ]  # fmt: skip
 
+#: A :class:`TransactionRow`: what lists show, and what the engine needs besides.
+_ROW_COLUMNS = [*_READ_COLUMNS, C.user_id, C.hold_id, C.next_attempt_at]
+
 
 class ListedTransaction(TypedDict):
     """A transaction as lists show it (:data:`_READ_COLUMNS`)."""
@@ -110,9 +113,7 @@ def insert_transaction(session: AsyncSession, values: dict[str, Any]) -> None:
 async def get(
     session: AsyncSession, transaction_id: str, *, for_update: bool = False
 ) -> TransactionRow | None:
-    statement = select(*_READ_COLUMNS, C.user_id, C.hold_id, C.next_attempt_at).where(
-        C.id == transaction_id
-    )
+    statement = select(*_ROW_COLUMNS).where(C.id == transaction_id)
     if for_update:
         statement = statement.with_for_update()
     row = (await session.execute(statement)).one_or_none()
@@ -123,11 +124,7 @@ async def get_many(
     session: AsyncSession, transaction_ids: Sequence[str]
 ) -> dict[str, TransactionRow]:
     """:func:`get` for many, in one query; a missing id is simply absent."""
-    rows = await session.execute(
-        select(*_READ_COLUMNS, C.user_id, C.hold_id, C.next_attempt_at).where(
-            C.id.in_(transaction_ids)
-        )
-    )
+    rows = await session.execute(select(*_ROW_COLUMNS).where(C.id.in_(transaction_ids)))
     return {row.id: cast(TransactionRow, dict(row._mapping)) for row in rows}
 
 

@@ -16,8 +16,9 @@ work that is the same for all of them is shared:
 4. anything else — a charge not paid yet, a payment of another type or state, a credit the
    batch could not take, a note left meanwhile — goes the ordinary way, one payment at a time.
 
-A batch that fails as a whole (a deadlock, a status that moved under a credit) is rolled back
-and each of its credits is written alone, exactly as without batching.
+A batch that fails as a whole (a deadlock, a status that moved under a credit, a COMMIT whose
+answer was lost) leaves its payments to be looked at again, each the ordinary way from a fresh
+read, exactly as without batching: a credit that did commit is found done, the others are made.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pixwave.payments import repository
 from pixwave.payments.engine import cash_in, endings
 from pixwave.payments.engine.flows import keep_attempts, move
 from pixwave.payments.engine.run import Collaborators, LeaseLost, Run
+from pixwave.payments.repository import AttemptRow
 from pixwave.payments.status import TransactionStatus, TransactionType
 from pixwave.pix import is_valid_end_to_end_id
 from pixwave.unit_of_work import flush_and_commit, group_inserts, mark, rewind
@@ -214,7 +216,7 @@ class _Looks:
         # The others' steps (a charge to create, a send) need no read first: they start now.
         await asyncio.gather(
             *(self.look_at_charges(deposits, reads) for deposits in by_gateway.values()),
-            *(self.alone(run, None) for run in runs if not _awaits_payer(run)),
+            *(self.move(run) for run in runs if not _awaits_payer(run)),
         )
 
     async def look_at_charges(self, runs: list[Run], reads: asyncio.Semaphore) -> None:
@@ -232,10 +234,10 @@ class _Looks:
             if charge is not None and charge.status is ChargeStatus.PAID
         ]
         answered = [
-            self.alone(run, cash_in.on_charge(run, charge) if charge else asyncio.sleep(0))
+            self.finish(run, None if charge is None else cash_in.on_charge(run, charge))
             for run, charge in zip(runs, charges, strict=True)
             if charge is None or charge.status is not ChargeStatus.PAID
-        ]  # a charge not read has its next look written already
+        ]
         await asyncio.gather(self.credit(paid), *answered)
 
     async def read(self, run: Run, reads: asyncio.Semaphore) -> Charge | None:
@@ -246,13 +248,17 @@ class _Looks:
         async with reads:
             return await self.guard(run, cash_in.read_charge(run))
 
-    async def alone(self, run: Run, step: Awaitable[None] | None) -> None:
-        """One payment's own step (None: its flow, from the row read), then it is over."""
-        if step is None:  # `move` keeps its own attempts
-            await self.guard(run, move(run))
-        else:
+    async def move(self, run: Run) -> None:
+        """A payment that is not a deposit awaiting its payer: its flow, from the row read."""
+        await self.guard(run, move(run))  # `move` keeps its own attempts
+        self.over(run)
+
+    async def finish(self, run: Run, step: Awaitable[None] | None) -> None:
+        """A deposit whose charge was read: its own step (None: the charge could not be read,
+        and its next look is written already), its attempts, and it is over."""
+        if step is not None:
             await self.guard(run, step)
-            await keep_attempts(run)
+        await keep_attempts(run)
         self.over(run)
 
     async def record(self, samples: list[Sample]) -> None:
@@ -263,6 +269,7 @@ class _Looks:
             log.warning("payments.health_record_failed", samples=len(samples), error=repr(error))
 
     async def credit(self, paid: list[tuple[Run, Charge]]) -> None:
+        """Credit a gateway's paid deposits together; those the batch left out, alone."""
         alone = paid
         if len(paid) > 1:
             try:
@@ -270,8 +277,13 @@ class _Looks:
             except Exception as error:
                 log.warning("payments.credit_batch_failed", size=len(paid), error=repr(error))
                 _FALLBACKS.inc(len(paid))
-            else:
-                alone = [(run, charge) for run, charge in paid if run not in written]
+                # Whether it committed is unknown (its answer may be what was lost), so these
+                # runs' rows and attempts may be stale: each payment is looked at again after
+                # the batch, the ordinary way, from a fresh read. Their reads' attempt rows
+                # go with the batch's fate (history only; the new look records its own).
+                self.again.update(run.id for run, _ in paid)
+                return
+            alone = [(run, charge) for run, charge in paid if run not in written]
         await asyncio.gather(
             *(self.guard(run, cash_in.credit(run, charge)) for run, charge in alone)
         )
@@ -299,7 +311,7 @@ async def credit_together(use: Collaborators, paid: Sequence[tuple[Run, Charge]]
     """Credit the paid deposits in one transaction; return the runs written. A credit the
     batch cannot take (its transition is refused, its wallet is gone) is left out and rewound,
     and is for the caller to write alone, where it meets the same rule as without batching."""
-    written: list[tuple[Run, tuple[list[repository.AttemptRow], list[repository.AttemptRow]]]] = []
+    written: list[tuple[Run, Charge, tuple[list[AttemptRow], list[AttemptRow]]]] = []
     async with use.sessionmaker() as session:
         group_inserts(session)
         sources = {
@@ -320,10 +332,10 @@ async def credit_together(use: Collaborators, paid: Sequence[tuple[Run, Charge]]
                 locked.rewind(applied)
                 log.info("payments.credit_left_out", transaction_id=run.id, error=repr(refused))
                 continue
-            written.append((run, attempts))
+            written.append((run, charge, attempts))
         locked.finish(session)
         await flush_and_commit(session)
-    for run, (inserted, answered) in written:
+    for run, charge, (inserted, answered) in written:
         run.attempts.committed(inserted, answered)
-        cash_in.credited(run)
-    return {run for run, _ in written}
+        cash_in.credited(run, charge)
+    return {run for run, _, _ in written}

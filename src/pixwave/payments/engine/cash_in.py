@@ -208,7 +208,7 @@ async def close_charge(run: Run, status: S) -> None:
 async def credit(run: Run, charge: Charge) -> None:
     """The payer paid: credit the wallet exactly once (the transition is the guard)."""
     if await run.write(crediting(run, charge)):
-        credited(run)
+        credited(run, charge)
 
 
 def crediting(
@@ -223,13 +223,6 @@ def crediting(
     gateway = row["gateway"]
     if gateway is None:
         raise BrokenInvariant(f"deposit {run.id} was paid through no gateway")
-    if charge.paid_amount is not None and charge.paid_amount != row["amount"]:
-        log.warning(
-            "payments.paid_amount_differs",
-            transaction_id=run.id,
-            expected=row["amount"],
-            paid=charge.paid_amount,
-        )
 
     async def work(session: AsyncSession) -> None:
         clearing = source or await ledger.system_account(
@@ -257,10 +250,19 @@ def crediting(
     return work
 
 
-def credited(run: Run) -> None:
+def credited(run: Run, charge: Charge) -> None:
+    """Said once the credit committed (a batch that fell back builds its writes twice)."""
+    row = run.row
+    if charge.paid_amount is not None and charge.paid_amount != row["amount"]:
+        log.warning(
+            "payments.paid_amount_differs",
+            transaction_id=run.id,
+            expected=row["amount"],
+            paid=charge.paid_amount,
+        )
     log.info(
         "payments.deposit_credited",
         transaction_id=run.id,
-        gateway=run.row["gateway"],
-        amount=run.row["amount"],
+        gateway=row["gateway"],
+        amount=row["amount"],
     )
