@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from pixwave.gateways.base import InboundWebhook
 from pixwave.gateways.efi import EfiConnector, EfiWebhookAuth
@@ -23,7 +25,8 @@ HMAC = "inbox-test-hmac"
 
 @pytest.fixture
 def gateways(any_resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Resources:
-    """Both connectors, able to verify notifications; jobs recorded instead of run."""
+    """Both connectors, able to verify notifications; jobs recorded instead of run (their
+    event ids in `kicked(resources)`)."""
     mercadopago = MercadoPagoConnector(
         access_token="APP_USR-x", webhook_secret=SECRET, clock=lambda: NOW
     )
@@ -37,11 +40,28 @@ def gateways(any_resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Resou
     monkeypatch.setitem(any_resources.gateways, "mercadopago", mercadopago)
     monkeypatch.setitem(any_resources.gateways, "efi", efi)
 
+    kicks: list[str] = []
+
     async def record(name: str, argument: str) -> None:
-        pass
+        kicks.append(argument)
 
     monkeypatch.setattr(any_resources, "jobs", JobQueue(record))
+    monkeypatch.setattr(any_resources, "inbox_test_kicks", kicks, raising=False)
     return any_resources
+
+
+def kicked(resources: Resources) -> list[str]:
+    """The inbox rows a job was enqueued for, in order (see the `gateways` fixture)."""
+    kicks: list[str] = resources.inbox_test_kicks  # type: ignore[attr-defined]
+    return kicks
+
+
+def efi_notification(*e2e_ids: str) -> InboundWebhook:
+    """One Efí notification carrying a received Pix per end-to-end id (``pix[]``)."""
+    body = {"pix": [pix_received(e2e=e2e, txid=f"tx{i:024d}") for i, e2e in enumerate(e2e_ids)]}
+    return InboundWebhook(
+        body=json.dumps(body).encode(), headers={}, query={"hmac": HMAC}, client_ip="127.0.0.1"
+    )
 
 
 def mercadopago_notification(event_id: str, data_id: str = "191606489519") -> InboundWebhook:
@@ -58,6 +78,61 @@ def mercadopago_notification(event_id: str, data_id: str = "191606489519") -> In
 async def stored(resources: Resources) -> int:
     async with resources.sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(INBOX)) or 0)
+
+
+async def stored_ids(resources: Resources) -> list[str]:
+    async with resources.sessionmaker() as session:
+        return list((await session.scalars(select(INBOX.c.id).order_by(INBOX.c.id))).all())
+
+
+class TestStoring:
+    """Each event once, its job only if it is new; a lone event in two round trips."""
+
+    @pytest.fixture
+    def savepoints(self, gateways: Resources) -> Iterator[list[str]]:
+        """The savepoints opened on the engine while the test runs."""
+        opened: list[str] = []
+
+        def record(_connection: Any, name: str) -> None:
+            opened.append(name)
+
+        engine = gateways.engine.sync_engine
+        event.listen(engine, "savepoint", record)
+        yield opened
+        event.remove(engine, "savepoint", record)
+
+    async def test_a_lone_event_is_stored_without_a_savepoint(
+        self, gateways: Resources, savepoints: list[str]
+    ) -> None:
+        """The usual notification: one insert and the COMMIT, its job enqueued after."""
+        assert await service.receive(gateways, "mercadopago", mercadopago_notification("1")) == 1
+        assert savepoints == []
+        assert kicked(gateways) == await stored_ids(gateways)
+        assert len(kicked(gateways)) == 1
+
+    async def test_a_redelivered_lone_event_changes_nothing(self, gateways: Resources) -> None:
+        """The provider retries: no second row, no second job, and the session is usable."""
+        notification = mercadopago_notification("1")
+        assert await service.receive(gateways, "mercadopago", notification) == 1
+        assert await service.receive(gateways, "mercadopago", notification) == 0
+        assert len(kicked(gateways)) == 1
+        assert kicked(gateways) == await stored_ids(gateways)
+        assert await service.receive(gateways, "mercadopago", mercadopago_notification("2")) == 1
+        assert len(kicked(gateways)) == 2
+
+    async def test_several_events_keep_the_new_ones(
+        self, gateways: Resources, savepoints: list[str]
+    ) -> None:
+        """A notification of several events, one of them stored before: the others are
+        stored and enqueued, each in its own savepoint; the old one is not enqueued again."""
+        assert await service.receive(gateways, "efi", efi_notification("E" + "1" * 31)) == 1
+        first = kicked(gateways)[:]
+        notification = efi_notification("E" + "1" * 31, "E" + "2" * 31, "E" + "3" * 31)
+        assert await service.receive(gateways, "efi", notification) == 2
+        assert len(savepoints) == 3
+        assert len(await stored_ids(gateways)) == 3
+        assert kicked(gateways)[:1] == first
+        assert sorted(kicked(gateways)) == await stored_ids(gateways)
 
 
 class TestLongEventIds:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pixwave.db import table, utcnow
 from pixwave.inbox.models import InboxEvent
 from pixwave.payments.repository import TABLE as TRANSACTIONS
-from pixwave.unit_of_work import defer
+from pixwave.unit_of_work import defer, flush_and_commit
 
 TABLE = table(InboxEvent)
 C = TABLE.c
@@ -26,16 +26,42 @@ def event_digest(event_id: str) -> str:
     return hashlib.sha256(event_id.encode()).hexdigest()
 
 
+_INSERT = insert(TABLE)
+
+
 async def store(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert once; False when this (gateway, event id) was already stored (a redelivery)."""
+    """Insert once; False when this (gateway, event id) was already stored (a redelivery).
+
+    Inside a savepoint, so that a redelivered event leaves the other events of the same
+    notification (and the transaction) intact; see :func:`store_alone` for a lone event.
+    """
     try:
         async with session.begin_nested():
-            await session.execute(
-                insert(TABLE).values(**values, event_digest=event_digest(values["event_id"]))
-            )
+            await session.execute(_INSERT, _row(values))
     except IntegrityError:
         return False
     return True
+
+
+async def store_alone(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert one event and commit; False when it was already stored (a redelivery).
+
+    Most notifications carry one event. Its transaction holds nothing else, so a redelivery
+    can roll the whole of it back, with what was queued to run after its commit (the job):
+    the insert and the COMMIT are the only round trips (a savepoint and its release were two
+    more).
+    """
+    defer(session, _INSERT, _row(values))
+    try:
+        await flush_and_commit(session)
+    except IntegrityError:
+        await session.rollback()  # forgets the queued job with the transaction
+        return False
+    return True
+
+
+def _row(values: dict[str, Any]) -> dict[str, Any]:
+    return {**values, "event_digest": event_digest(values["event_id"])}
 
 
 async def unprocessed(

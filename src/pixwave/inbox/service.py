@@ -53,26 +53,31 @@ async def receive(
     events = gateway.verify_webhook(request)  # WebhookRejected (401) before anything is stored
     for event in events:
         _check_ids(event)
-    new = 0
+    now = utcnow()
+    rows = {
+        new_id("evt"): {
+            "gateway": gateway_name,
+            "event_id": event.event_id,
+            "kind": event.kind.value,
+            "resource_id": event.resource_id,
+            "data": dict(event.data),
+            "received_at": now,
+        }
+        for event in events
+    }
     async with resources.sessionmaker() as session:
-        for event in events:
-            row_id = new_id("evt")
-            stored = await repository.store(
-                session,
-                {
-                    "id": row_id,
-                    "gateway": gateway_name,
-                    "event_id": event.event_id,
-                    "kind": event.kind.value,
-                    "resource_id": event.resource_id,
-                    "data": dict(event.data),
-                    "received_at": utcnow(),
-                },
-            )
-            if stored:
-                new += 1
-                kick_after_commit(session, resources.jobs, HANDLE, row_id)
-        await flush_and_commit(session)
+        if len(rows) == 1:  # the common case: no savepoint needed (see `store_alone`)
+            [(row_id, values)] = rows.items()
+            # The job is forgotten with the transaction if the event was stored already.
+            kick_after_commit(session, resources.jobs, HANDLE, row_id)
+            new = int(await repository.store_alone(session, {"id": row_id, **values}))
+        else:
+            new = 0
+            for row_id, values in rows.items():
+                if await repository.store(session, {"id": row_id, **values}):
+                    new += 1
+                    kick_after_commit(session, resources.jobs, HANDLE, row_id)
+            await flush_and_commit(session)
     log.info("inbox.received", gateway=gateway_name, events=len(events), new=new)
     return new
 
