@@ -19,6 +19,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
+from pixwave.kit.scripts import Call, run_scripts
 
 # KEYS: lease, note. ARGV: token, ttl ms, note (1/0). Returns 1 when the lease was taken.
 _ENTER = """
@@ -98,21 +99,20 @@ class RedisLeases:
     ) -> list[str | None]:
         tokens = [secrets.token_hex(8) for _ in transaction_ids]
         ttl = max(1, int(ttl_seconds * 1000))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for transaction_id, token in zip(transaction_ids, tokens, strict=True):
-                await self._enter(
-                    keys=self._keys(transaction_id),
-                    args=[token, ttl, 1 if note else 0],
-                    client=pipe,
-                )
-            taken = await pipe.execute()
+        taken = await run_scripts(
+            self.redis,
+            [
+                Call(self._enter, self._keys(transaction_id), [token, ttl, 1 if note else 0])
+                for transaction_id, token in zip(transaction_ids, tokens, strict=True)
+            ],
+        )
         return [token if int(t) else None for token, t in zip(tokens, taken, strict=True)]
 
     async def leave_many(self, held: Sequence[tuple[str, str]]) -> list[bool]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for transaction_id, token in held:
-                await self._leave(keys=self._keys(transaction_id), args=[token], client=pipe)
-            noted = await pipe.execute()
+        noted = await run_scripts(
+            self.redis,
+            [Call(self._leave, self._keys(txn), [token]) for txn, token in held],
+        )
         return [bool(int(n)) for n in noted]
 
 

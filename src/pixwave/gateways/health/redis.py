@@ -28,6 +28,7 @@ from pixwave.gateways.health.model import (
     log_transition,
     state_of,
 )
+from pixwave.kit.scripts import Call, run_scripts
 
 
 def _lua(name: str) -> str:
@@ -122,11 +123,11 @@ class RedisHealthStore:
     async def record_many(self, samples: Sequence[Sample]) -> None:
         if not samples:
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for s in samples:
-                args = self._record_args(s.gateway, s.operation, s.outcome, s.latency_ms)
-                await self._record(**args, client=pipe)
-            answers = await pipe.execute()
+        calls: list[Call] = []
+        for s in samples:
+            args = self._record_args(s.gateway, s.operation, s.outcome, s.latency_ms)
+            calls.append(Call(self._record, args["keys"], args["args"]))
+        answers = await run_scripts(self.redis, calls)
         for sample, answer in zip(samples, answers, strict=True):
             _log_if_moved(sample.gateway, sample.operation, answer)
 
