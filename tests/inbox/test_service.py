@@ -86,7 +86,7 @@ async def stored_ids(resources: Resources) -> list[str]:
 
 
 class TestStoring:
-    """Each event once, its job only if it is new; a lone event in two round trips."""
+    """Each event once, its job only if it is new; a new notification in two round trips."""
 
     @pytest.fixture
     def savepoints(self, gateways: Resources) -> Iterator[list[str]]:
@@ -120,11 +120,31 @@ class TestStoring:
         assert await service.receive(gateways, "mercadopago", mercadopago_notification("2")) == 1
         assert len(kicked(gateways)) == 2
 
+    async def test_several_new_events_are_stored_without_a_savepoint(
+        self, gateways: Resources, savepoints: list[str]
+    ) -> None:
+        """A notification of several events, none seen before: stored together, one job each."""
+        notification = efi_notification("E" + "1" * 31, "E" + "2" * 31)
+        assert await service.receive(gateways, "efi", notification) == 2
+        assert savepoints == []
+        assert sorted(kicked(gateways)) == await stored_ids(gateways)
+        assert len(kicked(gateways)) == 2
+
+    async def test_a_redelivery_of_several_events_changes_nothing(
+        self, gateways: Resources
+    ) -> None:
+        notification = efi_notification("E" + "1" * 31, "E" + "2" * 31)
+        assert await service.receive(gateways, "efi", notification) == 2
+        assert await service.receive(gateways, "efi", notification) == 0
+        assert len(kicked(gateways)) == 2
+        assert sorted(kicked(gateways)) == await stored_ids(gateways)
+
     async def test_several_events_keep_the_new_ones(
         self, gateways: Resources, savepoints: list[str]
     ) -> None:
-        """A notification of several events, one of them stored before: the others are
-        stored and enqueued, each in its own savepoint; the old one is not enqueued again."""
+        """A notification of several events, one of them stored before: the attempt to store
+        them together rolls back (its jobs with it), then each goes in its own savepoint; the
+        others are stored and enqueued, the old one is not enqueued again."""
         assert await service.receive(gateways, "efi", efi_notification("E" + "1" * 31)) == 1
         first = kicked(gateways)[:]
         notification = efi_notification("E" + "1" * 31, "E" + "2" * 31, "E" + "3" * 31)

@@ -30,11 +30,8 @@ _INSERT = insert(TABLE)
 
 
 async def store(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert once; False when this (gateway, event id) was already stored (a redelivery).
-
-    Inside a savepoint, so that a redelivered event leaves the other events of the same
-    notification (and the transaction) intact; see :func:`store_alone` for a lone event.
-    """
+    """Insert once, inside a savepoint; False when this (gateway, event id) was already stored
+    (a redelivery), the transaction and the notification's other events left intact."""
     try:
         async with session.begin_nested():
             await session.execute(_INSERT, _row(values))
@@ -43,19 +40,16 @@ async def store(session: AsyncSession, values: dict[str, Any]) -> bool:
     return True
 
 
-async def store_alone(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert one event and commit; False when it was already stored (a redelivery).
-
-    Most notifications carry one event. Its transaction holds nothing else, so a redelivery
-    can roll the whole of it back, with what was queued to run after its commit (the job):
-    the insert and the COMMIT are the only round trips (a savepoint and its release were two
-    more).
-    """
-    defer(session, _INSERT, _row(values))
+async def store_all(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> bool:
+    """Insert every event and commit, with no savepoint: one round trip and the COMMIT.
+    False when one was stored already (a redelivery): the whole transaction, and whatever
+    was queued to run after its commit, is rolled back, for :func:`store` to sort out."""
+    for values in rows:
+        defer(session, _INSERT, _row(values))
     try:
         await flush_and_commit(session)
     except IntegrityError:
-        await session.rollback()  # forgets the queued job with the transaction
+        await session.rollback()
         return False
     return True
 
@@ -111,18 +105,11 @@ async def abandon_overdue(
     return flagged
 
 
-async def get_with_payment(
-    session: AsyncSession, event_id: str
-) -> tuple[dict[str, Any], str | None] | None:
-    """The event and the transaction whose provider id (charge, send or refund) or txid is
-    its resource — one round trip for what the job needs first."""
-    return (await get_many_with_payment(session, [event_id])).get(event_id)
-
-
 async def get_many_with_payment(
     session: AsyncSession, event_ids: Sequence[str]
 ) -> dict[str, tuple[dict[str, Any], str | None]]:
-    """:func:`get_with_payment` for many events, in one query; a missing id is absent."""
+    """Each event with the transaction whose provider id (charge, send or refund) or txid is
+    its resource, in one query; a missing id is absent."""
     # Two lookups, each on its own index ((gateway, gateway_payment_id), and txid), rather
     # than one with an OR: MariaDB would serve the OR from the gateway prefix alone, scanning
     # every transaction of the gateway for each event.

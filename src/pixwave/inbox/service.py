@@ -10,7 +10,7 @@ may be credited from the notification when it matches the charge; see ``TRUSTED_
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
@@ -24,6 +24,8 @@ from pixwave.unit_of_work import flush_and_commit
 from pixwave.worker.jobs import kick_after_commit
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from pixwave.resources import Resources
 
 log = structlog.get_logger("pixwave.inbox")
@@ -54,8 +56,9 @@ async def receive(
     for event in events:
         _check_ids(event)
     now = utcnow()
-    rows = {
-        new_id("evt"): {
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id("evt"),
             "gateway": gateway_name,
             "event_id": event.event_id,
             "kind": event.kind.value,
@@ -64,21 +67,34 @@ async def receive(
             "received_at": now,
         }
         for event in events
-    }
+    ]
     async with resources.sessionmaker() as session:
-        if len(rows) == 1:  # the common case: no savepoint needed (see `store_alone`)
-            [(row_id, values)] = rows.items()
-            # The job is forgotten with the transaction if the event was stored already.
-            kick_after_commit(session, resources.jobs, HANDLE, row_id)
-            new = int(await repository.store_alone(session, {"id": row_id, **values}))
-        else:
-            new = 0
-            for row_id, values in rows.items():
-                if await repository.store(session, {"id": row_id, **values}):
-                    new += 1
-                    kick_after_commit(session, resources.jobs, HANDLE, row_id)
-            await flush_and_commit(session)
+        new = await _store(resources, session, rows)
     log.info("inbox.received", gateway=gateway_name, events=len(events), new=new)
+    return new
+
+
+async def _store(resources: Resources, session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Store the events not stored yet, each with its job enqueued after the commit; how many
+    were new.
+
+    Optimistic, like idempotency keys (ADR 7): nearly every notification is new, so all its
+    events go in one round trip and the COMMIT. Only a redelivery rolls that back (its queued
+    jobs with it); then each event goes in a savepoint of its own. A lone event that was
+    refused is the redelivery itself: nothing is left to store.
+    """
+    for row in rows:
+        kick_after_commit(session, resources.jobs, HANDLE, row["id"])
+    if await repository.store_all(session, rows):
+        return len(rows)
+    if len(rows) == 1:
+        return 0
+    new = 0
+    for row in rows:
+        if await repository.store(session, row):
+            new += 1
+            kick_after_commit(session, resources.jobs, HANDLE, row["id"])
+    await flush_and_commit(session)
     return new
 
 

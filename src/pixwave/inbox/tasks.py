@@ -46,23 +46,17 @@ async def handle(resources: JobContext, event_row_id: str) -> None:
     if batch is not None:
         await batch.submit(event_row_id)
         return
-    async with resources.sessionmaker() as session:
-        found = await repository.get_with_payment(session, event_row_id)
-        if found is None or found[0]["processed_at"] is not None:
-            return
-        transaction_id = await _payment_of(resources, session, *found)
-    told = None if transaction_id is None else notified(found[0])
-    if told is not None and transaction_id is not None:
-        moved = await resources.payments.advance_many(
-            [transaction_id], poke=True, notified={transaction_id: told}
-        )
+    payment_of, told = await _pending(resources, [event_row_id])
+    if event_row_id not in payment_of:  # gone, or handled already
+        return
+    transaction_id = payment_of[event_row_id]
+    if transaction_id in told:
+        moved = await resources.payments.advance_many([transaction_id], poke=True, notified=told)
         if (error := moved[transaction_id]) is not None:
             raise error
     elif transaction_id is not None:
         await resources.payments.advance(transaction_id, poke=True)
-    async with resources.sessionmaker() as session:
-        repository.mark_processed(session, event_row_id)
-        await flush_and_commit(session)
+    await _mark_handled(resources, [event_row_id])
 
 
 async def drain(resources: JobContext, event_row_ids: list[str]) -> list[BaseException | None]:
@@ -70,6 +64,21 @@ async def drain(resources: JobContext, event_row_ids: list[str]) -> list[BaseExc
     moved together (`Engine.advance_many`: the paid deposits credited in one COMMIT), one
     write marking the events handled. Each event's outcome is its payment's: an event whose
     payment raised stays unhandled, for its job's retry (or the retry tick)."""
+    payment_of, told = await _pending(resources, event_row_ids)
+    moved = await resources.payments.advance_many(
+        [t for t in payment_of.values() if t is not None], poke=True, notified=told
+    )
+    await _mark_handled(
+        resources, [e for e, t in payment_of.items() if t is None or moved[t] is None]
+    )
+    return [moved[t] if (t := payment_of.get(e)) else None for e in event_row_ids]
+
+
+async def _pending(
+    resources: JobContext, event_row_ids: list[str]
+) -> tuple[dict[str, str | None], dict[str, Notified]]:
+    """The events not handled yet, each with the payment it is about (None: none of ours), and
+    what trusted notifications state of their payments, in one read."""
     payment_of: dict[str, str | None] = {}
     told: dict[str, Notified] = {}
     async with resources.sessionmaker() as session:
@@ -80,17 +89,15 @@ async def drain(resources: JobContext, event_row_ids: list[str]) -> list[BaseExc
                 payment_of[event_row_id] = payment
                 if payment is not None and (paid := notified(event)) is not None:
                     told[payment] = paid
-    moved = await resources.payments.advance_many(
-        [t for t in payment_of.values() if t is not None], poke=True, notified=told
-    )
-    outcomes = [moved[t] if (t := payment_of.get(e)) else None for e in event_row_ids]
-    handled = [e for e, t in payment_of.items() if t is None or moved[t] is None]
-    if handled:
+    return payment_of, told
+
+
+async def _mark_handled(resources: JobContext, event_row_ids: list[str]) -> None:
+    if event_row_ids:
         async with resources.sessionmaker() as session:
-            for event_row_id in handled:
+            for event_row_id in event_row_ids:
                 repository.mark_processed(session, event_row_id)
             await flush_and_commit(session)
-    return outcomes
 
 
 def notified(event: dict[str, Any]) -> Notified | None:

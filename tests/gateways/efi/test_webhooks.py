@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import pytest
@@ -248,6 +249,19 @@ class TestTrustedPayments:
             TRUSTED_PAYMENT: "mtls",
         }
         assert self.trusted(self.TRUSTING, request) == ["charge"]  # never refunds nor sends
+
+    def test_trust_needs_one_of_the_addresses_when_they_are_set(self) -> None:
+        """A verified header from an address outside ``allowed_ips`` (a caller inside the
+        network that set the header itself) is accepted, and read back, never trusted."""
+        auth = replace(self.TRUSTING, allowed_ips=frozenset({EFI_IP}))
+        headers = {"x-ssl-client-verify": "SUCCESS"}
+        trusted = webhook(self.BODY, headers=headers)
+        assert self.trusted(auth, trusted) == ["charge"]
+        elsewhere = webhook(self.BODY, headers=headers, client_ip="10.0.0.7")
+        accepted = verify_webhook(auth, elsewhere)
+        assert [e.kind for e in accepted] == [e.kind for e in verify_webhook(auth, trusted)]
+        assert self.trusted(auth, elsewhere) == []
+        assert self.trusted(auth, webhook(self.BODY, headers=headers, client_ip=None)) == []
 
     def test_the_url_secret_is_never_trusted_with_the_payment(self) -> None:
         request = webhook(self.BODY, query={"hmac": SECRET})

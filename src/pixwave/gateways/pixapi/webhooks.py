@@ -184,10 +184,16 @@ class Notifications:
 
         With ``trust_mtls_payments``, the received Pix of a notification that came over
         verified mTLS are marked ``TRUSTED_PAYMENT``: the engine may credit them from what
-        they say (checked against the charge) instead of asking the PSP first."""
+        they say (checked against the charge) instead of asking the PSP first. The mark also
+        needs one of the PSP's addresses (``allowed_ips``, when set): the header alone proves
+        only that *something* set it, and with the mark a forged one would be worth money."""
         scheme = self.authenticate(auth, request)
         events = self.parse(request.body)
-        if scheme != "mtls" or not auth.trust_mtls_payments:
+        if (
+            scheme != "mtls"
+            or not auth.trust_mtls_payments
+            or (auth.allowed_ips and not ip_allowed(request.client_ip, auth.allowed_ips))
+        ):
             return events
         return [
             replace(event, data={**event.data, TRUSTED_PAYMENT: scheme})
