@@ -296,3 +296,116 @@ class TestStreamBroker:
             await broker.shutdown()
             await redis.delete(stream)
             await redis.aclose()
+
+
+async def command_calls(redis: Redis, *commands: str) -> int:
+    """How many times the server ran these commands (``INFO commandstats``)."""
+    stats = await redis.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in commands)
+
+
+async def first_message(broker: StreamBroker) -> AckableMessage:
+    """The first message the broker's listen loop yields, within 5 s."""
+
+    async def first() -> AckableMessage:
+        async for message in broker.listen():
+            return message
+        raise AssertionError("the listen loop ended")
+
+    return await asyncio.wait_for(first(), timeout=5)
+
+
+class TestStreamClaims:
+    """What a dead worker left unacknowledged comes back, without a claim on every read."""
+
+    STREAM, GROUP = "pixwave:test-claims", "pixwave-test-workers"
+
+    @pytest.fixture
+    async def redis(self, redis_url: str) -> Any:
+        redis = Redis.from_url(redis_url)
+        await redis.delete(self.STREAM)
+        yield redis
+        await redis.delete(self.STREAM)
+        await redis.aclose()
+
+    async def broker(self, redis_url: str, *, idle_ms: int) -> StreamBroker:
+        broker = StreamBroker(
+            url=redis_url,
+            queue_name=self.STREAM,
+            consumer_group_name=self.GROUP,
+            idle_timeout=idle_ms,
+            xread_block=50,
+        )
+
+        async def job(argument: str = "") -> None:
+            return None
+
+        broker.register_task(job, task_name="test.job")
+        await broker.startup()
+        return broker
+
+    async def test_a_dead_workers_message_is_claimed_in_a_quiet_stream(
+        self, redis_url: str, redis: Redis
+    ) -> None:
+        """Another consumer took the job and died; nothing new arrives. Once the message is
+        idle past the redelivery time, this worker gets it — with one XAUTOCLAIM, no lock,
+        no MULTI, no script."""
+        broker = await self.broker(redis_url, idle_ms=300)
+        try:
+            await redis.xadd(self.STREAM, {b"data": b"left-by-the-dead"})
+            taken = await redis.xreadgroup(self.GROUP, "dead-worker", {self.STREAM: ">"})
+            assert taken
+            before = await command_calls(redis, "multi", "script|exists", "evalsha", "set")
+            message = await first_message(broker)
+            assert message.data == b"left-by-the-dead"
+            pending = await redis.xpending_range(self.STREAM, self.GROUP, "-", "+", 10)
+            assert [p["consumer"] for p in pending] == [broker.consumer_name.encode()]
+            acked = message.ack()
+            assert acked is not None
+            await acked
+            assert (await redis.xpending(self.STREAM, self.GROUP))["pending"] == 0
+            assert await command_calls(redis, "multi", "script|exists", "evalsha", "set") == before
+        finally:
+            await broker.shutdown()
+
+    async def test_reads_do_not_each_claim(self, redis_url: str, redis: Redis) -> None:
+        """With the redelivery time at 300 s, twenty messages read one by one cost no claim
+        (taskiq-redis's own loop claimed after every read that brought one)."""
+        broker = await self.broker(redis_url, idle_ms=300_000)
+        broker.count = 1
+        try:
+            for i in range(20):
+                await redis.xadd(self.STREAM, {b"data": str(i).encode()})
+            before = await command_calls(redis, "xautoclaim")
+            received = []
+            async for message in broker.listen():
+                received.append(message.data)
+                if len(received) == 20:
+                    break
+            assert received == [str(i).encode() for i in range(20)]
+            assert await command_calls(redis, "xautoclaim") == before
+        finally:
+            await broker.shutdown()
+
+    async def test_an_entry_trimmed_before_its_claim_is_dropped(
+        self, redis_url: str, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Redis 6.2 answers a claimed entry the stream no longer holds with no fields: it is
+        acknowledged (off the pending list for good), never handed to a job."""
+        broker = await self.broker(redis_url, idle_ms=10)
+        acked: list[bytes] = []
+
+        async def claim(*args: Any, **kwargs: Any) -> list[Any]:
+            return [b"0-0", [(b"1-1", None), (b"1-2", {b"data": b"kept"})], []]
+
+        async def xack(stream: str, group: str, entry_id: bytes) -> int:
+            acked.append(entry_id)
+            return 1
+
+        monkeypatch.setattr(broker._client, "xautoclaim", claim)
+        monkeypatch.setattr(broker._client, "xack", xack)
+        try:
+            assert (await first_message(broker)).data == b"kept"
+            assert acked == [b"1-1"]
+        finally:
+            await broker.shutdown()

@@ -5,16 +5,17 @@ Each process builds its broker around its own `Resources`, so a job's function g
 engine, Redis and gateways of the process that runs it, without globals. Messages are
 acknowledged only after the job has run: a worker killed mid-job leaves its message
 unacknowledged, and it goes to another worker once `JOB_REDELIVERY_SECONDS` have passed. On
-Redis that is XAUTOCLAIM, which happens only when new messages arrive, so the scheduler's
-periodic jobs keep the stream moving (and the sweep re-drives the transaction anyway); on SQS
-it is the visibility timeout (`sqs.py`). SQS carries only the jobs: leases, locks and gateway
-health still live in Redis, which is why QUEUE_CONNECTION=sqs needs Redis too.
+Redis that is XAUTOCLAIM, which each worker runs every tenth of that time (5 s at most),
+between its reads (`StreamBroker.listen`); on SQS it is the visibility timeout (`sqs.py`).
+SQS carries only the jobs: leases, locks and gateway health still live in Redis, which is why
+QUEUE_CONNECTION=sqs needs Redis too.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never, cast
 
 import structlog
 from redis.asyncio import Redis
@@ -37,6 +38,9 @@ GROUP = "pixwave-workers"
 
 log = structlog.get_logger("pixwave.worker")
 
+#: A stream entry as redis-py reads it: its id and its fields.
+Entry = tuple[bytes, dict[bytes, bytes]]
+
 
 class StreamBroker(RedisStreamBroker):
     """taskiq-redis's stream broker, sending with one long-lived client.
@@ -55,15 +59,22 @@ class StreamBroker(RedisStreamBroker):
         await super().shutdown()
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        """taskiq-redis's read, with the consumer group declared again when Redis lost it.
+        """Read the stream; every so often, claim what a dead worker left unacknowledged.
 
-        The group is created once, at startup. A Redis restarted without its data (or a
-        failover to a replica that never saw the group) answers every read with NOGROUP,
-        and without this the workers would wait forever while jobs pile up in the stream.
-        The group is made again from the stream's first entry — everything in it arrived
-        after the loss — and the error goes up, so the worker listens again shortly."""
+        taskiq-redis's own loop claims after every read that brought messages, in a MULTI
+        with a lock whose release is a script: two more round trips per read (redis-py asks
+        ``SCRIPT EXISTS`` before each), and a lock that guards nothing inside a MULTI. It
+        also never claims while the stream is quiet. Here XAUTOCLAIM, atomic by itself, runs
+        once per ``claim_every`` seconds, after a read whatever it brought: a message waits
+        ``JOB_REDELIVERY_SECONDS`` plus ``claim_every`` at most.
+
+        A Redis restarted without its data (or a failover to a replica that never saw the
+        group) answers every read with NOGROUP, and without the second half of this the
+        workers would wait forever while jobs pile up in the stream: the group is made again
+        from the stream's first entry — everything in it arrived after the loss — and the
+        error goes up, so the worker listens again shortly."""
         try:
-            async for message in super().listen():
+            async for message in self._read():
                 yield message
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
@@ -77,6 +88,46 @@ class StreamBroker(RedisStreamBroker):
                 if "BUSYGROUP" not in str(again):
                     raise
             raise
+
+    @property
+    def claim_every(self) -> float:
+        """Seconds between two claims of one worker: a tenth of the redelivery time, 5 at most."""
+        return min(self.idle_timeout / 10_000, 5.0)
+
+    async def _read(self) -> AsyncGenerator[AckableMessage, None]:
+        client, stream, group = self._client, self.queue_name, self.consumer_group_name
+        next_claim = time.monotonic() + self.claim_every
+        while True:
+            fetched = cast(  # redis-py's RESP2 reply: [[stream, [entry, …]]], or None
+                "list[tuple[bytes, list[Entry]]] | None",
+                await client.xreadgroup(
+                    group, self.consumer_name, {stream: ">"}, count=self.count, block=self.block
+                ),
+            )
+            for _, entries in fetched or ():
+                for entry_id, fields in entries:
+                    yield self._message(entry_id, fields)
+            if time.monotonic() < next_claim:
+                continue
+            next_claim = time.monotonic() + self.claim_every
+            answer: list[Any] = await client.xautoclaim(
+                stream,
+                group,
+                self.consumer_name,
+                min_idle_time=self.idle_timeout,
+                count=self.unacknowledged_batch_size,
+            )
+            claimed: list[Entry] = answer[1]  # [next start, claimed, deleted]
+            for entry_id, fields in claimed:
+                if not fields:  # trimmed from the stream meanwhile (Redis 6.2 says so this way)
+                    await client.xack(stream, group, entry_id)
+                    continue
+                yield self._message(entry_id, fields)
+
+    def _message(self, entry_id: bytes, fields: dict[bytes, bytes]) -> AckableMessage:
+        return AckableMessage(
+            data=fields[b"data"], ack=self._ack_generator(entry_id.decode(), self.queue_name)
+        )
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         """taskiq-redis's acknowledgement, on the long-lived client (its own builds a client
