@@ -24,6 +24,7 @@ from pixwave.gateways.errors import (
     Outcome,
     TransportFailure,
 )
+from pixwave.gateways.transport import AiohttpTransport, env_proxy
 from pixwave.observability.metrics import observe_gateway_call
 
 log = structlog.get_logger("pixwave.gateways")
@@ -96,19 +97,22 @@ class GatewayHTTP:
     ) -> None:
         self.gateway = gateway
         self._map_error = map_error
-        tls: ssl.SSLContext | bool = True
         if cert is not None:
             # The client certificate (PEM with its key) for mTLS; loading it here makes a bad
             # file fail at start-up instead of on the first payment.
             tls = ssl.create_default_context()
             tls.load_cert_chain(cert)
+        else:
+            tls = httpx.create_ssl_context()  # certifi's roots, or SSL_CERT_FILE's
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeouts.httpx(),
-            transport=transport,
-            verify=tls,
+            # A test's transport (an ASGI app, a MockTransport), or the network's (ADR 26).
+            transport=transport
+            or AiohttpTransport(
+                tls=tls, max_connections=max_connections, proxy=env_proxy(base_url)
+            ),
             headers=dict(headers or {}),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
         )
 
     async def request(
