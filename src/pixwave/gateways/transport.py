@@ -25,9 +25,9 @@ any other ``ClientError``              ``ReadError``             maybe sent
 =====================================  ========================  =======================
 
 aiohttp resends an idempotent method (``GET``, ``PUT``…) once by itself when a kept-alive
-connection breaks under it. A gateway's ``PUT`` is not harmless twice (Efí creates a charge and
-sends a Pix with ``PUT``), and a resent request would turn "maybe sent" into an answer about
-the resend; that retry is turned off: every call is sent once, and the engine decides.
+connection breaks under it. A gateway's ``PUT`` is not harmless twice (a provider may create a
+charge or send a Pix with one), and a resent request would turn "maybe sent" into an answer
+about the resend; that retry is turned off: every call is sent once, and the engine decides.
 """
 
 from __future__ import annotations
