@@ -80,7 +80,7 @@ from pixwave.pix import build_dynamic_brcode, build_static_brcode, qr_png_base64
 from transfers import code_version, mariadb_version, percentile, run_wrk
 
 LUA = ROOT / "bench" / "lua"
-SCENARIOS = ("deposits", "charges", "webhooks", "credits", "cached_get", "failover")
+SCENARIOS = ("deposits", "withdrawals", "charges", "webhooks", "credits", "cached_get", "failover")
 
 #: The issue's goals, as (figure, comparison, target).
 GOALS: dict[str, tuple[str, str, float]] = {
@@ -340,6 +340,62 @@ def scenario_deposits(args: argparse.Namespace, layout: Layout, scratch: Path, o
         deposits_ratio_to_healthz=round(ratio, 3),
     )
     out.audit("deposits")
+
+
+# --- scenario 1b: withdrawals accepted -------------------------------------------------------
+
+#: Group commit on (the default) and off, each measured on a fresh API process in the same run.
+WITHDRAWAL_MODES = {"grouped": "true", "alone": "false"}
+
+
+def scenario_withdrawals(
+    args: argparse.Namespace, layout: Layout, scratch: Path, out: Report
+) -> None:
+    """What accepting a withdrawal costs: the limits judged, the amount held, the transaction
+    recorded, its job enqueued — with `GROUP_COMMIT` on and off (the in-run baseline), each on
+    a fresh API process; the jobs wait in the queue (no worker), so nothing is sent."""
+    print("withdrawals: POST /v1/withdrawals accepted (202) per second, grouped and alone")
+    recreate_state()
+    actors = asyncio.run(create_actors(args.wallets, funding=100_000_000))
+    actors_file = write_actors(scratch / "actors.txt", actors)
+    by_mode: dict[str, dict[str, Any]] = {}
+    for mode, flag in WITHDRAWAL_MODES.items():
+        with cluster(scratch / mode, layout) as c, CpuSampler(c) as sampler:
+            c.start_api(workers=args.api_workers, GROUP_COMMIT=flag)
+            common = wrk_options(args, layout)
+            lua = LUA / "withdrawals.lua"
+            run_wrk(lua, c.api_url, [str(actors_file), "warm"], duration=args.warmup, **common)
+            began = time.time()
+            accepted = run_wrk(
+                lua, c.api_url, [str(actors_file), uuid.uuid4().hex],
+                duration=args.duration, **common,
+            )  # fmt: skip
+            cpu = sampler.between(began, time.time())
+        print(
+            f"  {mode}: {accepted['rate']:,.0f} withdrawals/s ({accepted['created']} in the run, "
+            f"{args.connections} clients), p50 {accepted['p50_us'] / 1000:.1f} ms, "
+            f"p99 {accepted['p99_us'] / 1000:.1f} ms, errors {error_text(accepted['errors'])}"
+        )
+        print(f"    {cpu_line(cpu, accepted['created'], 'withdrawal')}")
+        if accepted["errors"]:
+            out.wrong.append(f"withdrawals ({mode}): {error_text(accepted['errors'])}")
+        by_mode[mode] = {
+            "per_s": round(accepted["rate"], 1),
+            "p99_ms": round(accepted["p99_us"] / 1000, 2),
+            "cpu_ms": cpu_per(cpu, accepted["created"]),
+        }
+    grouped, alone = by_mode["grouped"], by_mode["alone"]
+    ratio = grouped["per_s"] / alone["per_s"] if alone["per_s"] else 0.0
+    api = (grouped["cpu_ms"].get("api", 0), alone["cpu_ms"].get("api", 0))
+    print(f"  grouped/alone: rate × {ratio:.2f}; API CPU ms {api[0]:.2f} vs {api[1]:.2f}")
+    out.figures.update(
+        withdrawals_per_s=grouped["per_s"],
+        withdrawals_p99_ms=grouped["p99_ms"],
+        withdrawals_cpu_ms=grouped["cpu_ms"],
+        withdrawals_modes=by_mode,
+        withdrawals_grouped_over_alone=round(ratio, 2),
+    )
+    out.audit("withdrawals")
 
 
 # --- scenario 2: charges ready ---------------------------------------------------------------
@@ -1059,6 +1115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             began = time.monotonic()
             if name == "deposits":
                 scenario_deposits(args, layout, where, report)
+            elif name == "withdrawals":
+                scenario_withdrawals(args, layout, where, report)
             elif name == "charges":
                 scenario_charges(args, layout, where, report)
             elif name == "webhooks":

@@ -25,6 +25,7 @@ from pixwave.inbox.tasks import inbox_batcher
 from pixwave.kit.groupcommit import GroupCommit, Prepare, S
 from pixwave.kit.idempotency import Idempotency
 from pixwave.kit.locks import LockManager, MemoryLocks, RedisLocks
+from pixwave.limits.group import prepare_payers
 from pixwave.limits.service import MoneyLimits
 from pixwave.notifications.sns import SnsPublisher
 from pixwave.notifications.webhooks.urls import private_urls_allowed
@@ -34,7 +35,6 @@ from pixwave.payments.engine.settings import EngineSettings
 from pixwave.payments.lease import build_leases
 from pixwave.payments.tasks import advance_batcher
 from pixwave.resources import Resources
-from pixwave.wallet.service import prepare_transfers
 from pixwave.worker.broker import build_broker, job_queue, register_jobs
 
 
@@ -130,7 +130,8 @@ def build_resources(
         sns=SnsPublisher.from_settings(settings),
         private_webhook_urls=private_urls_allowed(settings),
         limits=MoneyLimits(settings),
-        transfers=group("transfers", prepare_transfers),
+        transfers=group("transfers", prepare_payers),
+        withdrawals=group("withdrawals", prepare_payers),
     )
     resources.inbox_batch = inbox_batcher(resources)
     resources.advance_batch = advance_batcher(resources)

@@ -87,17 +87,18 @@ class Settings(BaseSettings):
     currency: Literal["BRL"] = "BRL"
     group_commit: bool = Field(
         default=True,
-        description="Coalesce concurrent transfers into one database transaction and one "
-        "COMMIT (GROUP_COMMIT); false runs each in its own.",
+        description="Coalesce concurrent transfers, and concurrent withdrawals' acceptance, "
+        "into one database transaction and one COMMIT (GROUP_COMMIT); false runs each in its "
+        "own.",
     )
     group_commit_window_ms: float = Field(
         default=1.0,
         ge=0,
         le=50,
-        description="How long the first transfer of a group waits for others to join it.",
+        description="How long the first payment of a group waits for others to join it.",
     )
     group_commit_max_size: int = Field(
-        default=64, ge=1, le=1000, description="Transfers at most in one group commit."
+        default=64, ge=1, le=1000, description="Payments at most in one group commit."
     )
     engine_batch: bool = Field(
         default=True,

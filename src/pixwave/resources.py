@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 
     from pixwave.kit.batching import Batcher
     from pixwave.kit.groupcommit import GroupCommit
+    from pixwave.limits.group import PayerGroup
     from pixwave.limits.service import MoneyLimits
     from pixwave.payments.engine import Engine
-    from pixwave.wallet.service import TransferGroup
     from pixwave.worker.jobs import JobQueue
 
 
@@ -77,7 +77,9 @@ class Resources:
     #: swapped in tests).
     limits: MoneyLimits
     #: Groups concurrent transfers into one commit (`GROUP_COMMIT`); None runs each alone.
-    transfers: GroupCommit[TransferGroup] | None
+    transfers: GroupCommit[PayerGroup] | None
+    #: Groups concurrent withdrawals' acceptance (their holds) the same way.
+    withdrawals: GroupCommit[PayerGroup] | None
     #: Inbox events handled together, payment looks taken together, the credits of each
     #: batch in one commit (`ENGINE_BATCH`); None moves each alone. Set right after
     #: construction (they run jobs on these resources).

@@ -247,6 +247,44 @@ class TestLockedPostings:
         assert (await ledger.get_balance(session, b)).posted == 500
 
 
+    async def test_holds_are_judged_with_postings_and_rewound_alike(
+        self, session: AsyncSession
+    ) -> None:
+        """A group's holds share the locked balance with its postings, in arrival order; a
+        rewound hold frees its money; the net held and posted moves are written once."""
+        a = await _wallet(session, 1_000)
+        b = await _wallet(session)
+        await session.commit()
+        locked = await ledger.lock_accounts(session, [a, b])
+        await ledger.create_hold(session, account_id=a, amount=300, locked=locked)
+        at, queued = locked.mark(), mark(session)
+        await ledger.create_hold(session, account_id=a, amount=500, locked=locked)
+        with pytest.raises(InsufficientFunds):  # 200 left
+            await ledger.post(
+                session,
+                kind="transfer",
+                entries=[ledger.Posting(a, -400), ledger.Posting(b, 400)],
+                locked=locked,
+            )
+        locked.rewind(at)  # the 500 was refused after all: 700 are free again
+        rewind(session, queued)
+        await ledger.post(
+            session,
+            kind="transfer",
+            entries=[ledger.Posting(a, -400), ledger.Posting(b, 400)],
+            locked=locked,
+        )
+        with pytest.raises(InsufficientFunds):
+            await ledger.create_hold(session, account_id=a, amount=301, locked=locked)
+        with pytest.raises(AccountNotFound):
+            await ledger.create_hold(session, account_id="wal_absent", amount=1, locked=locked)
+        locked.finish(session)
+        await flush_and_commit(session)
+        balance = await ledger.get_balance(session, a)
+        assert (balance.posted, balance.held, balance.available) == (600, 300, 300)
+        assert await _count(session, LedgerHold) == 1
+
+
 class TestHolds:
     async def test_hold_reduces_available_not_posted(self, session: AsyncSession) -> None:
         """A hold reserves money: available falls, posted stays."""

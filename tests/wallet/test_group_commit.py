@@ -21,13 +21,13 @@ from pixwave.kit import groupcommit
 from pixwave.kit.groupcommit import GroupCommit
 from pixwave.kit.locks import MemoryLocks
 from pixwave.ledger.models import LedgerTransaction
+from pixwave.limits.group import PayerGroup
 from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
 from pixwave.payments.models import Transaction
 from pixwave.resources import Resources
 from pixwave.unit_of_work import flush, flush_and_commit
 from pixwave.wallet import service as wallets
 from pixwave.wallet.schemas import TransferCreate
-from pixwave.wallet.service import TransferGroup
 from tests.conftest import _backend, app_client, assert_ledger_balances, wipe
 from tests.factories import Actor, create_actor, create_admin
 
@@ -200,7 +200,7 @@ async def test_a_failed_group_runs_each_transfer_alone(
     real = grouped.transfers.prepare
     calls = 0
 
-    async def failing(session: AsyncSession, claims: Sequence[Any]) -> TransferGroup:
+    async def failing(session: AsyncSession, claims: Sequence[Any]) -> PayerGroup:
         nonlocal calls
         calls += 1
         raise OperationalError("SELECT ... FOR UPDATE", {}, Exception("deadlock"))

@@ -9,7 +9,7 @@ on one connection:
 
 1. ``prepare`` locks every row the group touches, once, in id order, and reads what the
    payments will be judged against (for transfers: the users a period limit applies to, then
-   their sums, then the ledger accounts — see `wallet.service.prepare_transfers`). It runs
+   their sums, then the ledger accounts — see `limits.group.prepare_payers`). It runs
    first: a plain read before its locks would fix REPEATABLE READ's snapshot too early;
 2. one read finds the idempotency keys of the group that already have a stored answer — those
    leave the group and are replayed by the caller as usual;

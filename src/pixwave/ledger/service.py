@@ -241,7 +241,8 @@ class _Locked:
     is_wallet: bool
     available: int
     allow_negative: bool
-    delta: int = 0
+    delta: int = 0  # posted
+    held: int = 0
 
 
 class LockedAccounts:
@@ -258,7 +259,8 @@ class LockedAccounts:
             account_id: _Locked(kind == AccountKind.WALLET.value, posted - held, allow_negative)
             for account_id, kind, posted, held, allow_negative in rows
         }
-        self._journal: list[tuple[_Locked, int]] = []
+        #: (account, posted, held) moved by each payment, for :meth:`rewind`.
+        self._journal: list[tuple[_Locked, int, int]] = []
 
     def mark(self) -> int:
         return len(self._journal)
@@ -266,9 +268,10 @@ class LockedAccounts:
     def rewind(self, to: int) -> None:
         """Undo the moves applied since :meth:`mark` (a payment refused after its posting)."""
         while len(self._journal) > to:
-            account, amount = self._journal.pop()
-            account.available -= amount
-            account.delta -= amount
+            account, posted, held = self._journal.pop()
+            account.available -= posted - held
+            account.delta -= posted
+            account.held -= held
 
     def apply(self, net: Mapping[str, int], *, wallets_only: bool) -> None:
         """Move the balances by one posting's net amounts, or raise having moved nothing: the
@@ -287,13 +290,27 @@ class LockedAccounts:
         for _account_id, account, amount in found:
             account.available += amount
             account.delta += amount
-            self._journal.append((account, amount))
+            self._journal.append((account, amount, 0))
+
+    def hold(self, account_id: str, amount: int) -> None:
+        """Reserve ``amount`` of the account's available balance, or raise having reserved
+        nothing: the refusals of :func:`create_hold`'s guarded update."""
+        account = self._accounts.get(account_id)
+        if account is None:
+            raise AccountNotFound(f"ledger account {account_id} does not exist")
+        if not account.allow_negative and account.available - amount < 0:
+            raise InsufficientFunds(
+                "the available balance does not cover this amount", wallet_id=account_id
+            )
+        account.available -= amount
+        account.held += amount
+        self._journal.append((account, 0, amount))
 
     def finish(self, session: AsyncSession) -> None:
         """Queue each account's net move for the whole group (in account-id order)."""
         _apply(
             session,
-            [_Change(account_id, a.delta, 0) for account_id, a in self._accounts.items()],
+            [_Change(account_id, a.delta, a.held) for account_id, a in self._accounts.items()],
         )
 
 
@@ -307,12 +324,22 @@ async def lock_accounts(session: AsyncSession, account_ids: Sequence[str]) -> Lo
 
 
 async def create_hold(
-    session: AsyncSession, *, account_id: str, amount: int, reference: str | None = None
+    session: AsyncSession,
+    *,
+    account_id: str,
+    amount: int,
+    reference: str | None = None,
+    locked: LockedAccounts | None = None,
 ) -> str:
-    """Reserve `amount` of the account's available balance; return the hold id."""
+    """Reserve `amount` of the account's available balance; return the hold id. With
+    ``locked`` (a group commit's accounts), the reservation is judged there, in memory, and
+    written with the group's net moves."""
     if type(amount) is not int or amount <= 0:
         raise UnbalancedPosting(f"a hold needs a positive int amount, got {amount!r}")
-    _apply(session, [_Change(account_id, 0, amount)])
+    if locked is None:
+        _apply(session, [_Change(account_id, 0, amount)])
+    else:
+        locked.hold(account_id, amount)
     hold_id = new_id("hld")
     defer(
         session,

@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import CurrentPrincipal, Principal
 from pixwave.exceptions import InvalidPixKey, InvalidText
-from pixwave.kit.idempotency import Idempotent
+from pixwave.kit.idempotency import Grouped, Idempotent
 from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, page_of
 from pixwave.kit.problems import PixWaveRoute, problems
 from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
 from pixwave.limits.errors import LIMIT_ERRORS
+from pixwave.limits.group import PayerClaim, PayerGroup
 from pixwave.payments import flows, repository, service
 from pixwave.payments.schemas import (
     AttemptRead,
@@ -232,7 +233,15 @@ async def create_withdrawal(
     async def work(session: AsyncSession) -> TransactionRead:
         return await flows.create_withdrawal(session, resources, principal, body)
 
-    return await _answer(request, principal, await call.run(body, work, status_code=202), prefer)
+    grouped = None
+    if resources.withdrawals is not None:
+
+        async def in_group(session: AsyncSession, group: PayerGroup) -> TransactionRead:
+            return await flows.create_withdrawal(session, resources, principal, body, group)
+
+        grouped = Grouped(resources.withdrawals, in_group, PayerClaim(principal, resources.limits))
+    answer = await call.run(body, work, status_code=202, grouped=grouped)
+    return await _answer(request, principal, answer, prefer)
 
 
 @router.post(

@@ -18,6 +18,7 @@ from pixwave.db import utcnow
 from pixwave.exceptions import Conflict
 from pixwave.kit.ids import new_id
 from pixwave.ledger import service as ledger
+from pixwave.limits.group import PayerGroup
 from pixwave.payments import repository, service
 from pixwave.payments.schemas import DepositCreate, RefundCreate, TransactionRead, WithdrawalCreate
 from pixwave.payments.status import TransactionStatus, TransactionType
@@ -76,13 +77,26 @@ async def create_deposit(
 
 
 async def create_withdrawal(
-    session: AsyncSession, resources: Resources, principal: Principal, data: WithdrawalCreate
+    session: AsyncSession,
+    resources: Resources,
+    principal: Principal,
+    data: WithdrawalCreate,
+    group: PayerGroup | None = None,
 ) -> TransactionRead:
+    """With ``group``, this withdrawal is one of a group commit (`kit.groupcommit`): its
+    limits and its hold are judged against the group's locked state, in memory."""
     wallet_id = principal.require_wallet()
-    judged_at = await resources.limits.judge(session, principal, data.amount)
+    if group is None:
+        judged_at = await resources.limits.judge(session, principal, data.amount)
+    else:
+        judged_at = group.limits.judge(principal, data.amount)
     transaction_id = new_id("txn")
     hold_id = await ledger.create_hold(
-        session, account_id=wallet_id, amount=data.amount, reference=transaction_id
+        session,
+        account_id=wallet_id,
+        amount=data.amount,
+        reference=transaction_id,
+        locked=None if group is None else group.accounts,
     )
     return await _accept(
         session,

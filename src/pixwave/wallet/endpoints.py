@@ -13,6 +13,7 @@ from pixwave.kit.pagination import InvalidCursor, Limit, Page, StartingAfter, pa
 from pixwave.kit.problems import PixWaveRoute, problems
 from pixwave.ledger.errors import AccountNotFound, InsufficientFunds
 from pixwave.limits.errors import LIMIT_ERRORS
+from pixwave.limits.group import PayerClaim, PayerGroup
 from pixwave.payments.schemas import TransactionRead
 from pixwave.resources import ReadSession, Resources
 from pixwave.wallet import service
@@ -101,10 +102,10 @@ async def create_transfer(
     grouped = None
     if resources.transfers is not None:
 
-        async def in_group(session: AsyncSession, group: service.TransferGroup) -> TransactionRead:
+        async def in_group(session: AsyncSession, group: PayerGroup) -> TransactionRead:
             return await service.transfer(session, resources.limits, principal, body, group)
 
-        claim = service.TransferClaim(principal, body.to_wallet_id, resources.limits)
+        claim = PayerClaim(principal, resources.limits, also=(body.to_wallet_id,))
         grouped = Grouped(resources.transfers, in_group, claim)
     return await call.run(body, work, grouped=grouped)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.accounts.auth import Principal
@@ -13,7 +10,8 @@ from pixwave.kit.ids import new_id
 from pixwave.kit.pagination import check_cursor
 from pixwave.ledger import service as ledger
 from pixwave.ledger.errors import AccountNotFound
-from pixwave.limits.service import GroupLimits, MoneyLimits
+from pixwave.limits.group import PayerGroup
+from pixwave.limits.service import MoneyLimits
 from pixwave.payments import service as transactions
 from pixwave.payments.schemas import TransactionRead
 from pixwave.payments.status import TransactionStatus, TransactionType
@@ -74,53 +72,12 @@ async def statement(
     return [StatementEntry(**row) for row in rows]
 
 
-@dataclass(frozen=True, slots=True)
-class TransferClaim:
-    """What a transfer of a group commit touches: its payer (and their limits) and payee, and
-    the limits it is judged by (the process's)."""
-
-    principal: Principal
-    to_wallet_id: str
-    limits: MoneyLimits
-
-
-@dataclass(slots=True)
-class TransferGroup:
-    """The locked state a group of transfers is decided against, in memory."""
-
-    limits: GroupLimits
-    accounts: ledger.LockedAccounts
-
-    def mark(self) -> tuple[int, int]:
-        return self.limits.mark(), self.accounts.mark()
-
-    def rewind(self, to: tuple[int, int]) -> None:
-        self.limits.rewind(to[0])
-        self.accounts.rewind(to[1])
-
-    def finish(self, session: AsyncSession) -> None:
-        self.accounts.finish(session)
-
-
-async def prepare_transfers(
-    session: AsyncSession, claims: Sequence[TransferClaim]
-) -> TransferGroup:
-    """The group commit's `prepare` for transfers: the payers a period limit applies to are
-    locked and summed first, then every account, each in id order — the order a single
-    transfer takes them in."""
-    limits = claims[0].limits
-    judged = await limits.lock_for_group(session, [claim.principal for claim in claims])
-    ids = [claim.to_wallet_id for claim in claims]
-    ids += [claim.principal.wallet_id for claim in claims if claim.principal.wallet_id]
-    return TransferGroup(judged, await ledger.lock_accounts(session, ids))
-
-
 async def transfer(
     session: AsyncSession,
     limits: MoneyLimits,
     principal: Principal,
     data: TransferCreate,
-    group: TransferGroup | None = None,
+    group: PayerGroup | None = None,
 ) -> TransactionRead:
     """Move money between two PixWave wallets, synchronously and atomically, within the
     payer's limits.
