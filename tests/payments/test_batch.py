@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pixwave.gateways.base import Charge
+from pixwave.kit.ids import new_id
 from pixwave.ledger import service as ledger
 from pixwave.ledger.models import LedgerTransaction
 from pixwave.notifications.models import OutboxEvent
@@ -26,6 +27,7 @@ from pixwave.payments import repository
 from pixwave.payments.engine import batch, cash_in
 from pixwave.payments.engine.batch import Notified
 from pixwave.payments.engine.run import Run
+from pixwave.payments.models import GatewayAttempt
 from pixwave.payments.repository import TransactionRow
 from pixwave.resources import Resources
 from pixwave.unit_of_work import flush_and_commit
@@ -209,6 +211,43 @@ class TestEachByItsOwnRules:
         assert engine["primary"].count("get_charge") == reads_before + 2  # credited, unpaid
         assert await engine.leases.leave(owned, token)  # the note waits for its owner
         assert await engine.balance(actor) == (50_00 + 10_00 - 13_00, 0)
+
+    async def test_the_tries_so_far_are_read_once_for_the_batch(
+        self, engine: EngineBench, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two new deposits, one with an earlier failed call at the gateway: each goes on from
+        its own count (try 2, try 1), read for the whole batch in its one read, not each in a
+        session of its own."""
+        actor = await engine.actor()
+        tried, fresh = await engine.deposit(actor, 10_00), await engine.deposit(actor, 11_00)
+        async with engine.resources.sessionmaker() as session, session.begin():
+            session.add(
+                GatewayAttempt(
+                    id=new_id("att"),
+                    transaction_id=tried,
+                    gateway="primary",
+                    operation="charge",
+                    try_number=1,
+                    outcome="unavailable",
+                    latency_ms=3,
+                )
+            )
+        alone = 0
+        real = repository.attempts_by_operation
+
+        async def counted(session: AsyncSession, transaction_id: str) -> Any:
+            nonlocal alone
+            alone += 1
+            return await real(session, transaction_id)
+
+        monkeypatch.setattr(repository, "attempts_by_operation", counted)
+
+        outcomes = await engine.engine.advance_many([tried, fresh], poke=True)
+
+        assert outcomes == dict.fromkeys([tried, fresh])
+        assert (await engine.attempts(tried))[-1] == ("primary", "charge", 2, "succeeded")
+        assert await engine.attempts(fresh) == [("primary", "charge", 1, "succeeded")]
+        assert alone == 0
 
     async def test_a_payment_done_is_told_before_a_slow_neighbour_ends(
         self, engine: EngineBench

@@ -305,6 +305,23 @@ async def attempts_by_operation(
     return counts
 
 
+async def attempts_by_operation_many(
+    session: AsyncSession, transaction_ids: Sequence[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """:func:`attempts_by_operation` for many, in one query; a transaction without attempts is
+    absent."""
+    rows = await session.execute(
+        select(A.transaction_id, A.operation, A.gateway, func.count())
+        .where(A.transaction_id.in_(transaction_ids))
+        .group_by(A.transaction_id, A.operation, A.gateway)
+    )
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for transaction_id, operation, gateway, count in rows:
+        by_operation = counts.setdefault(str(transaction_id), {})
+        by_operation.setdefault(str(operation), {})[str(gateway)] = int(count)
+    return counts
+
+
 async def list_attempts(session: AsyncSession, transaction_id: str) -> list[ListedAttempt]:
     rows = await session.execute(
         select(

@@ -201,11 +201,20 @@ class _Looks:
         try:
             async with self.use.sessionmaker() as session:
                 rows = await repository.get_many(session, list(leased))
+                runs = [Run(self.use, rows[i], leased[i], leased_at) for i in leased if i in rows]
+                # The tries so far of the payments that will call a gateway (a charge to create,
+                # a send), in the same read: each would otherwise open a session for them.
+                moving = [run for run in runs if not _awaits_payer(run)]
+                if moving:
+                    counts = await repository.attempts_by_operation_many(
+                        session, [run.id for run in moving]
+                    )
+                    for run in moving:
+                        run.attempts.written = counts.get(run.id, {})
         except Exception as error:
             for transaction_id in leased:
                 self.outcomes[transaction_id] = error
             return
-        runs = [Run(self.use, rows[i], leased[i], leased_at) for i in leased if i in rows]
         # One flow per gateway: a gateway that answers slowly delays its own credits, never
         # another's (and each clearing account is written by one transaction per batch).
         by_gateway: dict[str, list[Run]] = {}
