@@ -8,19 +8,10 @@
 success_status = 202
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
 
-function init(args)
-  tokens = read_pairs(args[1])
-  count = #tokens
-  prefix = args[2] .. "-" .. thread_no .. "-"
-  sent = 0
-  start_counting()
-  headers = { ["Content-Type"] = "application/json" }
-end
+init = init_owners
 
 function request()
-  sent = sent + 1
-  headers["Authorization"] = tokens[math.random(count)]
-  headers["Idempotency-Key"] = prefix .. sent
+  local headers = owner_headers(math.random(count))
   local body = '{"amount":' .. math.random(100, 50000) .. "}"
   return wrk.format("POST", "/v1/deposits", headers, body)
 end

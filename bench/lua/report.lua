@@ -31,6 +31,26 @@ function start_counting()
   math.randomseed(os.time() * 100 + thread_no)
 end
 
+-- init() of the scripts that POST as random wallet owners: args are ACTORS_FILE ("token
+-- wallet_id" lines) and RUN_NONCE.
+function init_owners(args)
+  tokens, wallets = read_pairs(args[1])
+  count = #tokens
+  prefix = args[2] .. "-" .. thread_no .. "-"
+  sent = 0
+  start_counting()
+  headers = { ["Content-Type"] = "application/json" }
+end
+
+-- The next request's headers, from owner `i`: an Idempotency-Key of its own (nonce, thread,
+-- counter), so none is a replay.
+function owner_headers(i)
+  sent = sent + 1
+  headers["Authorization"] = tokens[i]
+  headers["Idempotency-Key"] = prefix .. sent
+  return headers
+end
+
 function response(status, _headers, _body)
   if status == success_status then
     created = created + 1

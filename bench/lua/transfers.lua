@@ -8,14 +8,7 @@
 success_status = 201
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "report.lua")
 
-function init(args)
-  tokens, wallets = read_pairs(args[1])
-  count = #tokens
-  prefix = args[2] .. "-" .. thread_no .. "-"
-  sent = 0
-  start_counting()
-  headers = { ["Content-Type"] = "application/json" }
-end
+init = init_owners
 
 function request()
   local payer = math.random(count)
@@ -23,9 +16,7 @@ function request()
   if payee >= payer then
     payee = payee + 1
   end
-  sent = sent + 1
-  headers["Authorization"] = tokens[payer]
-  headers["Idempotency-Key"] = prefix .. sent
+  local headers = owner_headers(payer)
   local body = '{"to_wallet_id":"' .. wallets[payee] .. '","amount":' .. math.random(100) .. "}"
   return wrk.format("POST", "/v1/transfers", headers, body)
 end
