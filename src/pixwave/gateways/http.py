@@ -97,21 +97,23 @@ class GatewayHTTP:
     ) -> None:
         self.gateway = gateway
         self._map_error = map_error
+        tls: ssl.SSLContext | None = None
         if cert is not None:
             # The client certificate (PEM with its key) for mTLS; loading it here makes a bad
             # file fail at start-up instead of on the first payment.
             tls = ssl.create_default_context()
             tls.load_cert_chain(cert)
-        else:
-            tls = httpx.create_ssl_context()  # certifi's roots, or SSL_CERT_FILE's
+        if transport is None:  # otherwise a test's (an ASGI app, a MockTransport)
+            transport = AiohttpTransport(  # ADR 26
+                # certifi's roots (or SSL_CERT_FILE's) unless a client certificate is used
+                tls=tls or httpx.create_ssl_context(),
+                max_connections=max_connections,
+                proxy=env_proxy(base_url),
+            )
         self.client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeouts.httpx(),
-            # A test's transport (an ASGI app, a MockTransport), or the network's (ADR 26).
-            transport=transport
-            or AiohttpTransport(
-                tls=tls, max_connections=max_connections, proxy=env_proxy(base_url)
-            ),
+            transport=transport,
             headers=dict(headers or {}),
         )
 
