@@ -491,3 +491,20 @@ class TestConfig:
     def test_build_picks_memory_without_redis(self) -> None:
         """The embedded default (no Redis) gets the in-memory store."""
         assert isinstance(build_health_store(None, gateways=GATEWAYS), MemoryHealthStore)
+
+
+class TestRouterView:
+    async def test_concurrent_views_share_one_script_run(self, redis_backend: Backend) -> None:
+        """A batch's payments route at once: their identical reads of the gateways' health
+        are one script run on Redis, and each gets the same view."""
+        store = redis_backend.store()
+        assert isinstance(store, RedisHealthStore)
+        await store.record("mercadopago", "charge", Outcome.SUCCEEDED, 40)
+        stats = await store.redis.info("commandstats")
+        before = int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+        views = await asyncio.gather(*(store.view(list(GATEWAYS), "charge") for _ in range(8)))
+        stats = await store.redis.info("commandstats")
+        after = int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+        assert after - before == 1
+        assert all(view == views[0] for view in views)
+        assert views[0][0][1].samples == 1

@@ -246,7 +246,6 @@ class TestLockedPostings:
         assert (await ledger.get_balance(session, a)).posted == 0
         assert (await ledger.get_balance(session, b)).posted == 500
 
-
     async def test_holds_are_judged_with_postings_and_rewound_alike(
         self, session: AsyncSession
     ) -> None:

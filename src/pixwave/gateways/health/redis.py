@@ -29,6 +29,7 @@ from pixwave.gateways.health.model import (
     state_of,
 )
 from pixwave.kit.scripts import Call, run_scripts
+from pixwave.kit.singleflight import SingleFlight
 
 
 def _lua(name: str) -> str:
@@ -74,6 +75,7 @@ class RedisHealthStore:
         self._allow = redis.register_script(_ALLOW)
         self._snapshot = redis.register_script(_SNAPSHOT)
         self._view = redis.register_script(_VIEW)
+        self._views: SingleFlight[list[Any]] = SingleFlight()
 
     def _base(self, gateway: str, operation: str) -> str:
         # Redis Cluster: every key of the store shares the prefix's hash tag (`{health}`), so
@@ -172,8 +174,10 @@ class RedisHealthStore:
             for key in (self._keys(gateway, operation)[0], self._settings_key(gateway))
         ]
         bases = [self._base(gateway, operation) for gateway in gateways]
-        reply: list[Any] = await self._view(
-            keys=keys, args=[self._time(), c.bucket_ms, c.buckets, *bases]
+        args: list[str | int] = [self._time(), c.bucket_ms, c.buckets, *bases]
+        # A batch's payments route at once: the identical reads in flight share one.
+        reply: list[Any] = await self._views.run(
+            (tuple(keys), tuple(args)), lambda: self._view(keys=keys, args=args)
         )
         return [
             (
