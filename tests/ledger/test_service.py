@@ -258,21 +258,12 @@ class TestLockedPostings:
         await ledger.create_hold(session, account_id=a, amount=300, locked=locked)
         at, queued = locked.mark(), mark(session)
         await ledger.create_hold(session, account_id=a, amount=500, locked=locked)
+        entries = [ledger.Posting(a, -400), ledger.Posting(b, 400)]
         with pytest.raises(InsufficientFunds):  # 200 left
-            await ledger.post(
-                session,
-                kind="transfer",
-                entries=[ledger.Posting(a, -400), ledger.Posting(b, 400)],
-                locked=locked,
-            )
+            await ledger.post(session, kind="transfer", entries=entries, locked=locked)
         locked.rewind(at)  # the 500 was refused after all: 700 are free again
         rewind(session, queued)
-        await ledger.post(
-            session,
-            kind="transfer",
-            entries=[ledger.Posting(a, -400), ledger.Posting(b, 400)],
-            locked=locked,
-        )
+        await ledger.post(session, kind="transfer", entries=entries, locked=locked)
         with pytest.raises(InsufficientFunds):
             await ledger.create_hold(session, account_id=a, amount=301, locked=locked)
         with pytest.raises(AccountNotFound):

@@ -22,9 +22,9 @@ from pixwave.payments.models import Transaction
 from pixwave.payments.tasks import ADVANCE
 from pixwave.resources import Resources
 from tests.conftest import _backend, app_client, assert_ledger_balances, wipe
-from tests.factories import Actor, create_actor, create_admin
+from tests.factories import Actor, create_actor
 from tests.notifications.webhooks.support import Kicks
-from tests.wallet.test_group_commit import Groups, grouped
+from tests.wallet.test_group_commit import Groups, grouped, set_daily_limit
 
 __all__ = ["grouped"]  # the fixture, shared with the transfers' group commit tests
 
@@ -144,12 +144,8 @@ async def test_a_period_limit_is_shared_with_transfers_in_arrival_order(
     third is refused with 200 remaining, which a transfer then uses up."""
     ana = await create_actor(grouped, balance=10_000)
     bia = await create_actor(grouped)
-    admin = await create_admin(grouped)
     async with app_client(grouped) as client:
-        set_limit = await client.put(
-            f"/v1/users/{ana.user.id}/limits", json={"daily": 1_000}, headers=admin.headers()
-        )
-        assert set_limit.status_code == 200, set_limit.text
+        await set_daily_limit(grouped, client, ana, 1_000)
         await _wallet(client, ana)  # the token is looked up again (so the three meet)
         answers = await asyncio.gather(*(_withdraw(client, ana, 400) for _ in range(3)))
         assert sorted(a.status_code for a in answers) == [202, 202, 403]

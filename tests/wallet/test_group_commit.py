@@ -90,6 +90,17 @@ async def _available(client: httpx.AsyncClient, actor: Actor) -> int:
     return int((await client.get("/v1/wallet", headers=actor.headers())).json()["available"])
 
 
+async def set_daily_limit(
+    resources: Resources, client: httpx.AsyncClient, actor: Actor, daily: int
+) -> None:
+    """An operator sets the actor's daily limit (their token is looked up again afterwards)."""
+    admin = await create_admin(resources)
+    set_limit = await client.put(
+        f"/v1/users/{actor.user.id}/limits", json={"daily": daily}, headers=admin.headers()
+    )
+    assert set_limit.status_code == 200, set_limit.text
+
+
 async def _count(resources: Resources, model: type) -> int:
     async with resources.sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
@@ -254,12 +265,8 @@ async def test_a_period_limit_is_judged_in_the_group_in_arrival_order(
     still fits."""
     ana = await create_actor(grouped, balance=10_000)
     bia = await create_actor(grouped)
-    admin = await create_admin(grouped)
     async with app_client(grouped) as client:
-        set_limit = await client.put(
-            f"/v1/users/{ana.user.id}/limits", json={"daily": 1_000}, headers=admin.headers()
-        )
-        assert set_limit.status_code == 200, set_limit.text
+        await set_daily_limit(grouped, client, ana, 1_000)
         await _available(client, ana)  # the token is looked up again (so the three meet)
         answers = await asyncio.gather(
             *(_transfer(client, ana, bia.wallet_id, 400) for _ in range(3))
