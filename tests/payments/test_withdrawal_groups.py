@@ -15,18 +15,20 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pixwave.kit import groupcommit
 from pixwave.ledger.models import LedgerHold
 from pixwave.limits.group import PayerGroup
 from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
 from pixwave.payments.models import Transaction
 from pixwave.payments.tasks import ADVANCE
 from pixwave.resources import Resources
-from tests.conftest import _backend, app_client, assert_ledger_balances, wipe
+from pixwave.unit_of_work import flush_and_commit
+from tests.conftest import app_client
 from tests.factories import Actor, create_actor
 from tests.notifications.webhooks.support import Kicks
-from tests.wallet.test_group_commit import Groups, grouped, set_daily_limit
+from tests.wallet.test_group_commit import Groups, grouped, set_daily_limit, ungrouped
 
-__all__ = ["grouped"]  # the fixture, shared with the transfers' group commit tests
+__all__ = ["grouped", "ungrouped"]  # fixtures shared with the transfers' group commit tests
 
 PIX_KEY = "+5511987654321"
 
@@ -34,9 +36,7 @@ PIX_KEY = "+5511987654321"
 @pytest.fixture
 def kicks(grouped: Resources, monkeypatch: pytest.MonkeyPatch) -> Kicks:
     """Jobs are recorded, not run: what is tested is the acceptance."""
-    recorded = Kicks()
-    monkeypatch.setattr(grouped, "jobs", recorded.queue)
-    return recorded
+    return Kicks.on(grouped, monkeypatch)
 
 
 @pytest.fixture
@@ -120,21 +120,35 @@ async def test_a_refusal_refuses_only_itself_and_replays(
 
 
 async def test_with_group_commit_off_the_answers_are_the_same(
-    backends: dict[str, Resources],
-    redis_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    ungrouped: Resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alone = await _backend(
-        "mariadb-alone", backends, tmp_path_factory, redis_url=redis_url, group_commit=False
-    )
-    assert alone.withdrawals is None
-    await wipe(alone)
-    alone.token_cache.clear()
-    recorded = Kicks()
-    monkeypatch.setattr(alone, "jobs", recorded.queue)
-    await _refusal_journey(alone, recorded)
-    await assert_ledger_balances(alone)
+    assert ungrouped.withdrawals is None
+    await _refusal_journey(ungrouped, Kicks.on(ungrouped, monkeypatch))
+
+
+async def test_a_group_that_committed_but_was_not_told_holds_once(
+    grouped: Resources, kicks: Kicks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT lands but its answer is lost: each withdrawal, run alone, finds its key
+    taken and replays what the group stored — no second hold, no second job."""
+    real = flush_and_commit
+
+    async def committed_then_lost(session: AsyncSession) -> None:
+        await real(session)
+        raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(groupcommit, "flush_and_commit", committed_then_lost)
+    payers = [await create_actor(grouped, balance=500) for _ in range(3)]
+    async with app_client(grouped) as client:
+        for payer in payers:
+            await _wallet(client, payer)
+        answers = await asyncio.gather(*(_withdraw(client, p, 500) for p in payers))
+        assert [a.status_code for a in answers] == [202] * 3
+        assert all(a.headers.get("Idempotent-Replayed") == "true" for a in answers)
+        for payer in payers:
+            assert await _wallet(client, payer) == (0, 500)
+    assert sorted(kicks.of(ADVANCE)) == sorted(a.json()["id"] for a in answers)
+    assert await _count(grouped, LedgerHold) == 3
 
 
 async def test_a_period_limit_is_shared_with_transfers_in_arrival_order(

@@ -58,6 +58,20 @@ async def grouped(
     await assert_ledger_balances(res)
 
 
+@pytest.fixture
+async def ungrouped(
+    backends: dict[str, Resources], redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Resources]:
+    """MariaDB + Redis with group commit off (`GROUP_COMMIT=false`): the baseline."""
+    res = await _backend(
+        "mariadb-alone", backends, tmp_path_factory, redis_url=redis_url, group_commit=False
+    )
+    await wipe(res)
+    res.token_cache.clear()
+    yield res
+    await assert_ledger_balances(res)
+
+
 class Groups:
     """Counts the groups a GroupCommit sends and their sizes (wraps its `prepare`)."""
 
@@ -167,18 +181,10 @@ async def test_a_refusal_refuses_only_itself_and_replays(
     assert max(groups.sizes) >= 2, groups.sizes
 
 
-async def test_with_group_commit_off_the_answers_are_the_same(
-    backends: dict[str, Resources], redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+async def test_with_group_commit_off_the_answers_are_the_same(ungrouped: Resources) -> None:
     """`GROUP_COMMIT=false`: each transfer in its own transaction, the same answers."""
-    alone = await _backend(
-        "mariadb-alone", backends, tmp_path_factory, redis_url=redis_url, group_commit=False
-    )
-    assert alone.transfers is None
-    await wipe(alone)
-    alone.token_cache.clear()
-    await _refusal_journey(alone)
-    await assert_ledger_balances(alone)
+    assert ungrouped.transfers is None
+    await _refusal_journey(ungrouped)
 
 
 async def test_a_stored_key_is_replayed_not_run_again(

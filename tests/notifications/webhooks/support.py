@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
@@ -42,6 +43,13 @@ class Kicks:
     @property
     def queue(self) -> JobQueue:
         return JobQueue(self.record)
+
+    @classmethod
+    def on(cls, resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Kicks:
+        """Record, instead of enqueueing, what ``resources`` would enqueue (for the test)."""
+        recorded = cls()
+        monkeypatch.setattr(resources, "jobs", recorded.queue)
+        return recorded
 
     def of(self, name: str) -> list[str]:
         return [argument for called, argument in self.calls if called == name]

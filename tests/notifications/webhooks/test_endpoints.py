@@ -28,9 +28,7 @@ HOOK = "https://hooks.example.com/pixwave"
 @pytest.fixture
 def kicks(resources: Resources, monkeypatch: pytest.MonkeyPatch) -> Kicks:
     """Jobs the API enqueues are recorded, not run (no request leaves the test)."""
-    recorded = Kicks()
-    monkeypatch.setattr(resources, "jobs", recorded.queue)
-    return recorded
+    return Kicks.on(resources, monkeypatch)
 
 
 @pytest.fixture
