@@ -35,7 +35,7 @@ from __future__ import annotations
 import ssl
 import urllib.parse
 import urllib.request
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import httpx
@@ -54,7 +54,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._proxy = proxy
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -77,22 +76,20 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session._retry_connection = False  # see the module's docstring: every call goes once
         return session
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+    @staticmethod
+    def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
         """httpx's four timeouts in aiohttp's terms: ``connect`` there is the wait for a
         pooled connection *and* the handshake; ``sock_read`` bounds each read, as httpx's
         ``read`` does. A request body is written into the socket's buffer (gateways take a few
         hundred bytes), so the wait that matters after it is the read's."""
         given = request.extensions.get("timeout", {})
-        key = (given.get("pool"), given.get("connect"), given.get("read"))
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            pool, connect, read = key
-            total_connect = None if pool is None or connect is None else pool + connect
-            timeout = aiohttp.ClientTimeout(
-                total=None, connect=total_connect, sock_connect=connect, sock_read=read
-            )
-            self._timeouts[key] = timeout
-        return timeout
+        pool, connect = given.get("pool"), given.get("connect")
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=None if pool is None or connect is None else pool + connect,
+            sock_connect=connect,
+            sock_read=given.get("read"),
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session
