@@ -289,6 +289,25 @@ def prepare_ready_deposits(c: Cluster, args: argparse.Namespace, actors: list[Ac
 # --- scenario 1: deposits accepted -----------------------------------------------------------
 
 
+def owners_post(
+    c: Cluster,
+    sampler: CpuSampler,
+    args: argparse.Namespace,
+    common: dict[str, Any],
+    script: str,
+    actors_file: Path,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """A wrk script that POSTs as wallet owners: its warm-up, then the measured run (fresh
+    keys) and the processes' CPU over it."""
+    lua = LUA / script
+    run_wrk(lua, c.api_url, [str(actors_file), "warm"], duration=args.warmup, **common)
+    began = time.time()
+    measured = run_wrk(
+        lua, c.api_url, [str(actors_file), uuid.uuid4().hex], duration=args.duration, **common
+    )
+    return measured, sampler.between(began, time.time())
+
+
 def scenario_deposits(args: argparse.Namespace, layout: Layout, scratch: Path, out: Report) -> None:
     print("deposits: POST /v1/deposits accepted (202) per second, next to /healthz")
     recreate_state()
@@ -297,19 +316,7 @@ def scenario_deposits(args: argparse.Namespace, layout: Layout, scratch: Path, o
     with cluster(scratch, layout) as c, CpuSampler(c) as sampler:
         c.start_api(workers=args.api_workers)
         common = wrk_options(args, layout)
-        run_wrk(
-            LUA / "deposits.lua",
-            c.api_url,
-            [str(actors_file), "warm"],
-            duration=args.warmup,
-            **common,
-        )
-        began = time.time()
-        accepted = run_wrk(
-            LUA / "deposits.lua", c.api_url, [str(actors_file), uuid.uuid4().hex],
-            duration=args.duration, **common,
-        )  # fmt: skip
-        cpu = sampler.between(began, time.time())
+        accepted, cpu = owners_post(c, sampler, args, common, "deposits.lua", actors_file)
         healthz = run_wrk(
             LUA / "healthz.lua",
             c.api_url,
@@ -363,14 +370,7 @@ def scenario_withdrawals(
         with cluster(scratch / mode, layout) as c, CpuSampler(c) as sampler:
             c.start_api(workers=args.api_workers, GROUP_COMMIT=flag)
             common = wrk_options(args, layout)
-            lua = LUA / "withdrawals.lua"
-            run_wrk(lua, c.api_url, [str(actors_file), "warm"], duration=args.warmup, **common)
-            began = time.time()
-            accepted = run_wrk(
-                lua, c.api_url, [str(actors_file), uuid.uuid4().hex],
-                duration=args.duration, **common,
-            )  # fmt: skip
-            cpu = sampler.between(began, time.time())
+            accepted, cpu = owners_post(c, sampler, args, common, "withdrawals.lua", actors_file)
         print(
             f"  {mode}: {accepted['rate']:,.0f} withdrawals/s ({accepted['created']} in the run, "
             f"{args.connections} clients), p50 {accepted['p50_us'] / 1000:.1f} ms, "
