@@ -303,6 +303,8 @@ class TestProxy:
         monkeypatch.setenv("NO_PROXY", "mercadopago.com")
         assert env_proxy("https://api.mercadopago.com") is None
         assert env_proxy("https://pix.api.efipay.com.br") == "http://egress:3128"
+        monkeypatch.setenv("HTTPS_PROXY", "egress:3128")  # no scheme: plain HTTP, as httpx
+        assert env_proxy("https://pix.api.efipay.com.br") == "http://egress:3128"
 
     async def test_calls_go_through_the_proxy(
         self, serve: Callable[..., Awaitable[Server]], monkeypatch: pytest.MonkeyPatch

@@ -133,7 +133,10 @@ def env_proxy(url: str) -> str | None:
     proxies = urllib.request.getproxies_environment()
     if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
-    return proxies.get(parts.scheme) or proxies.get("all")
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:  # `egress:3128`, which httpx reads as plain HTTP
+        proxy = f"http://{proxy}"
+    return proxy
 
 
 def _translate(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
