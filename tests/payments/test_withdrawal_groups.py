@@ -15,18 +15,22 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pixwave.kit import groupcommit
 from pixwave.ledger.models import LedgerHold
 from pixwave.limits.group import PayerGroup
 from pixwave.observability.metrics import GROUP_COMMIT_FALLBACKS
 from pixwave.payments.models import Transaction
 from pixwave.payments.tasks import ADVANCE
 from pixwave.resources import Resources
-from pixwave.unit_of_work import flush_and_commit
 from tests.conftest import app_client
 from tests.factories import Actor, create_actor
 from tests.notifications.webhooks.support import Kicks
-from tests.wallet.test_group_commit import Groups, grouped, set_daily_limit, ungrouped
+from tests.wallet.test_group_commit import (
+    Groups,
+    grouped,
+    lose_group_commit_answers,
+    set_daily_limit,
+    ungrouped,
+)
 
 __all__ = ["grouped", "ungrouped"]  # fixtures shared with the transfers' group commit tests
 
@@ -131,13 +135,7 @@ async def test_a_group_that_committed_but_was_not_told_holds_once(
 ) -> None:
     """The COMMIT lands but its answer is lost: each withdrawal, run alone, finds its key
     taken and replays what the group stored — no second hold, no second job."""
-    real = flush_and_commit
-
-    async def committed_then_lost(session: AsyncSession) -> None:
-        await real(session)
-        raise OperationalError("COMMIT", {}, Exception("connection lost"))
-
-    monkeypatch.setattr(groupcommit, "flush_and_commit", committed_then_lost)
+    lose_group_commit_answers(monkeypatch)
     payers = [await create_actor(grouped, balance=500) for _ in range(3)]
     async with app_client(grouped) as client:
         for payer in payers:

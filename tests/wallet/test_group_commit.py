@@ -237,11 +237,8 @@ async def test_a_failed_group_runs_each_transfer_alone(
     monkeypatch.setattr(grouped.transfers, "prepare", real)
 
 
-async def test_a_group_that_committed_but_was_not_told_replays(
-    grouped: Resources, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The COMMIT lands but its answer is lost: each transfer, run alone, finds its key taken
-    and replays what the group stored — no transfer happens twice."""
+def lose_group_commit_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every group's COMMIT lands, and then its connection is lost before the answer."""
     real = flush_and_commit
 
     async def committed_then_lost(session: AsyncSession) -> None:
@@ -249,6 +246,14 @@ async def test_a_group_that_committed_but_was_not_told_replays(
         raise OperationalError("COMMIT", {}, Exception("connection lost"))
 
     monkeypatch.setattr(groupcommit, "flush_and_commit", committed_then_lost)
+
+
+async def test_a_group_that_committed_but_was_not_told_replays(
+    grouped: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT lands but its answer is lost: each transfer, run alone, finds its key taken
+    and replays what the group stored — no transfer happens twice."""
+    lose_group_commit_answers(monkeypatch)
     payers = [await create_actor(grouped, balance=500) for _ in range(3)]
     payee = await create_actor(grouped)
     async with app_client(grouped) as client:
